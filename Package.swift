@@ -1,0 +1,34 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Release builds use -Ounchecked for the kernels: bounds are checked at the Tensor API level.
+let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+
+let package = Package(
+    name: "pag",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "pag", targets: ["pag"]),
+        .library(name: "PAGTensor", targets: ["PAGTensor"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // oneDNN (Debian libdnnl-dev) as a system library.
+        .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
+        // Thin C layer over oneDNN: sgemm and cached convolution primitives.
+        .target(name: "CPAGKernels", dependencies: ["CDNNL"], path: "Sources/CPAGKernels",
+                cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "PAGTensor", dependencies: ["CPAGKernels"], path: "Sources/PAGTensor",
+                swiftSettings: fast),
+        .target(name: "PAGHost", dependencies: ["PAGTensor"], path: "Sources/PAGHost",
+                swiftSettings: fast),
+        .executableTarget(name: "pag", dependencies: [
+            "PAGHost", "PAGTensor",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Sources/pag", swiftSettings: fast),
+        .testTarget(name: "PAGTensorTests", dependencies: ["PAGTensor"], path: "Tests/PAGTensorTests"),
+    ],
+    swiftLanguageModes: [.v5]
+)

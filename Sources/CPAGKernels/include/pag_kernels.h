@@ -1,0 +1,43 @@
+// pag_kernels.h: the host's thin C layer over oneDNN (private to the host, not part of the plugin ABI).
+// All tensors are float32, contiguous, row-major; convolutions use NCHW activations and OIHW weights.
+// Every function returns 0 on success and a non-zero oneDNN status on failure.
+#ifndef PAG_KERNELS_H
+#define PAG_KERNELS_H
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// C[M,N] = alpha * op(A) * op(B) + beta * C, row-major; trans_a / trans_b are 0 or 1.
+int pag_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+              const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+              float *c, int64_t ldc);
+
+/// Geometry of one 2-D convolution (no dilation, groups = 1).
+typedef struct pag_conv_shape {
+    int64_t n, c, h, w;      // input  N C H W
+    int64_t o, kh, kw;       // weight O C KH KW
+    int64_t sh, sw, ph, pw;  // stride and symmetric zero padding
+    int64_t oh, ow;          // output spatial size (computed by the caller)
+} pag_conv_shape;
+
+/// y[N,O,OH,OW] = conv(x, w) + bias (bias may be NULL).
+int pag_conv2d_forward(const pag_conv_shape *s, const float *x, const float *w,
+                       const float *bias, float *y);
+/// gx[N,C,H,W] = gradient of conv wrt its input, given gy[N,O,OH,OW] and w (overwrites gx).
+int pag_conv2d_backward_data(const pag_conv_shape *s, const float *gy, const float *w, float *gx);
+/// gw[O,C,KH,KW] = gradient of conv wrt its weight, given x and gy (overwrites gw);
+/// gbias[O] = sum of gy over N, OH, OW when gbias is not NULL.
+int pag_conv2d_backward_weights(const pag_conv_shape *s, const float *x, const float *gy,
+                                float *gw, float *gbias);
+
+/// Drops every cached oneDNN primitive (tests use it to check that caching is not required).
+void pag_kernels_clear_cache(void);
+/// Number of cached primitives (for tests and the benchmark report).
+int64_t pag_kernels_cache_size(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
