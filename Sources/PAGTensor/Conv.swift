@@ -1,0 +1,85 @@
+import CPAGKernels
+
+// 2-D convolution on oneDNN primitives. Three primitives are differentiable ops of their own:
+// forward, backward-data and backward-weights. Each one's derivatives are again these three,
+// so gradients of gradients (double backpropagation) stay on the fast kernels.
+
+/// Geometry of a convolution (groups 1, no dilation).
+struct ConvGeometry {
+    var n, c, h, w, o, kh, kw, sh, sw, ph, pw, oh, ow: Int
+
+    init(input: [Int], weight: [Int], stride: (Int, Int), padding: (Int, Int)) {
+        precondition(input.count == 4, "conv2d: input must be NCHW, got shape \(input)")
+        precondition(weight.count == 4, "conv2d: weight must be OIHW, got shape \(weight)")
+        precondition(input[1] == weight[1], "conv2d: input has \(input[1]) channels but weight expects \(weight[1])")
+        precondition(stride.0 > 0 && stride.1 > 0 && padding.0 >= 0 && padding.1 >= 0, "conv2d: bad stride \(stride) or padding \(padding)")
+        (n, c, h, w) = (input[0], input[1], input[2], input[3])
+        (o, kh, kw) = (weight[0], weight[2], weight[3])
+        (sh, sw, ph, pw) = (stride.0, stride.1, padding.0, padding.1)
+        oh = (h + 2 * ph - kh) / sh + 1
+        ow = (w + 2 * pw - kw) / sw + 1
+        precondition(h + 2 * ph >= kh && w + 2 * pw >= kw, "conv2d: kernel \(kh)x\(kw) larger than padded input \(h + 2 * ph)x\(w + 2 * pw)")
+    }
+
+    var inputShape: [Int] { [n, c, h, w] }
+    var weightShape: [Int] { [o, c, kh, kw] }
+    var outputShape: [Int] { [n, o, oh, ow] }
+    var flops: Double { 2.0 * Double(n * o * oh * ow * c * kh * kw) }
+
+    var c_shape: pag_conv_shape {
+        pag_conv_shape(n: Int64(n), c: Int64(c), h: Int64(h), w: Int64(w), o: Int64(o), kh: Int64(kh), kw: Int64(kw),
+                       sh: Int64(sh), sw: Int64(sw), ph: Int64(ph), pw: Int64(pw), oh: Int64(oh), ow: Int64(ow))
+    }
+}
+
+extension Tensor {
+    /// 2-D convolution (cross-correlation, as PyTorch): x [N,C,H,W], weight [O,C,KH,KW], bias [O].
+    public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor? = nil,
+                              stride: Int = 1, padding: Int = 0) -> Tensor {
+        conv2d(x, weight: weight, bias: bias, stride: (stride, stride), padding: (padding, padding))
+    }
+
+    public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int)) -> Tensor {
+        let geo = ConvGeometry(input: x.shape, weight: weight.shape, stride: stride, padding: padding)
+        if let bias { precondition(bias.shape == [geo.o], "conv2d: bias shape \(bias.shape), expected [\(geo.o)]") }
+        return convForward(x, weight, bias, geo)
+    }
+
+    static func convForward(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ geo: ConvGeometry) -> Tensor {
+        let out = Tensor(uninitialized: geo.outputShape)
+        var s = geo.c_shape
+        let rc = pag_conv2d_forward(&s, x.pointer, w.pointer, bias?.pointer, out.pointer)
+        precondition(rc == 0, "oneDNN convolution forward failed with status \(rc)")
+        let inputs = bias.map { [x, w, $0] } ?? [x, w]
+        return record(out, "conv2d", inputs) { g, needs in
+            var grads: [Tensor?] = [needs[0] ? convBackwardData(g, w, geo) : nil,
+                                    needs[1] ? convBackwardWeights(x, g, geo) : nil]
+            if bias != nil { grads.append(needs[2] ? g.sum(axes: [0, 2, 3]) : nil) }
+            return grads
+        }
+    }
+
+    /// Gradient of the convolution wrt its input: linear in gy and in w.
+    static func convBackwardData(_ gy: Tensor, _ w: Tensor, _ geo: ConvGeometry) -> Tensor {
+        let out = Tensor(uninitialized: geo.inputShape)
+        var s = geo.c_shape
+        let rc = pag_conv2d_backward_data(&s, gy.pointer, w.pointer, out.pointer)
+        precondition(rc == 0, "oneDNN convolution backward-data failed with status \(rc)")
+        return record(out, "conv2d_backward_data", [gy, w]) { g, needs in
+            [needs[0] ? convForward(g, w, nil, geo) : nil,
+             needs[1] ? convBackwardWeights(g, gy, geo) : nil]
+        }
+    }
+
+    /// Gradient of the convolution wrt its weight: linear in x and in gy.
+    static func convBackwardWeights(_ x: Tensor, _ gy: Tensor, _ geo: ConvGeometry) -> Tensor {
+        let out = Tensor(uninitialized: geo.weightShape)
+        var s = geo.c_shape
+        let rc = pag_conv2d_backward_weights(&s, x.pointer, gy.pointer, out.pointer, nil)
+        precondition(rc == 0, "oneDNN convolution backward-weights failed with status \(rc)")
+        return record(out, "conv2d_backward_weights", [x, gy]) { g, needs in
+            [needs[0] ? convBackwardData(gy, g, geo) : nil,
+             needs[1] ? convForward(x, g, nil, geo) : nil]
+        }
+    }
+}

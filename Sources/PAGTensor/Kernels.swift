@@ -1,0 +1,179 @@
+/// Elementwise, broadcasting and reduction loops. Each loop is a plain counted loop over
+/// unsafe pointers that LLVM vectorizes; large loops are split over the cores.
+
+protocol UnaryKernel { func f(_ x: Float) -> Float }
+protocol BinaryKernel { func f(_ a: Float, _ b: Float) -> Float }
+
+/// `out[i] = k.f(x[i])`.
+@inline(__always)
+func mapUnary<K: UnaryKernel>(_ k: K, _ x: Tensor, cost: Int = 1) -> Tensor {
+    let out = Tensor(uninitialized: x.shape)
+    let src = x.pointer, dst = out.pointer
+    Parallel.forEach(x.count, cost: cost) { r in
+        for i in r { dst[i] = k.f(src[i]) }
+    }
+    return out
+}
+
+/// One dimension of a broadcast loop: length and the element strides of a and b in it.
+struct BroadcastDim { var n: Int; var sa: Int; var sb: Int }
+
+/// Dims of a broadcast from `a` and `b` to `out`, with size-1 dims dropped and contiguous runs merged.
+func broadcastPlan(_ a: [Int], _ b: [Int], _ out: [Int]) -> [BroadcastDim] {
+    let r = out.count
+    let pa = [Int](repeating: 1, count: r - a.count) + a
+    let pb = [Int](repeating: 1, count: r - b.count) + b
+    let stA = Shape.strides(pa), stB = Shape.strides(pb)
+    var dims: [BroadcastDim] = []
+    for i in 0..<r where out[i] != 1 {
+        dims.append(BroadcastDim(n: out[i], sa: pa[i] == 1 ? 0 : stA[i], sb: pb[i] == 1 ? 0 : stB[i]))
+    }
+    // Merge an outer dim into the inner one when the pair is contiguous for both operands.
+    var merged: [BroadcastDim] = []
+    for d in dims {
+        if var last = merged.last, last.sa == d.sa * d.n, last.sb == d.sb * d.n {
+            last = BroadcastDim(n: last.n * d.n, sa: d.sa, sb: d.sb)
+            merged[merged.count - 1] = last
+        } else {
+            merged.append(d)
+        }
+    }
+    return merged.isEmpty ? [BroadcastDim(n: 1, sa: 0, sb: 0)] : merged
+}
+
+@inline(__always)
+func binaryInner<K: BinaryKernel>(_ k: K, _ n: Int, _ a: UnsafePointer<Float>, _ sa: Int,
+                                  _ b: UnsafePointer<Float>, _ sb: Int, _ o: UnsafeMutablePointer<Float>) {
+    if sa == 1 && sb == 1 {
+        for i in 0..<n { o[i] = k.f(a[i], b[i]) }
+    } else if sa == 1 && sb == 0 {
+        let bv = b[0]
+        for i in 0..<n { o[i] = k.f(a[i], bv) }
+    } else if sa == 0 && sb == 1 {
+        let av = a[0]
+        for i in 0..<n { o[i] = k.f(av, b[i]) }
+    } else {
+        for i in 0..<n { o[i] = k.f(a[i * sa], b[i * sb]) }
+    }
+}
+
+/// `out = k.f(a, b)` with NumPy broadcasting to `outShape`.
+@inline(__always)
+func mapBinary<K: BinaryKernel>(_ k: K, _ a: Tensor, _ b: Tensor, outShape: [Int]) -> Tensor {
+    let out = Tensor(uninitialized: outShape)
+    let pa = UnsafePointer(a.pointer), pb = UnsafePointer(b.pointer), po = out.pointer
+    let dims = broadcastPlan(a.shape, b.shape, outShape)
+    let inner = dims[dims.count - 1]
+    if dims.count == 1 {
+        Parallel.forEach(inner.n) { r in
+            binaryInner(k, r.count, pa + r.lowerBound * inner.sa, inner.sa,
+                        pb + r.lowerBound * inner.sb, inner.sb, po + r.lowerBound)
+        }
+        return out
+    }
+    // Outer dims are walked as one flat index; each step runs the inner loop.
+    let outer = Array(dims.dropLast())
+    let outerCount = outer.reduce(1) { $0 * $1.n }
+    Parallel.forEach(outerCount, cost: inner.n) { r in
+        for flat in r {
+            var rem = flat, offA = 0, offB = 0
+            for d in outer.reversed() {
+                let i = rem % d.n; rem /= d.n
+                offA += i * d.sa; offB += i * d.sb
+            }
+            binaryInner(k, inner.n, pa + offA, inner.sa, pb + offB, inner.sb, po + flat * inner.n)
+        }
+    }
+    return out
+}
+
+/// Sum of `n` floats with SIMD accumulators (a plain loop would not vectorize a float reduction).
+@inline(__always)
+func simdSum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
+    var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
+    var i = 0
+    let raw = UnsafeRawPointer(p)
+    while i + 32 <= n {
+        acc0 += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
+        acc1 += raw.loadUnaligned(fromByteOffset: (i + 16) * 4, as: SIMD16<Float>.self)
+        i += 32
+    }
+    var s = (acc0 + acc1).sum()
+    while i < n { s += p[i]; i += 1 }
+    return s
+}
+
+/// Sums `x` down to `target` (same rank, 1 where summed), the reverse of broadcasting.
+func reduceSum(_ x: Tensor, to target: [Int]) -> Tensor {
+    let out = Tensor(uninitialized: target)
+    let po = out.pointer, px = UnsafePointer(x.pointer)
+    precondition(target.count == x.rank)
+    // Dims with their input stride and output stride (0 where reduced), merged when contiguous.
+    let inSt = Shape.strides(x.shape), outSt = Shape.strides(target)
+    var dims: [(n: Int, si: Int, so: Int)] = []
+    for i in 0..<x.rank where x.shape[i] != 1 {
+        let d = (n: x.shape[i], si: inSt[i], so: target[i] == 1 ? 0 : outSt[i])
+        if let last = dims.last, last.si == d.si * d.n, (last.so == 0) == (d.so == 0), last.so == d.so * d.n {
+            dims[dims.count - 1] = (n: last.n * d.n, si: d.si, so: d.so)
+        } else {
+            dims.append(d)
+        }
+    }
+    if dims.isEmpty { po[0] = x.count == 0 ? 0 : px[0]; return out }
+    let inner = dims[dims.count - 1]
+    let outer = Array(dims.dropLast())
+    let outerCount = outer.reduce(1) { $0 * $1.n }
+
+    // Runs the outer flat indices in `r`, accumulating into `dst` (laid out like `out`).
+    func run(_ r: Range<Int>, _ dst: UnsafeMutablePointer<Float>) {
+        for flat in r {
+            var rem = flat, offI = 0, offO = 0
+            for d in outer.reversed() {
+                let i = rem % d.n; rem /= d.n
+                offI += i * d.si; offO += i * d.so
+            }
+            let src = px + offI, o = dst + offO
+            if inner.so == 0 {
+                o[0] += inner.si == 1 ? simdSum(src, inner.n) : (0..<inner.n).reduce(0) { $0 + src[$1 * inner.si] }
+            } else if inner.si == 1 && inner.so == 1 {
+                for i in 0..<inner.n { o[i] += src[i] }
+            } else {
+                for i in 0..<inner.n { o[i * inner.so] += src[i * inner.si] }
+            }
+        }
+    }
+
+    out.pointer.update(repeating: 0, count: out.count)
+    let chunks = min(Parallel.threads, max(1, x.count / Parallel.grain))
+    if chunks <= 1 || outerCount < chunks {
+        run(0..<outerCount, po)
+    } else if outer.first!.so != 0 && (outer.count == 1 || outer.first!.n >= chunks) && outer.first!.so * outer.first!.n == out.count {
+        // The outermost dim is kept: threads write disjoint parts of the output.
+        let per = outerCount / outer.first!.n
+        let n0 = outer.first!.n
+        let step = (n0 + chunks - 1) / chunks
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let lo = min(n0, c * step), hi = min(n0, lo + step)
+            run(lo * per..<hi * per, po)
+        }
+    } else {
+        // The outermost dim is reduced: each thread sums into its own buffer, then they are added.
+        let partial = Tensor.zeros([chunks, out.count])
+        let pp = partial.pointer, oc = out.count
+        let step = (outerCount + chunks - 1) / chunks
+        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+            let lo = min(outerCount, c * step), hi = min(outerCount, lo + step)
+            run(lo..<hi, pp + c * oc)
+        }
+        for c in 0..<chunks { let src = pp + c * oc; for i in 0..<oc { po[i] += src[i] } }
+    }
+    return out
+}
+
+/// Copies `x` broadcast to `shape`.
+func broadcastCopy(_ x: Tensor, to shape: [Int]) -> Tensor {
+    struct TakeA: BinaryKernel { @inline(__always) func f(_ a: Float, _ b: Float) -> Float { a } }
+    return mapBinary(TakeA(), x, x, outShape: shape)
+}
+
+import Dispatch

@@ -1,0 +1,138 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+// Neural-network operations: softmax family, losses, batch norm, dropout, per-sample norms.
+
+/// How a loss combines per-sample values.
+public enum Reduction: String, Sendable { case mean, sum, none }
+
+extension Tensor {
+    /// log(softmax(x)) along `axis`, computed stably (max subtracted).
+    public func logSoftmax(axis: Int = -1) -> Tensor {
+        let ax = Shape.axis(axis, rank: rank)
+        let outer = shape[..<ax].reduce(1, *), n = shape[ax], inner = shape[(ax + 1)...].reduce(1, *)
+        let out = Tensor(uninitialized: shape)
+        let px = pointer, po = out.pointer
+        Parallel.forEach(outer * inner, cost: n * 8) { r in
+            for col in r {
+                let o = col / inner, i = col % inner
+                let src = px + o * n * inner + i, dst = po + o * n * inner + i
+                var m = -Float.infinity
+                for k in 0..<n { m = Swift.max(m, src[k * inner]) }
+                var s: Float = 0
+                for k in 0..<n { s += expf(src[k * inner] - m) }
+                let lse = m + logf(s)
+                for k in 0..<n { dst[k * inner] = src[k * inner] - lse }
+            }
+        }
+        let saved = out.detached()
+        return Tensor.record(out, "log_softmax", [self]) { g, _ in
+            let p = (GradMode.isEnabled ? self.logSoftmax(axis: ax) : saved).exp()
+            return [g - p * g.sum(axes: [ax], keepDims: true)]
+        }
+    }
+
+    /// softmax(x) along `axis`.
+    public func softmax(axis: Int = -1) -> Tensor { logSoftmax(axis: axis).exp() }
+
+    /// Cross-entropy of logits [N, C] against integer labels in 0..<C (PyTorch's F.cross_entropy),
+    /// with optional label smoothing.
+    public static func crossEntropy(_ logits: Tensor, labels: [Int], labelSmoothing: Float = 0,
+                                    reduction: Reduction = .mean) -> Tensor {
+        precondition(logits.rank == 2, "cross_entropy: logits must be [N, C], got \(logits.shape)")
+        let n = logits.shape[0], c = logits.shape[1]
+        precondition(labels.count == n, "cross_entropy: \(labels.count) labels for \(n) rows of logits")
+        precondition(labelSmoothing >= 0 && labelSmoothing <= 1, "cross_entropy: label smoothing \(labelSmoothing) outside [0, 1]")
+        // Target distribution: (1 - eps) one-hot + eps / C, a constant.
+        let target = Tensor.full([n, c], labelSmoothing / Float(c))
+        for (i, y) in labels.enumerated() {
+            precondition(y >= 0 && y < c, "cross_entropy: label \(y) at position \(i) is outside 0..<\(c)")
+            target.pointer[i * c + y] += 1 - labelSmoothing
+        }
+        let perSample = -(logits.logSoftmax(axis: 1) * target).sum(axes: [1])
+        switch reduction {
+        case .mean: return perSample.mean()
+        case .sum: return perSample.sum()
+        case .none: return perSample
+        }
+    }
+
+    /// Mean squared error (PyTorch's F.mse_loss).
+    public static func mse(_ a: Tensor, _ b: Tensor, reduction: Reduction = .mean) -> Tensor {
+        precondition(a.shape == b.shape, "mse: shapes \(a.shape) and \(b.shape) differ")
+        let sq = (a - b).square()
+        switch reduction {
+        case .mean: return sq.mean()
+        case .sum: return sq.sum()
+        case .none: return sq
+        }
+    }
+
+    /// Lp norm of each sample over all dims but the first: [N, ...] -> [N]. p is 1 or 2.
+    public func normPerSample(p: Int = 2) -> Tensor {
+        precondition(rank >= 1, "norm_per_sample needs a batch dimension")
+        let axes = Array(1..<rank)
+        switch p {
+        case 1: return abs().sum(axes: axes)
+        case 2: return square().sum(axes: axes).sqrt()
+        default: preconditionFailure("norm_per_sample: p must be 1 or 2, got \(p)")
+        }
+    }
+
+    /// Dropout: zeroes each element with probability p and scales the rest by 1/(1-p) in
+    /// training; identity otherwise.
+    public func dropout(p: Float, training: Bool, rng: inout RandomGenerator) -> Tensor {
+        precondition(p >= 0 && p < 1, "dropout: probability \(p) outside [0, 1)")
+        guard training, p > 0 else { return self }
+        let mask = Tensor(uninitialized: shape)
+        let keep = 1 / (1 - p)
+        for i in 0..<count { mask.pointer[i] = rng.nextFloat() < p ? 0 : keep }
+        return self * mask
+    }
+
+    /// Batch normalization over NCHW (or NC) input, PyTorch semantics: in training it
+    /// normalizes with the batch statistics (biased variance) and updates the running
+    /// statistics in place with `momentum` (unbiased variance); in evaluation it uses them.
+    public static func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?,
+                                 runningMean: Tensor?, runningVar: Tensor?,
+                                 training: Bool, momentum: Float = 0.1, eps: Float = 1e-5) -> Tensor {
+        precondition(x.rank == 2 || x.rank == 4, "batch_norm: input must be [N, C] or [N, C, H, W], got \(x.shape)")
+        let c = x.shape[1]
+        let statShape = x.rank == 4 ? [1, c, 1, 1] : [1, c]
+        let axes = x.rank == 4 ? [0, 2, 3] : [0]
+        for (name, t) in [("weight", weight), ("bias", bias), ("running_mean", runningMean), ("running_var", runningVar)] {
+            if let t { precondition(t.shape == [c], "batch_norm: \(name) shape \(t.shape), expected [\(c)]") }
+        }
+        let xhat: Tensor
+        if training {
+            let n = x.count / c
+            precondition(n > 1, "batch_norm: training needs more than one value per channel, got input \(x.shape)")
+            let mean = x.mean(axes: axes, keepDims: true)
+            let centered = x - mean
+            let variance = centered.square().mean(axes: axes, keepDims: true)
+            xhat = centered / (variance + eps).sqrt()
+            noGrad {
+                if let rm = runningMean {
+                    let m = mean.pointer
+                    for i in 0..<c { rm.pointer[i] = (1 - momentum) * rm.pointer[i] + momentum * m[i] }
+                }
+                if let rv = runningVar {
+                    let v = variance.pointer, unbias = Float(n) / Float(n - 1)
+                    for i in 0..<c { rv.pointer[i] = (1 - momentum) * rv.pointer[i] + momentum * v[i] * unbias }
+                }
+            }
+        } else {
+            guard let rm = runningMean, let rv = runningVar else {
+                preconditionFailure("batch_norm: evaluation mode needs running_mean and running_var")
+            }
+            xhat = (x - rm.reshape(statShape)) / (rv.reshape(statShape) + eps).sqrt()
+        }
+        var y = xhat
+        if let weight { y = y * weight.reshape(statShape) }
+        if let bias { y = y + bias.reshape(statShape) }
+        return y
+    }
+}

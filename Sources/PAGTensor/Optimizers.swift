@@ -1,0 +1,120 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An optimizer updates parameters in place from their accumulated `.grad`, with PyTorch's
+/// update formulas. Parameters without a gradient are skipped.
+public protocol Optimizer: AnyObject {
+    var learningRate: Float { get set }
+    func step()
+    func zeroGrad()
+}
+
+extension Optimizer {
+    func forEachParam(_ params: [Tensor], _ body: (Int, UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>, Int) -> Void) {
+        for (i, p) in params.enumerated() {
+            guard let g = p.grad else { continue }
+            precondition(g.shape == p.shape, "gradient shape \(g.shape) does not match parameter shape \(p.shape)")
+            body(i, p.pointer, g.pointer, p.count)
+        }
+    }
+}
+
+/// Stochastic gradient descent with momentum, dampening, Nesterov and L2 weight decay
+/// (torch.optim.SGD).
+public final class SGD: Optimizer {
+    public let params: [Tensor]
+    public var learningRate: Float
+    public let momentum: Float, dampening: Float, weightDecay: Float, nesterov: Bool
+    private var buffers: [Tensor?]
+
+    public init(params: [Tensor], learningRate: Float, momentum: Float = 0, dampening: Float = 0,
+                weightDecay: Float = 0, nesterov: Bool = false) {
+        precondition(!nesterov || (momentum > 0 && dampening == 0), "SGD: Nesterov needs momentum > 0 and no dampening")
+        self.params = params; self.learningRate = learningRate; self.momentum = momentum
+        self.dampening = dampening; self.weightDecay = weightDecay; self.nesterov = nesterov
+        buffers = Array(repeating: nil, count: params.count)
+    }
+
+    public func step() {
+        let lr = learningRate, mom = momentum, damp = dampening, wd = weightDecay, nest = nesterov
+        forEachParam(params) { i, p, g, n in
+            var buf: UnsafeMutablePointer<Float>? = nil
+            var first = false
+            if mom != 0 {
+                if buffers[i] == nil { buffers[i] = Tensor.zeros([n]); first = true }
+                buf = buffers[i]!.pointer
+            }
+            Parallel.forEach(n) { r in
+                for j in r {
+                    var d = g[j] + wd * p[j]
+                    if let b = buf {
+                        b[j] = first ? d : mom * b[j] + (1 - damp) * d
+                        d = nest ? d + mom * b[j] : b[j]
+                    }
+                    p[j] -= lr * d
+                }
+            }
+        }
+    }
+
+    public func zeroGrad() { for p in params { p.grad = nil } }
+}
+
+/// Adam (torch.optim.Adam, with optional L2 weight decay added to the gradient).
+public final class Adam: Optimizer {
+    public let params: [Tensor]
+    public var learningRate: Float
+    public let beta1: Float, beta2: Float, eps: Float, weightDecay: Float
+    private var m: [Tensor], v: [Tensor]
+    public private(set) var stepCount = 0
+
+    public init(params: [Tensor], learningRate: Float = 1e-3, beta1: Float = 0.9, beta2: Float = 0.999,
+                eps: Float = 1e-8, weightDecay: Float = 0) {
+        self.params = params; self.learningRate = learningRate; self.beta1 = beta1; self.beta2 = beta2
+        self.eps = eps; self.weightDecay = weightDecay
+        m = params.map { Tensor.zeros($0.shape) }
+        v = params.map { Tensor.zeros($0.shape) }
+    }
+
+    public func step() {
+        stepCount += 1
+        let b1 = beta1, b2 = beta2, e = eps, wd = weightDecay
+        let bc1 = 1 - powf(b1, Float(stepCount)), bc2 = 1 - powf(b2, Float(stepCount))
+        let stepSize = learningRate / bc1, bc2Sqrt = bc2.squareRoot()
+        forEachParam(params) { i, p, g, n in
+            let pm = m[i].pointer, pv = v[i].pointer
+            Parallel.forEach(n, cost: 4) { r in
+                for j in r {
+                    let d = g[j] + wd * p[j]
+                    pm[j] = b1 * pm[j] + (1 - b1) * d
+                    pv[j] = b2 * pv[j] + (1 - b2) * d * d
+                    p[j] -= stepSize * pm[j] / (pv[j].squareRoot() / bc2Sqrt + e)
+                }
+            }
+        }
+    }
+
+    public func zeroGrad() { for p in params { p.grad = nil } }
+}
+
+/// Learning-rate schedules, indexed by epoch (or step) t starting at 0.
+public enum LRSchedule: Equatable, Sendable {
+    case constant
+    /// lr * gamma^(floor(t / stepSize)) (torch.optim.lr_scheduler.StepLR).
+    case step(stepSize: Int, gamma: Float)
+    /// etaMin + (lr - etaMin) (1 + cos(pi t / tMax)) / 2 (CosineAnnealingLR, closed form).
+    case cosine(tMax: Int, etaMin: Float)
+
+    public func learningRate(base: Float, at t: Int) -> Float {
+        switch self {
+        case .constant: return base
+        case let .step(stepSize, gamma): return base * powf(gamma, Float(t / max(stepSize, 1)))
+        case let .cosine(tMax, etaMin):
+            let tc = Float(min(t, tMax))
+            return etaMin + (base - etaMin) * (1 + cosf(Float.pi * tc / Float(max(tMax, 1)))) / 2
+        }
+    }
+}
