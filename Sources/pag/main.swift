@@ -1,1 +1,17 @@
-print("pag")
+import ArgumentParser
+import Foundation
+import PAGHost
+
+/// The `pag` command line.
+@main
+struct Pag: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pag",
+        abstract: "Research on perceptually-aligned gradients: robust training, manifold and score estimation, measurements.",
+        discussion: """
+        pag trains classifiers with robust objectives and measures whether their input gradients \
+        lie on the data manifold. Methods are plugins loaded at run time.
+        """,
+        subcommands: [Bench.self]
+    )
+}

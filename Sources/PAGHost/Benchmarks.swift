@@ -1,0 +1,132 @@
+import Foundation
+import PAGTensor
+
+/// The benchmark workloads of `pag bench`, written with the engine directly so they measure
+/// the engine and nothing else. Shapes and hyperparameters match bench/pytorch_peer.py.
+public enum Benchmarks {
+    public static let names = ["mlp-ce", "mlp-gradnorm", "lenet-ce", "lenet-gradnorm", "conv2d-fwd", "sgemm"]
+
+    /// One workload's timings.
+    public struct Result: Codable, Sendable {
+        public var name: String
+        public var ms_median: Double
+        public var ms_min: Double
+        public var gflops: Double?
+    }
+
+    /// A small network: its parameters and forward pass.
+    struct Net {
+        var params: [Tensor]
+        var forward: (Tensor) -> Tensor
+    }
+
+    /// PyTorch's default Linear/Conv init: uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias.
+    static func param(_ shape: [Int], fanIn: Int, rng: inout RandomGenerator) -> Tensor {
+        let bound = 1 / Float(fanIn).squareRoot()
+        return Tensor.rand(shape, low: -bound, high: bound, rng: &rng, requiresGrad: true)
+    }
+
+    static func mlp(rng: inout RandomGenerator) -> Net {
+        let w1 = param([256, 784], fanIn: 784, rng: &rng), b1 = param([256], fanIn: 784, rng: &rng)
+        let w2 = param([256, 256], fanIn: 256, rng: &rng), b2 = param([256], fanIn: 256, rng: &rng)
+        let w3 = param([10, 256], fanIn: 256, rng: &rng), b3 = param([10], fanIn: 256, rng: &rng)
+        return Net(params: [w1, b1, w2, b2, w3, b3]) { x in
+            let h = Tensor.linear(x.flatten(), weight: w1, bias: b1).relu()
+            let h2 = Tensor.linear(h, weight: w2, bias: b2).relu()
+            return Tensor.linear(h2, weight: w3, bias: b3)
+        }
+    }
+
+    static func lenet(rng: inout RandomGenerator) -> Net {
+        let c1 = param([32, 1, 3, 3], fanIn: 9, rng: &rng), c1b = param([32], fanIn: 9, rng: &rng)
+        let c2 = param([64, 32, 3, 3], fanIn: 288, rng: &rng), c2b = param([64], fanIn: 288, rng: &rng)
+        let f1 = param([128, 9216], fanIn: 9216, rng: &rng), f1b = param([128], fanIn: 9216, rng: &rng)
+        let f2 = param([10, 128], fanIn: 128, rng: &rng), f2b = param([10], fanIn: 128, rng: &rng)
+        return Net(params: [c1, c1b, c2, c2b, f1, f1b, f2, f2b]) { x in
+            var h = Tensor.conv2d(x, weight: c1, bias: c1b).relu()
+            h = Tensor.conv2d(h, weight: c2, bias: c2b).relu().maxPool2d(kernel: 2).flatten()
+            h = Tensor.linear(h, weight: f1, bias: f1b).relu()
+            return Tensor.linear(h, weight: f2, bias: f2b)
+        }
+    }
+
+    /// One training step: forward, loss (optionally gradient-norm regularized), backward, SGD.
+    static func trainingStep(_ net: Net, _ opt: SGD, x: Tensor, labels: [Int], gradNormLambda: Float?) throws {
+        opt.zeroGrad()
+        let loss: Tensor
+        if let lambda = gradNormLambda {
+            let xi = x.detached(); xi.requiresGrad = true
+            let ce = Tensor.crossEntropy(net.forward(xi), labels: labels)
+            let g = try grad(of: [ce], wrt: [xi], createGraph: true)[0]
+            loss = ce + g.square().sum() * (lambda * 1e5 / Float(x.shape[0]))
+        } else {
+            loss = Tensor.crossEntropy(net.forward(x), labels: labels)
+        }
+        try loss.backward()
+        opt.step()
+    }
+
+    /// Times `body` `steps` times after `warmup` untimed runs; milliseconds per run.
+    static func time(steps: Int, warmup: Int, _ body: () throws -> Void) rethrows -> [Double] {
+        for _ in 0..<warmup { try body() }
+        return try (0..<steps).map { _ in
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            try body()
+            return Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+        }
+    }
+
+    static func summarize(_ name: String, _ ms: [Double], flops: Double? = nil) -> Result {
+        let sorted = ms.sorted()
+        let median = sorted.count % 2 == 1 ? sorted[sorted.count / 2]
+                                           : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        return Result(name: name, ms_median: median, ms_min: sorted[0],
+                      gflops: flops.map { $0 / (median * 1e-3) / 1e9 })
+    }
+
+    /// Runs the named workload.
+    public static func run(_ name: String, steps: Int, warmup: Int = 3) throws -> Result {
+        var rng = RandomGenerator(seed: 0, stream: name)
+        switch name {
+        case "mlp-ce", "mlp-gradnorm", "lenet-ce", "lenet-gradnorm":
+            let net = name.hasPrefix("mlp") ? mlp(rng: &rng) : lenet(rng: &rng)
+            let x = Tensor.randn([128, 1, 28, 28], rng: &rng)
+            let labels = (0..<128).map { _ in rng.nextInt(below: 10) }
+            let opt = SGD(params: net.params, learningRate: 0.01, momentum: 0.9)
+            let lambda: Float? = name.hasSuffix("gradnorm") ? 1e-3 : nil
+            let ms = try time(steps: steps, warmup: warmup) {
+                try trainingStep(net, opt, x: x, labels: labels, gradNormLambda: lambda)
+            }
+            return summarize(name, ms)
+        case "conv2d-fwd":
+            let x = Tensor.randn([32, 64, 32, 32], rng: &rng)
+            let w = Tensor.randn([64, 64, 3, 3], std: 0.05, rng: &rng), b = Tensor.randn([64], rng: &rng)
+            let flops = 2.0 * 32 * 64 * 32 * 32 * 64 * 9
+            let ms = time(steps: steps, warmup: warmup) { _ = noGrad { Tensor.conv2d(x, weight: w, bias: b, padding: 1) } }
+            return summarize(name, ms, flops: flops)
+        case "sgemm":
+            let a = Tensor.randn([1024, 1024], rng: &rng), b = Tensor.randn([1024, 1024], rng: &rng)
+            let ms = time(steps: steps, warmup: warmup) { _ = noGrad { Tensor.matmul(a, b) } }
+            return summarize(name, ms, flops: 2.0 * 1024 * 1024 * 1024)
+        default:
+            throw BenchmarkError.unknownWorkload(name)
+        }
+    }
+
+    /// Peak resident memory of this process in MiB (getrusage's ru_maxrss).
+    public static func peakResidentMB() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF, &usage)
+        return Double(usage.ru_maxrss) / 1024
+    }
+}
+
+public enum BenchmarkError: Error, CustomStringConvertible {
+    case unknownWorkload(String)
+    public var description: String {
+        switch self {
+        case .unknownWorkload(let n):
+            return "unknown benchmark workload '\(n)'; valid names: \(Benchmarks.names.joined(separator: ", "))"
+        }
+    }
+}

@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import PAGHost
+
+/// `pag bench`: times the engine on fixed workloads.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time training steps and kernels (median ms per step; GFLOP/s for kernels).",
+        discussion: """
+        Workloads (batch 128 of 1x28x28, SGD momentum 0.9, lr 0.01):
+          mlp-ce          MLP 784-256-256-10, cross-entropy
+          mlp-gradnorm    same, plus gradient-norm regularization (double backprop, lambda 1e-3)
+          lenet-ce        LeNet (conv32, conv64, maxpool, fc128, fc10), cross-entropy
+          lenet-gradnorm  same, plus gradient-norm regularization
+          conv2d-fwd      conv 64->64 3x3 pad 1 on 32x64x32x32, forward only (GFLOP/s)
+          sgemm           1024x1024x1024 matrix product (GFLOP/s)
+        Compare with PyTorch on the same machine: bench/compare (see bench/README.md).
+        """
+    )
+
+    @Option(help: "Timed steps per workload (after warm-up).")
+    var steps: Int = 20
+
+    @Option(help: "Untimed warm-up steps per workload.")
+    var warmup: Int = 3
+
+    @Option(help: "Comma-separated workloads to run (default: all).")
+    var only: String?
+
+    @Flag(help: "Print a JSON list (one object per workload, then peak-rss) instead of a table.")
+    var json = false
+
+    func validate() throws {
+        guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
+        guard warmup >= 0 else { throw ValidationError("--warmup must be zero or more, got \(warmup)") }
+        if let only {
+            for name in only.split(separator: ",") where !Benchmarks.names.contains(String(name)) {
+                throw ValidationError("unknown workload '\(name)'; valid: \(Benchmarks.names.joined(separator: ", "))")
+            }
+        }
+    }
+
+    func run() throws {
+        let names = only.map { $0.split(separator: ",").map(String.init) } ?? Benchmarks.names
+        var results: [Benchmarks.Result] = []
+        for name in names {
+            if !json { FileHandle.standardError.write("running \(name)...\n".data(using: .utf8)!) }
+            let r = try Benchmarks.run(name, steps: steps, warmup: warmup)
+            results.append(r)
+            if !json {
+                let gf = r.gflops.map { String(format: "  %7.1f GFLOP/s", $0) } ?? ""
+                print(String(format: "%-15@ median %9.3f ms   min %9.3f ms", r.name as NSString, r.ms_median, r.ms_min) + gf)
+            }
+        }
+        let peak = Benchmarks.peakResidentMB()
+        if json {
+            var list: [[String: Any]] = results.map { r in
+                var o: [String: Any] = ["name": r.name, "ms_median": r.ms_median, "ms_min": r.ms_min]
+                if let g = r.gflops { o["gflops"] = g }
+                return o
+            }
+            list.append(["name": "peak-rss", "peak_rss_mb": peak])
+            let data = try JSONSerialization.data(withJSONObject: list, options: [.prettyPrinted, .sortedKeys])
+            print(String(data: data, encoding: .utf8)!)
+        } else {
+            print(String(format: "peak resident memory: %.1f MiB", peak))
+        }
+    }
+}
