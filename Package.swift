@@ -19,7 +19,8 @@ let package = Package(
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
         // Thin C layer over oneDNN: sgemm and cached convolution primitives.
         .target(name: "CPAGKernels", dependencies: ["CDNNL"], path: "Sources/CPAGKernels",
-                cSettings: [.unsafeFlags(["-O3"])]),
+                cSettings: [.unsafeFlags(["-O3"])],
+                linkerSettings: [.linkedLibrary("dnnl")]),
         .target(name: "PAGTensor", dependencies: ["CPAGKernels"], path: "Sources/PAGTensor",
                 swiftSettings: fast),
         .target(name: "PAGHost", dependencies: ["PAGTensor"], path: "Sources/PAGHost",
