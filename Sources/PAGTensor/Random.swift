@@ -71,3 +71,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+
+extension RandomGenerator: RandomNumberGenerator {
+    public mutating func next() -> UInt64 { nextUInt64() }
+}

@@ -30,7 +30,7 @@ struct GradCheck {
     func checkGradient(_ name: String, _ inputs: [Tensor], file: StaticString = #filePath, line: UInt = #line,
                        _ f: @escaping ([Tensor]) -> Tensor) throws {
         var rng = RandomGenerator(seed: 7, stream: name)
-        let probe = noGrad { f(inputs.map { $0.detached() }) }
+        let probe = f(inputs.map { $0.detached() })
         let r = Tensor.randn(probe.shape, rng: &rng)
         let xs = inputs.map { t -> Tensor in let c = t.copy(); c.requiresGrad = true; return c }
         let analytic = try grad(of: [Self.loss(f, xs, r)], wrt: xs)
@@ -39,9 +39,9 @@ struct GradCheck {
             for i in 0..<x.count {
                 let base = x.pointer[i]
                 x.pointer[i] = base + eps
-                let lp = noGrad { Self.loss(f, xs, r).item }
+                let lp = Self.loss(f, xs, r).item
                 x.pointer[i] = base - eps
-                let lm = noGrad { Self.loss(f, xs, r).item }
+                let lm = Self.loss(f, xs, r).item
                 x.pointer[i] = base
                 numeric[i] = (lp - lm) / (2 * eps)
             }
@@ -55,7 +55,7 @@ struct GradCheck {
     func checkHessianVector(_ name: String, _ inputs: [Tensor], file: StaticString = #filePath, line: UInt = #line,
                             _ f: @escaping ([Tensor]) -> Tensor) throws {
         var rng = RandomGenerator(seed: 11, stream: name)
-        let probe = noGrad { f(inputs.map { $0.detached() }) }
+        let probe = f(inputs.map { $0.detached() })
         let r = Tensor.randn(probe.shape, rng: &rng)
         let vs = inputs.map { Tensor.randn($0.shape, rng: &rng) }
         let xs = inputs.map { t -> Tensor in let c = t.copy(); c.requiresGrad = true; return c }

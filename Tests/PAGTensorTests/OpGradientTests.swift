@@ -77,7 +77,8 @@ final class OpGradientTests: XCTestCase {
         }
         // Double backprop through the input gradient: the gradient-norm pattern.
         try gc.checkGradient("conv2d input-gradient norm", [x, w]) { t in
-            let xi = t[0]
+            // Adding a zero leaf keeps xi differentiable even when t[0] is a plain constant.
+            let xi = t[0] + Tensor.zeros(t[0].shape, requiresGrad: true)
             let y = Tensor.conv2d(xi, weight: t[1], padding: 1).tanh().sum()
             let g = try! grad(of: [y], wrt: [xi], createGraph: true)[0]
             return g.square().sum()
@@ -109,7 +110,7 @@ final class OpGradientTests: XCTestCase {
         try gc.check("global avg pool", [x]) { $0[0].globalAvgPool2d() }
         let small = Tensor([1, 5, 2, 0, 3, 4, 9, -1, 6, 7, 8, 2, 0, 1, 2, 3], shape: [1, 1, 4, 4])
         XCTAssertEqual(small.maxPool2d(kernel: 2).values, [5, 9, 7, 8])
-        XCTAssertEqual(small.avgPool2d(kernel: 2).values, [2.25, 3.75, 3.5, 3.5])
+        XCTAssertEqual(small.avgPool2d(kernel: 2).values, [3.25, 2.5, 3.5, 3.75])
     }
 
     func testReductionsAndShapes() throws {

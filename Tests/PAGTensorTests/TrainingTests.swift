@@ -123,7 +123,7 @@ final class TrainingTests: XCTestCase {
         let labels = [0, 2, 1]
         let cw = Tensor.randn([2, 1, 3, 3], std: 0.5, rng: &rng, requiresGrad: true)
         let cb = Tensor.randn([2], std: 0.1, rng: &rng, requiresGrad: true)
-        let fw = Tensor.randn([3, 8], std: 0.5, rng: &rng, requiresGrad: true)
+        let fw = Tensor.randn([3, 2], std: 0.5, rng: &rng, requiresGrad: true)
         let params = [cw, cb, fw]
         let lambda: Float = 1e-3
         func loss() throws -> Tensor {
