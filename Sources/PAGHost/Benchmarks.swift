@@ -116,7 +116,7 @@ public enum Benchmarks {
     /// Peak resident memory of this process in MiB (getrusage's ru_maxrss).
     public static func peakResidentMB() -> Double {
         var usage = rusage()
-        getrusage(RUSAGE_SELF, &usage)
+        getrusage(RUSAGE_SELF.rawValue, &usage)
         return Double(usage.ru_maxrss) / 1024
     }
 }

@@ -49,7 +49,8 @@ struct Bench: ParsableCommand {
             results.append(r)
             if !json {
                 let gf = r.gflops.map { String(format: "  %7.1f GFLOP/s", $0) } ?? ""
-                print(String(format: "%-15@ median %9.3f ms   min %9.3f ms", r.name as NSString, r.ms_median, r.ms_min) + gf)
+                let label = r.name.padding(toLength: 15, withPad: " ", startingAt: 0)
+                print(label + String(format: " median %9.3f ms   min %9.3f ms", r.ms_median, r.ms_min) + gf)
             }
         }
         let peak = Benchmarks.peakResidentMB()
