@@ -1,0 +1,602 @@
+// kernels.c: the host's fast path over oneDNN 2.6 (see include/pag_kernels.h).
+//
+// Design notes
+// - One CPU engine for the process, created lazily (pthread_once).
+// - Per thread: a oneDNN stream and a small workspace (reordered tensors, scratchpads), so
+//   concurrent calls from different threads never share mutable state. Primitives use the
+//   user scratchpad mode because oneDNN's library mode ties a primitive to the thread that
+//   created it, and Swift calls us from whatever thread it likes.
+// - Convolution primitives (plus the reorders around them) are cached per shape, op, bias and
+//   policy. Entries are immutable once built and reference-counted, so clear_cache is safe
+//   while other threads are executing.
+#define _POSIX_C_SOURCE 200809L
+#include "pag_kernels.h"
+
+#include <dnnl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+// ---------------------------------------------------------------------------------------------
+// sgemm
+
+int pag_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+              const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+              float *c, int64_t ldc) {
+    if (m < 0 || n < 0 || k < 0) return dnnl_invalid_arguments;
+    if (m == 0 || n == 0) return dnnl_success;
+    if (k == 0 || alpha == 0.0f) {
+        // Nothing to multiply: C = beta * C (beta == 0 overwrites, even NaN, as BLAS does).
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t j = 0; j < n; j++) c[i * ldc + j] = beta == 0.0f ? 0.0f : beta * c[i * ldc + j];
+        return dnnl_success;
+    }
+    // dnnl_sgemm is row-major, like us.
+    return (int)dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb,
+                           beta, c, ldc);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Engine, per-thread stream and workspace
+
+enum { WS_X, WS_W, WS_Y, WS_SCRATCH, WS_COUNT };
+
+typedef struct thread_state {
+    dnnl_stream_t stream;
+    void *buf[WS_COUNT];
+    size_t cap[WS_COUNT];
+    int generation;  // compared with g_generation: clear_cache asks every thread to free buffers
+} thread_state;
+
+static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+static dnnl_engine_t g_engine;
+static dnnl_status_t g_engine_status;
+static pthread_key_t g_tls_key;
+static atomic_int g_generation;
+static atomic_int g_policy;  // 0 = PAG_CONV_AUTO
+
+static void free_buffers(thread_state *ts) {
+    for (int i = 0; i < WS_COUNT; i++) {
+        free(ts->buf[i]);
+        ts->buf[i] = NULL;
+        ts->cap[i] = 0;
+    }
+}
+
+static void thread_state_destroy(void *p) {
+    thread_state *ts = p;
+    free_buffers(ts);
+    if (ts->stream) dnnl_stream_destroy(ts->stream);
+    free(ts);
+}
+
+static void init_once(void) {
+    g_engine_status = dnnl_engine_create(&g_engine, dnnl_cpu, 0);
+    if (pthread_key_create(&g_tls_key, thread_state_destroy) != 0 && g_engine_status == dnnl_success)
+        g_engine_status = dnnl_out_of_memory;
+}
+
+static dnnl_status_t get_thread_state(thread_state **out) {
+    pthread_once(&g_once, init_once);
+    if (g_engine_status != dnnl_success) return g_engine_status;
+    thread_state *ts = pthread_getspecific(g_tls_key);
+    if (!ts) {
+        ts = calloc(1, sizeof *ts);
+        if (!ts) return dnnl_out_of_memory;
+        dnnl_status_t st = dnnl_stream_create(&ts->stream, g_engine, dnnl_stream_default_flags);
+        if (st != dnnl_success) {
+            free(ts);
+            return st;
+        }
+        ts->generation = atomic_load(&g_generation);
+        if (pthread_setspecific(g_tls_key, ts) != 0) {
+            thread_state_destroy(ts);
+            return dnnl_out_of_memory;
+        }
+    }
+    int gen = atomic_load(&g_generation);
+    if (ts->generation != gen) {
+        free_buffers(ts);
+        ts->generation = gen;
+    }
+    *out = ts;
+    return dnnl_success;
+}
+
+// A buffer of at least `bytes` bytes, kept between calls so large activations are not
+// page-faulted in again on every call.
+static void *workspace(thread_state *ts, int slot, size_t bytes) {
+    if (bytes < 64) bytes = 64;
+    if (ts->cap[slot] < bytes) {
+        free(ts->buf[slot]);
+        ts->buf[slot] = NULL;
+        ts->cap[slot] = 0;
+        void *p = NULL;
+        if (posix_memalign(&p, 64, bytes) != 0) return NULL;
+        ts->buf[slot] = p;
+        ts->cap[slot] = bytes;
+    }
+    return ts->buf[slot];
+}
+
+int64_t pag_kernels_workspace_bytes(void) {
+    thread_state *ts;
+    if (get_thread_state(&ts) != dnnl_success) return 0;
+    int64_t total = 0;
+    for (int i = 0; i < WS_COUNT; i++) total += (int64_t)ts->cap[i];
+    return total;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Convolution plans: which layouts the primitive gets and which algorithm.
+
+enum { OP_FWD, OP_BWD_DATA, OP_BWD_WEIGHTS };
+
+typedef struct plan {
+    int x_any, w_any, y_any;  // 1: let oneDNN choose (format_tag_any), 0: plain NCHW / OIHW
+    dnnl_alg_kind_t alg;
+} plan;
+
+static const plan PLAN_PLAIN = {0, 0, 0, dnnl_convolution_direct};
+static const plan PLAN_BLOCKED = {1, 1, 1, dnnl_convolution_direct};
+static const plan PLAN_WINOGRAD = {1, 1, 1, dnnl_convolution_winograd};
+
+static int winograd_shape(const pag_conv_shape *s) {
+    return s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 && s->c >= 16 && s->o >= 16;
+}
+
+// Candidates in order of preference; the last one (plain direct) is always implemented.
+// AUTO's rules come from timing both layouts over C, O in {1..64} (N=64, 32x32) and the LeNet /
+// 64-channel benchmark shapes on this machine (AVX-512, 2 cores):
+// - blocked (oneDNN's nChw16c / OIhw16i16o kernels, reorders around them) wins for forward and
+//   backward-weights by 1.3-5x; forward with C = 1 is close (LeNet conv1: 0.77 vs 0.86 ms; only
+//   C = 1, O = 64 measured plain ahead, by 15%);
+// - backward-data with fewer than 8 input channels is 1.5-4x faster plain: the blocked kernel
+//   pads C to 16 and its diff_src reorder back costs more than the plain gemm kernel.
+static int plans_for(int policy, const pag_conv_shape *s, int op, plan out[3]) {
+    int n = 0;
+    switch (policy) {
+    case PAG_CONV_PLAIN: break;
+    case PAG_CONV_BLOCKED: out[n++] = PLAN_BLOCKED; break;
+    case PAG_CONV_WINOGRAD: out[n++] = PLAN_WINOGRAD; out[n++] = PLAN_BLOCKED; break;
+    default:  // PAG_CONV_AUTO, PAG_CONV_FAST
+        if (policy == PAG_CONV_FAST && winograd_shape(s)) out[n++] = PLAN_WINOGRAD;
+        if (!(op == OP_BWD_DATA && s->c < 8)) out[n++] = PLAN_BLOCKED;
+    }
+    out[n++] = PLAN_PLAIN;
+    return n;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Convolution cache
+
+// Explicit int64 fields only, so the struct has no padding and memcmp is a valid equality.
+typedef struct conv_key {
+    pag_conv_shape s;
+    int64_t op, bias, policy;
+} conv_key;
+
+// One tensor of the op as the caller holds it (plain) and as the primitive wants it.
+typedef struct conv_arg {
+    dnnl_memory_desc_t user, prim;
+    dnnl_primitive_t reorder;  // NULL when the layouts are equal
+    dnnl_memory_desc_t reorder_scratch;
+} conv_arg;
+
+typedef struct conv_entry {
+    conv_key key;
+    struct conv_entry *next;
+    int refs;  // 1 for the cache + 1 per call in flight
+    dnnl_primitive_t prim;
+    conv_arg x, w, y;  // x: src or diff_src, w: weights or diff_weights, y: dst or diff_dst
+    dnnl_memory_desc_t bias, scratch;
+    size_t scratch_bytes;  // max over the primitive and its reorders (they share one buffer)
+} conv_entry;
+
+enum { CACHE_CAPACITY = 128 };
+static pthread_mutex_t g_cache_lock = PTHREAD_MUTEX_INITIALIZER;
+static conv_entry *g_cache;  // most recently used first
+static int64_t g_cache_count;
+
+static void entry_destroy(conv_entry *e) {
+    if (e->prim) dnnl_primitive_destroy(e->prim);
+    conv_arg *args[3] = {&e->x, &e->w, &e->y};
+    for (int i = 0; i < 3; i++)
+        if (args[i]->reorder) dnnl_primitive_destroy(args[i]->reorder);
+    free(e);
+}
+
+static void entry_release(conv_entry *e) {
+    pthread_mutex_lock(&g_cache_lock);
+    int last = --e->refs == 0;
+    pthread_mutex_unlock(&g_cache_lock);
+    if (last) entry_destroy(e);
+}
+
+static dnnl_status_t make_pd(dnnl_primitive_desc_t *pd, const void *op_desc,
+                             const_dnnl_primitive_desc_t hint) {
+    dnnl_primitive_attr_t attr;
+    dnnl_status_t st = dnnl_primitive_attr_create(&attr);
+    if (st != dnnl_success) return st;
+    st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(pd, op_desc, attr, g_engine, hint);
+    dnnl_primitive_attr_destroy(attr);
+    return st;
+}
+
+static size_t md_size(const dnnl_memory_desc_t *md) { return md ? dnnl_memory_desc_get_size(md) : 0; }
+
+// The scratchpad a primitive wants (a zero descriptor, size 0, when it needs none).
+static dnnl_memory_desc_t scratch_md(const_dnnl_primitive_desc_t pd) {
+    const dnnl_memory_desc_t *md = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    dnnl_memory_desc_t out;
+    if (md) out = *md;
+    else memset(&out, 0, sizeof out);
+    return out;
+}
+
+// Sets a->prim from the primitive's choice and builds the reorder between it and the plain layout
+// (user -> prim for inputs, prim -> user for the output).
+static dnnl_status_t make_arg(conv_arg *a, const dnnl_memory_desc_t *chosen, int is_output,
+                              size_t *scratch_bytes) {
+    if (!chosen) return dnnl_runtime_error;
+    a->prim = *chosen;
+    if (dnnl_memory_desc_equal(&a->user, &a->prim)) return dnnl_success;
+    dnnl_primitive_attr_t attr;
+    dnnl_status_t st = dnnl_primitive_attr_create(&attr);
+    if (st != dnnl_success) return st;
+    st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+    dnnl_primitive_desc_t pd = NULL;
+    if (st == dnnl_success) {
+        const dnnl_memory_desc_t *src = is_output ? &a->prim : &a->user;
+        const dnnl_memory_desc_t *dst = is_output ? &a->user : &a->prim;
+        st = dnnl_reorder_primitive_desc_create(&pd, src, g_engine, dst, g_engine, attr);
+    }
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success) return st;
+    a->reorder_scratch = scratch_md(pd);
+    size_t sb = md_size(&a->reorder_scratch);
+    if (sb > *scratch_bytes) *scratch_bytes = sb;
+    st = dnnl_primitive_create(&a->reorder, pd);
+    dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+// Builds the primitive for one plan. On failure the caller destroys the partial entry.
+static dnnl_status_t build_plan(conv_entry *e, const plan *p) {
+    const pag_conv_shape *s = &e->key.s;
+    int op = (int)e->key.op;
+    dnnl_dims_t xd = {s->n, s->c, s->h, s->w}, wd = {s->o, s->c, s->kh, s->kw};
+    dnnl_dims_t yd = {s->n, s->o, s->oh, s->ow}, bd = {s->o};
+    dnnl_dims_t strides = {s->sh, s->sw}, pad = {s->ph, s->pw};
+    dnnl_memory_desc_t xq, wq, yq;  // what we ask the primitive for
+    dnnl_status_t st;
+    if ((st = dnnl_memory_desc_init_by_tag(&e->x.user, 4, xd, dnnl_f32, dnnl_nchw)) ||
+        (st = dnnl_memory_desc_init_by_tag(&e->w.user, 4, wd, dnnl_f32, dnnl_oihw)) ||
+        (st = dnnl_memory_desc_init_by_tag(&e->y.user, 4, yd, dnnl_f32, dnnl_nchw)) ||
+        (st = dnnl_memory_desc_init_by_tag(&e->bias, 1, bd, dnnl_f32, dnnl_x)) ||
+        (st = dnnl_memory_desc_init_by_tag(&xq, 4, xd, dnnl_f32, p->x_any ? dnnl_format_tag_any : dnnl_nchw)) ||
+        (st = dnnl_memory_desc_init_by_tag(&wq, 4, wd, dnnl_f32, p->w_any ? dnnl_format_tag_any : dnnl_oihw)) ||
+        (st = dnnl_memory_desc_init_by_tag(&yq, 4, yd, dnnl_f32, p->y_any ? dnnl_format_tag_any : dnnl_nchw)))
+        return st;
+    const dnnl_memory_desc_t *bias = e->key.bias ? &e->bias : NULL;
+
+    // Forward descriptor: the primitive itself for OP_FWD, the hint for the backward ops.
+    dnnl_convolution_desc_t fwd, bwd;
+    st = dnnl_convolution_forward_desc_init(&fwd, dnnl_forward_training, p->alg, &xq, &wq, bias, &yq,
+                                            strides, pad, pad);
+    if (st != dnnl_success) return st;
+    dnnl_primitive_desc_t fwd_pd = NULL, pd = NULL;
+    st = make_pd(&fwd_pd, &fwd, NULL);
+    if (st != dnnl_success) return st;
+    if (op == OP_FWD) {
+        pd = fwd_pd;
+        fwd_pd = NULL;
+    } else {
+        if (op == OP_BWD_DATA)
+            st = dnnl_convolution_backward_data_desc_init(&bwd, p->alg, &xq, &wq, &yq, strides, pad, pad);
+        else
+            st = dnnl_convolution_backward_weights_desc_init(&bwd, p->alg, &xq, &wq, bias, &yq, strides,
+                                                             pad, pad);
+        if (st == dnnl_success) st = make_pd(&pd, &bwd, fwd_pd);
+        dnnl_primitive_desc_destroy(fwd_pd);
+        if (st != dnnl_success) return st;
+    }
+
+    dnnl_query_t qx = op == OP_BWD_DATA ? dnnl_query_diff_src_md : dnnl_query_src_md;
+    dnnl_query_t qw = op == OP_BWD_WEIGHTS ? dnnl_query_diff_weights_md : dnnl_query_weights_md;
+    dnnl_query_t qy = op == OP_FWD ? dnnl_query_dst_md : dnnl_query_diff_dst_md;
+    e->scratch = scratch_md(pd);
+    e->scratch_bytes = md_size(&e->scratch);
+    if ((st = make_arg(&e->x, dnnl_primitive_desc_query_md(pd, qx, 0), op == OP_BWD_DATA, &e->scratch_bytes)) ||
+        (st = make_arg(&e->w, dnnl_primitive_desc_query_md(pd, qw, 0), op == OP_BWD_WEIGHTS, &e->scratch_bytes)) ||
+        (st = make_arg(&e->y, dnnl_primitive_desc_query_md(pd, qy, 0), op == OP_FWD, &e->scratch_bytes))) {
+        dnnl_primitive_desc_destroy(pd);
+        return st;
+    }
+    st = dnnl_primitive_create(&e->prim, pd);
+    dnnl_primitive_desc_destroy(pd);
+    return st;
+}
+
+static dnnl_status_t build_entry(const conv_key *key, conv_entry **out) {
+    plan plans[3];
+    int count = plans_for((int)key->policy, &key->s, (int)key->op, plans);
+    dnnl_status_t st = dnnl_unimplemented;
+    for (int i = 0; i < count; i++) {
+        conv_entry *e = calloc(1, sizeof *e);
+        if (!e) return dnnl_out_of_memory;
+        e->key = *key;
+        e->refs = 1;
+        st = build_plan(e, &plans[i]);
+        if (st == dnnl_success) {
+            *out = e;
+            return st;
+        }
+        entry_destroy(e);  // try the next plan (e.g. Winograd is not implemented for this shape)
+    }
+    return st;
+}
+
+// Returns the entry for key with a reference the caller must release.
+static dnnl_status_t acquire_entry(const conv_key *key, conv_entry **out) {
+    pthread_mutex_lock(&g_cache_lock);
+    for (conv_entry **pp = &g_cache; *pp; pp = &(*pp)->next) {
+        conv_entry *e = *pp;
+        if (memcmp(&e->key, key, sizeof *key) == 0) {
+            *pp = e->next;  // move to front
+            e->next = g_cache;
+            g_cache = e;
+            e->refs++;
+            pthread_mutex_unlock(&g_cache_lock);
+            *out = e;
+            return dnnl_success;
+        }
+    }
+    pthread_mutex_unlock(&g_cache_lock);
+
+    // Build outside the lock (it takes milliseconds); another thread may race us to it.
+    conv_entry *fresh;
+    dnnl_status_t st = build_entry(key, &fresh);
+    if (st != dnnl_success) return st;
+
+    conv_entry *evicted = NULL;
+    pthread_mutex_lock(&g_cache_lock);
+    conv_entry *found = NULL;
+    for (conv_entry *e = g_cache; e; e = e->next)
+        if (memcmp(&e->key, key, sizeof *key) == 0) found = e;
+    if (found) {
+        found->refs++;
+    } else {
+        fresh->refs = 2;  // the cache's and the caller's
+        fresh->next = g_cache;
+        g_cache = fresh;
+        if (++g_cache_count > CACHE_CAPACITY) {  // drop the least recently used
+            conv_entry **pp = &g_cache;
+            while ((*pp)->next) pp = &(*pp)->next;
+            conv_entry *last = *pp;
+            *pp = NULL;
+            g_cache_count--;
+            if (--last->refs == 0) evicted = last;
+        }
+    }
+    pthread_mutex_unlock(&g_cache_lock);
+    if (evicted) entry_destroy(evicted);
+    if (found) {
+        entry_destroy(fresh);
+        *out = found;
+    } else {
+        *out = fresh;
+    }
+    return dnnl_success;
+}
+
+void pag_kernels_clear_cache(void) {
+    pthread_mutex_lock(&g_cache_lock);
+    conv_entry *list = g_cache;
+    g_cache = NULL;
+    g_cache_count = 0;
+    conv_entry *dead = NULL;
+    while (list) {
+        conv_entry *next = list->next;
+        if (--list->refs == 0) {
+            list->next = dead;
+            dead = list;
+        }
+        list = next;
+    }
+    pthread_mutex_unlock(&g_cache_lock);
+    while (dead) {
+        conv_entry *next = dead->next;
+        entry_destroy(dead);
+        dead = next;
+    }
+    atomic_fetch_add(&g_generation, 1);  // threads free their workspaces on their next call
+}
+
+int64_t pag_kernels_cache_size(void) {
+    pthread_mutex_lock(&g_cache_lock);
+    int64_t n = g_cache_count;
+    pthread_mutex_unlock(&g_cache_lock);
+    return n;
+}
+
+void pag_kernels_set_conv_policy(int policy) {
+    if (policy >= PAG_CONV_AUTO && policy <= PAG_CONV_WINOGRAD) atomic_store(&g_policy, policy);
+}
+
+int pag_kernels_get_conv_policy(void) { return atomic_load(&g_policy); }
+
+// ---------------------------------------------------------------------------------------------
+// Execution
+
+typedef struct exec_mem {
+    dnnl_memory_t m[16];
+    int count;
+} exec_mem;
+
+static dnnl_memory_t new_mem(exec_mem *em, const dnnl_memory_desc_t *md, void *ptr, dnnl_status_t *st) {
+    dnnl_memory_t m = NULL;
+    if (*st != dnnl_success) return NULL;
+    *st = dnnl_memory_create(&m, md, g_engine, ptr);
+    if (*st == dnnl_success) em->m[em->count++] = m;
+    return m;
+}
+
+static void free_mems(exec_mem *em) {
+    for (int i = 0; i < em->count; i++) dnnl_memory_destroy(em->m[i]);
+    em->count = 0;
+}
+
+static dnnl_status_t run_reorder(const conv_arg *a, dnnl_stream_t stream, dnnl_memory_t from,
+                                 dnnl_memory_t to, void *scratch, exec_mem *em) {
+    dnnl_status_t st = dnnl_success;
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}, {DNNL_ARG_SCRATCHPAD, NULL}};
+    int n = 2;
+    if (md_size(&a->reorder_scratch) > 0) {
+        args[n++].memory = new_mem(em, &a->reorder_scratch, scratch, &st);
+        if (st != dnnl_success) return st;
+    }
+    return dnnl_primitive_execute(a->reorder, stream, n, args);
+}
+
+// Memory the primitive reads or writes for one tensor: the user's own pointer when the layouts
+// agree, otherwise a workspace buffer (filled by a reorder for inputs).
+static dnnl_status_t bind_arg(const conv_arg *a, thread_state *ts, int slot, void *user_ptr,
+                              int is_output, void *scratch, exec_mem *em, dnnl_memory_t *user_mem,
+                              dnnl_memory_t *prim_mem) {
+    dnnl_status_t st = dnnl_success;
+    *user_mem = new_mem(em, &a->user, user_ptr, &st);
+    if (!a->reorder) {
+        *prim_mem = *user_mem;
+        return st;
+    }
+    void *buf = workspace(ts, slot, md_size(&a->prim));
+    if (!buf) return dnnl_out_of_memory;
+    *prim_mem = new_mem(em, &a->prim, buf, &st);
+    if (st == dnnl_success && !is_output) st = run_reorder(a, ts->stream, *user_mem, *prim_mem, scratch, em);
+    return st;
+}
+
+static dnnl_status_t conv_execute(const pag_conv_shape *s, int op, int want_bias, void *xp, void *wp, void *yp, void *bp) {
+    thread_state *ts;
+    dnnl_status_t st = get_thread_state(&ts);
+    if (st != dnnl_success) return st;
+    conv_key key;
+    memset(&key, 0, sizeof key);
+    key.s = *s;
+    key.op = op;
+    key.bias = want_bias;
+    key.policy = atomic_load(&g_policy);
+    conv_entry *e;
+    st = acquire_entry(&key, &e);
+    if (st != dnnl_success) return st;
+
+    exec_mem em = {{0}, 0};
+    void *scratch = workspace(ts, WS_SCRATCH, e->scratch_bytes);
+    if (!scratch) st = dnnl_out_of_memory;
+    dnnl_memory_t xu = NULL, xm = NULL, wu = NULL, wm = NULL, yu = NULL, ym = NULL, bm = NULL, sm = NULL;
+    if (st == dnnl_success) st = bind_arg(&e->x, ts, WS_X, xp, op == OP_BWD_DATA, scratch, &em, &xu, &xm);
+    if (st == dnnl_success) st = bind_arg(&e->w, ts, WS_W, wp, op == OP_BWD_WEIGHTS, scratch, &em, &wu, &wm);
+    if (st == dnnl_success) st = bind_arg(&e->y, ts, WS_Y, yp, op == OP_FWD, scratch, &em, &yu, &ym);
+    if (want_bias) bm = new_mem(&em, &e->bias, bp, &st);
+    if (e->scratch_bytes > 0 && md_size(&e->scratch) > 0) sm = new_mem(&em, &e->scratch, scratch, &st);
+    if (st == dnnl_success) {
+        dnnl_exec_arg_t args[5];
+        int n = 0;
+        switch (op) {
+        case OP_FWD:
+            args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, xm};
+            args[n++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, wm};
+            args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DST, ym};
+            if (want_bias) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, bm};
+            break;
+        case OP_BWD_DATA:
+            args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_SRC, xm};
+            args[n++] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, wm};
+            args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, ym};
+            break;
+        default:
+            args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SRC, xm};
+            args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_WEIGHTS, wm};
+            args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_DST, ym};
+            if (want_bias) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_DIFF_BIAS, bm};
+        }
+        if (sm) args[n++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, sm};
+        st = dnnl_primitive_execute(e->prim, ts->stream, n, args);
+    }
+    // Bring the output back to the caller's plain layout.
+    if (st == dnnl_success) {
+        if (op == OP_FWD && e->y.reorder) st = run_reorder(&e->y, ts->stream, ym, yu, scratch, &em);
+        if (op == OP_BWD_DATA && e->x.reorder) st = run_reorder(&e->x, ts->stream, xm, xu, scratch, &em);
+        if (op == OP_BWD_WEIGHTS && e->w.reorder) st = run_reorder(&e->w, ts->stream, wm, wu, scratch, &em);
+    }
+    if (st == dnnl_success) st = dnnl_stream_wait(ts->stream);
+    free_mems(&em);
+    entry_release(e);
+    return st;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Public convolution entry points
+
+// 1 when the geometry is valid, following pag_conv_shape's contract.
+static int shape_ok(const pag_conv_shape *s) {
+    if (!s) return 0;
+    if (s->n < 0 || s->c < 0 || s->h < 0 || s->w < 0 || s->o < 0 || s->kh < 1 || s->kw < 1) return 0;
+    if (s->sh < 1 || s->sw < 1 || s->ph < 0 || s->pw < 0) return 0;
+    if (s->h + 2 * s->ph < s->kh || s->w + 2 * s->pw < s->kw) return 0;
+    return s->oh == (s->h + 2 * s->ph - s->kh) / s->sh + 1 && s->ow == (s->w + 2 * s->pw - s->kw) / s->sw + 1;
+}
+
+// oneDNN rejects zero-sized tensors; the results are trivial then.
+static int degenerate(const pag_conv_shape *s) { return s->n == 0 || s->c == 0 || s->o == 0; }
+
+int pag_conv2d_forward(const pag_conv_shape *s, const float *x, const float *w, const float *bias,
+                       float *y) {
+    if (!shape_ok(s)) return dnnl_invalid_arguments;
+    if (degenerate(s)) {  // y = bias (no input channels) or nothing to write
+        int64_t plane = s->oh * s->ow;
+        if (!y && s->n * s->o * plane > 0) return dnnl_invalid_arguments;
+        for (int64_t n = 0; n < s->n; n++)
+            for (int64_t o = 0; o < s->o; o++)
+                for (int64_t i = 0; i < plane; i++) y[(n * s->o + o) * plane + i] = bias ? bias[o] : 0.0f;
+        return dnnl_success;
+    }
+    if (!x || !w || !y) return dnnl_invalid_arguments;
+    return conv_execute(s, OP_FWD, bias != NULL, (void *)x, (void *)w, y, (void *)bias);
+}
+
+int pag_conv2d_backward_data(const pag_conv_shape *s, const float *gy, const float *w, float *gx) {
+    if (!shape_ok(s)) return dnnl_invalid_arguments;
+    if (degenerate(s)) {
+        if (s->n * s->c * s->h * s->w > 0 && !gx) return dnnl_invalid_arguments;
+        if (s->n * s->c * s->h * s->w > 0) memset(gx, 0, sizeof(float) * (size_t)(s->n * s->c * s->h * s->w));
+        return dnnl_success;
+    }
+    if (!gy || !w || !gx) return dnnl_invalid_arguments;
+    return conv_execute(s, OP_BWD_DATA, 0, gx, (void *)w, (void *)gy, NULL);
+}
+
+int pag_conv2d_backward_weights(const pag_conv_shape *s, const float *x, const float *gy, float *gw,
+                                float *gbias) {
+    if (!shape_ok(s)) return dnnl_invalid_arguments;
+    if (degenerate(s)) {
+        if ((s->o * s->c > 0 && !gw) || (gbias && s->n * s->o * s->oh * s->ow > 0 && !gy))
+            return dnnl_invalid_arguments;
+        if (s->o * s->c > 0) memset(gw, 0, sizeof(float) * (size_t)(s->o * s->c * s->kh * s->kw));
+        if (gbias) {  // sum of gy over N, OH, OW (gy is empty unless only C is zero)
+            int64_t plane = s->oh * s->ow;
+            for (int64_t o = 0; o < s->o; o++) {
+                double acc = 0;
+                for (int64_t n = 0; n < s->n; n++)
+                    for (int64_t i = 0; i < plane; i++) acc += gy[(n * s->o + o) * plane + i];
+                gbias[o] = (float)acc;
+            }
+        }
+        return dnnl_success;
+    }
+    if (!x || !gy || !gw) return dnnl_invalid_arguments;
+    return conv_execute(s, OP_BWD_WEIGHTS, gbias != NULL, (void *)x, gw, (void *)gy, gbias);
+}
