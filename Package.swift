@@ -23,7 +23,11 @@ let package = Package(
                 linkerSettings: [.linkedLibrary("dnnl")]),
         .target(name: "PAGTensor", dependencies: ["CPAGKernels"], path: "Sources/PAGTensor",
                 swiftSettings: fast),
-        .target(name: "PAGHost", dependencies: ["PAGTensor"], path: "Sources/PAGHost",
+        // The plugin ABI header (include/pag/plugin.h) as a Clang module.
+        .systemLibrary(name: "CPAGPlugin", path: "Sources/CPAGPlugin"),
+        // libffi (Debian libffi-dev), for calling plugins' extra functions by signature.
+        .systemLibrary(name: "CFFI", path: "Sources/CFFI"),
+        .target(name: "PAGHost", dependencies: ["PAGTensor", "CPAGPlugin", "CFFI"], path: "Sources/PAGHost",
                 swiftSettings: fast),
         .executableTarget(name: "pag", dependencies: [
             "PAGHost", "PAGTensor",

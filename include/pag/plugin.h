@@ -317,9 +317,11 @@ struct pag_host {
 
     /* -- Registration: only inside pag_plugin_init ---------------------------------------- */
 
-    /** Registers a descriptor (see pag_plugin_descriptor for the lifetime rule). Returns
-     *  PAG_ERROR when reg is not the registry of a running pag_plugin_init. The host validates
-     *  descriptors after init returns and reports problems itself. */
+    /** Registers a descriptor (see pag_plugin_descriptor for the lifetime rule). The host
+     *  reads and validates it at once; an invalid descriptor is skipped and reported by the
+     *  host (naming the library and the problem) and this returns PAG_ERROR, which the plugin
+     *  may ignore: its other descriptors still load. Also PAG_ERROR when reg is not the
+     *  registry of a running pag_plugin_init. */
     pag_status (*register_plugin)(pag_registry *reg, const pag_plugin_descriptor *desc);
     /** Sets the message reported when pag_plugin_init returns PAG_ERROR. */
     void (*registry_error)(pag_registry *reg, const char *message);
@@ -383,9 +385,10 @@ struct pag_host {
     int64_t (*numel)(pag_ctx *ctx, pag_tensor t);
     /** Copies the elements into dst (capacity floats, at least numel). */
     pag_status (*copy_out)(pag_ctx *ctx, pag_tensor t, float *dst, int64_t capacity);
-    /** Overwrites the elements of t in place with numel floats from src, without recording
-     *  anything for differentiation (for initializing parameters or updating buffers). t must
-     *  not be the result of a recorded operation. */
+    /** Overwrites the elements of t in place with count (= numel) floats from src, without
+     *  recording anything for differentiation. t must be a parameter or buffer of the instance
+     *  being called (custom initialization, buffer updates); build other tensors with
+     *  from_data. */
     pag_status (*copy_in)(pag_ctx *ctx, pag_tensor t, const float *src, int64_t count);
     /** The value of a one-element tensor. */
     pag_status (*item)(pag_ctx *ctx, pag_tensor t, float *out);
@@ -521,7 +524,7 @@ struct pag_host {
     /** Number of trainable parameters of the model, or -1 on error. */
     int32_t (*parameter_count)(pag_ctx *ctx, pag_model *model);
     /** The index-th parameter of the model (declaration order) as a local handle; its name
-     *  goes to *name when name is not NULL (valid while the model lives). */
+     *  goes to *name when name is not NULL (valid until this call returns). */
     pag_tensor (*parameter)(pag_ctx *ctx, pag_model *model, int32_t index, const char **name);
 
     /* -- Metrics ---------------------------------------------------------------------------- */

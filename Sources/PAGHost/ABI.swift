@@ -1,0 +1,26 @@
+import CPAGPlugin
+
+/// The ABI version this host implements and the struct sizes each minor version requires.
+public enum ABI {
+    public static let major = UInt32(PAG_ABI_VERSION_MAJOR)
+    public static let minor = UInt32(PAG_ABI_VERSION_MINOR)
+    public static var versionText: String { "\(major).\(minor)" }
+
+    /// Minimum struct sizes of a plugin built for (major, minor): the sizes the structs had in
+    /// that minor version. Structs only grow at their end, so a later minor adds a row here.
+    struct Sizes { var descriptor, model, objective, manifold, score: Int }
+    static let sizes: [UInt32: Sizes] = [
+        0: Sizes(descriptor: 80, model: 32, objective: 32, manifold: 56, score: 48),
+    ]
+    static func minimumSizes(minor: UInt32) -> Sizes { sizes[minor] ?? sizes[0]! }
+}
+
+/// Copies the first `size` bytes of a C struct the plugin owns into a zeroed host struct, so
+/// fields a plugin built for an older minor version does not have read as zero (NULL).
+func readStruct<T>(_ pointer: UnsafeRawPointer, size: Int, into zero: T) -> T {
+    var value = zero
+    withUnsafeMutableBytes(of: &value) { dst in
+        dst.copyMemory(from: UnsafeRawBufferPointer(start: pointer, count: min(size, dst.count)))
+    }
+    return value
+}

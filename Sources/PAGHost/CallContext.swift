@@ -1,0 +1,155 @@
+import CPAGPlugin
+import Foundation
+import PAGTensor
+
+/// Named numbers a plugin reported during a call chain (pag_host.report_metric).
+public final class MetricSink {
+    public private(set) var values: [(name: String, value: Double)] = []
+    public init() {}
+    func add(_ name: String, _ value: Double) { values.append((name, value)) }
+}
+
+/// An error a host operation reports to the plugin; `blame` names another plugin at fault
+/// (a model that failed inside an objective's forward call).
+struct RuntimeError: Error {
+    var message: String
+    var blame: String?
+    init(_ message: String, blame: String? = nil) { self.message = message; self.blame = blame }
+}
+
+/// The host side of a pag_ctx: one plugin call, its handle frame, generator and error.
+///
+/// A call chain (an objective calling a model) shares one LocalHandles; each call owns the
+/// frame from `base` up, released by `close()` when the call returns.
+final class CallContext {
+    let instance: PluginInstance
+    let locals: LocalHandles
+    let base: Int
+    let parent: CallContext?
+    let metrics: MetricSink
+    var rng: RandomGenerator
+    var gradEnabled: Bool
+    /// True while the instance's create runs: parameters may be declared.
+    var creating = false
+    /// Models this call may run through pag_host.forward (an objective's model).
+    var models: [HostModel] = []
+    /// The data set of a fit call.
+    var dataset: HostDataset?
+    /// C strings handed out during this call (parameter names).
+    var callStrings: CStringStore?
+    private(set) var errorMessage: String?
+    private(set) var blame: String?
+    private var errorCString: UnsafeMutablePointer<CChar>?
+
+    init(instance: PluginInstance, parent: CallContext?, seed: UInt64, metrics: MetricSink? = nil) {
+        self.instance = instance
+        self.parent = parent
+        locals = parent?.locals ?? LocalHandles()
+        base = locals.top
+        self.metrics = metrics ?? parent?.metrics ?? MetricSink()
+        rng = RandomGenerator(seed: seed, stream: instance.plugin.name)
+        gradEnabled = parent?.gradEnabled ?? GradMode.isEnabled
+    }
+
+    deinit { free(errorCString) }
+
+    /// The pag_ctx pointer handed to the plugin (valid while this object is alive).
+    var pointer: OpaquePointer { OpaquePointer(Unmanaged.passUnretained(self).toOpaque()) }
+
+    @inline(__always)
+    static func from(_ p: OpaquePointer?) -> CallContext? {
+        guard let p else { return nil }
+        return Unmanaged<CallContext>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue()
+    }
+
+    /// Releases every local handle of this call.
+    func close() { locals.pop(to: base) }
+
+    // MARK: errors
+
+    var hasError: Bool { errorMessage != nil }
+
+    func setError(_ message: String, blame: String? = nil) {
+        errorMessage = message
+        self.blame = blame
+    }
+
+    func clearError() { errorMessage = nil; blame = nil }
+
+    /// The message as a C string that stays valid until the next call that changes it.
+    func errorPointer() -> UnsafePointer<CChar>? {
+        guard let m = errorMessage else { return nil }
+        free(errorCString)
+        errorCString = strdup(blame.map { "plugin '\($0)': \(m)" } ?? m)
+        return UnsafePointer(errorCString)
+    }
+
+    /// Fails a finished plugin call: the status or a pending error becomes a PluginError.
+    func check(_ status: pag_status, _ what: String) throws {
+        if let m = errorMessage { throw PluginError(plugin: blame ?? instance.plugin.name, message: m) }
+        if status != PAG_OK {
+            throw PluginError(plugin: instance.plugin.name, message: "\(what) returned status \(status) without setting an error")
+        }
+    }
+
+    // MARK: handles
+
+    /// Signals that a NULL handle met an already reported error: return NULL, keep the message.
+    struct Pending: Error {}
+
+    /// The tensor behind argument `position` of operation `op`.
+    @inline(__always)
+    func tensor(_ h: OpaquePointer?, _ op: StaticString, _ position: Int) throws -> Tensor {
+        guard let bits = HandleBits(h) else {
+            if hasError { throw Pending() }
+            throw RuntimeError("\(op): argument \(position) is a NULL tensor handle")
+        }
+        let t = bits.kept ? instance.kept.lookup(bits) : locals.lookup(bits)
+        guard let t else {
+            throw RuntimeError("\(op): argument \(position) is not a live tensor handle (released, from another call or instance, or not a handle)")
+        }
+        return t
+    }
+
+    /// Like `tensor`, but NULL means "none".
+    @inline(__always)
+    func optionalTensor(_ h: OpaquePointer?, _ op: StaticString, _ position: Int) throws -> Tensor? {
+        h == nil ? nil : try tensor(h, op, position)
+    }
+
+    @inline(__always)
+    func push(_ t: Tensor) -> OpaquePointer { locals.push(t) }
+
+    /// Runs a host operation for the plugin: errors become the call's error and a NULL result.
+    @inline(__always)
+    func op(_ name: StaticString, _ body: () throws -> Tensor) -> OpaquePointer? {
+        do {
+            let t = gradEnabled ? try body() : try noGrad(body)
+            return push(t)
+        } catch {
+            record(error, name)
+            return nil
+        }
+    }
+
+    /// Runs a host function that returns a status.
+    @inline(__always)
+    func status(_ name: StaticString, _ body: () throws -> Void) -> pag_status {
+        do {
+            try gradEnabled ? body() : noGrad(body)
+            return PAG_OK
+        } catch {
+            record(error, name)
+            return PAG_ERROR
+        }
+    }
+
+    func record(_ error: Error, _ name: StaticString) {
+        switch error {
+        case is Pending: break
+        case let e as RuntimeError: setError(e.message, blame: e.blame)
+        case let e as PluginError: setError(e.message, blame: e.plugin)
+        default: setError("\(name): \(error)")
+        }
+    }
+}

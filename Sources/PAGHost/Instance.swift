@@ -1,0 +1,288 @@
+import CPAGPlugin
+import Foundation
+import PAGTensor
+
+/// A model the host can train and objectives can call: a model plugin's instance, or a model
+/// written in Swift (NativeModel) for checks and tests.
+public protocol HostModel: AnyObject {
+    var modelName: String { get }
+    /// Shape of one input sample, e.g. [1, 28, 28].
+    var inputShape: [Int] { get }
+    /// Logits per sample.
+    var outputs: Int { get }
+    /// Trainable parameters with PyTorch state_dict names, in declaration order.
+    var parameters: [(name: String, tensor: Tensor)] { get }
+    /// Logits [N, outputs] for x [N, inputShape...].
+    func forward(_ x: Tensor, train: Bool) throws -> Tensor
+}
+
+/// A model written in Swift with the engine directly.
+public final class NativeModel: HostModel {
+    public let modelName: String
+    public let inputShape: [Int]
+    public let outputs: Int
+    public let parameters: [(name: String, tensor: Tensor)]
+    let body: (Tensor, Bool) throws -> Tensor
+
+    public init(name: String, inputShape: [Int], outputs: Int, parameters: [(name: String, tensor: Tensor)],
+                forward: @escaping (Tensor, Bool) throws -> Tensor) {
+        modelName = name; self.inputShape = inputShape; self.outputs = outputs
+        self.parameters = parameters; body = forward
+    }
+
+    public func forward(_ x: Tensor, train: Bool) throws -> Tensor { try body(x, train) }
+
+    /// Softmax regression: logits = flatten(x) W^T + b, W [outputs, D] drawn like PyTorch's Linear.
+    public static func linear(inputShape: [Int], outputs: Int, seed: UInt64 = 0) -> NativeModel {
+        var rng = RandomGenerator(seed: seed, stream: "native.linear")
+        let d = inputShape.reduce(1, *)
+        let bound = 1 / Float(d).squareRoot()
+        let w = Tensor.rand([outputs, d], low: -bound, high: bound, rng: &rng, requiresGrad: true)
+        let b = Tensor.rand([outputs], low: -bound, high: bound, rng: &rng, requiresGrad: true)
+        return NativeModel(name: "native-linear", inputShape: inputShape, outputs: outputs,
+                           parameters: [("weight", w), ("bias", b)]) { x, _ in
+            Tensor.linear(x.reshape([x.shape[0], d]), weight: w, bias: b)
+        }
+    }
+}
+
+/// A data set handed to estimators' fit (pag_dataset).
+public final class HostDataset {
+    public let images: Tensor
+    public let labels: [Int32]
+    public let classes: Int
+    public init(images: Tensor, labels: [Int32], classes: Int) {
+        precondition(images.rank >= 1 && images.shape[0] == labels.count, "one label per image")
+        self.images = images; self.labels = labels; self.classes = classes
+    }
+    public var count: Int { labels.count }
+}
+
+/// One instance of a plugin: its hyperparameter values, the plugin's own state pointer, and
+/// (for models and learning estimators) its parameters and buffers.
+public final class PluginInstance {
+    public let plugin: Plugin
+    public let config: HyperparameterValues
+    let kept = KeptHandles()
+    var selfPointer: UnsafeMutableRawPointer?
+    public internal(set) var parameters: [(name: String, tensor: Tensor)] = []
+    public internal(set) var buffers: [(name: String, tensor: Tensor)] = []
+    public internal(set) var inputShape: [Int] = []
+    public internal(set) var outputs = 0
+    var declaredIO = false
+    private let seed: UInt64
+    private var calls: UInt64 = 0
+    private var destroyed = false
+
+    /// Creates an instance with hyperparameters from `settings` ("key=value") over the defaults.
+    public init(plugin: Plugin, settings: [String] = [], seed: UInt64 = 0) throws {
+        self.plugin = plugin
+        do { config = try HyperparameterValues(plugin: plugin.name, specs: plugin.hyperparameters, settings: settings) }
+        catch let e as HyperparameterError { throw PluginError(plugin: plugin.name, message: e.description) }
+        self.seed = seed
+        let create: (@convention(c) (OpaquePointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> pag_status)?
+        switch plugin.vtable {
+        case .model(let v): create = v.create
+        case .objective(let v): create = v.create
+        case .manifold(let v): create = v.create
+        case .score(let v): create = v.create
+        }
+        guard let create else { return }
+        try withCall(nil) { ctx in
+            ctx.creating = true
+            var me: UnsafeMutableRawPointer?
+            let st = create(ctx.pointer, &me)
+            selfPointer = me
+            try ctx.check(st, "create")
+        }
+        if plugin.kind == .model && !declaredIO {
+            throw PluginError(plugin: plugin.name, message: "create did not call declare_io (a model must declare its input shape and number of outputs)")
+        }
+    }
+
+    deinit { destroy() }
+
+    /// Calls the plugin's destroy (once). The instance is unusable afterwards.
+    public func destroy() {
+        guard !destroyed else { return }
+        destroyed = true
+        let fn: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?
+        switch plugin.vtable {
+        case .model(let v): fn = v.destroy
+        case .objective(let v): fn = v.destroy
+        case .manifold(let v): fn = v.destroy
+        case .score(let v): fn = v.destroy
+        }
+        fn?(selfPointer)
+        selfPointer = nil
+    }
+
+    /// Runs one plugin call in a fresh frame; nested when `parent` is the caller's context.
+    func withCall<R>(_ parent: CallContext?, metrics: MetricSink? = nil, _ body: (CallContext) throws -> R) throws -> R {
+        if destroyed { throw PluginError(plugin: plugin.name, message: "instance used after destroy") }
+        var s = seed
+        if var p = parent?.rng { s = p.nextUInt64(); parent!.rng = p } else { calls += 1; s = seed &+ calls &* 0x9E37_79B9_7F4A_7C15 }
+        let ctx = CallContext(instance: self, parent: parent, seed: s, metrics: metrics)
+        defer { ctx.close() }
+        return try body(ctx)
+    }
+
+    /// The tensor a plugin returned through an out-parameter.
+    func output(_ ctx: CallContext, _ h: OpaquePointer?, _ what: String) throws -> Tensor {
+        guard let bits = HandleBits(h) else {
+            throw PluginError(plugin: plugin.name, message: "\(what) returned PAG_OK but no tensor")
+        }
+        guard let t = bits.kept ? kept.lookup(bits) : ctx.locals.lookup(bits) else {
+            throw PluginError(plugin: plugin.name, message: "\(what) returned a tensor handle that is not live")
+        }
+        return t
+    }
+
+    func wrongKind(_ what: String) -> PluginError {
+        PluginError(plugin: plugin.name, message: "is a \(plugin.kind.rawValue), it has no \(what)")
+    }
+
+    // MARK: models
+
+    /// Logits of a model plugin; `parent` is the calling plugin's context when nested.
+    func forward(_ x: Tensor, train: Bool, parent: CallContext?, metrics: MetricSink? = nil) throws -> Tensor {
+        guard case .model(let vt) = plugin.vtable else { throw wrongKind("forward") }
+        guard x.rank == inputShape.count + 1, Array(x.shape.dropFirst()) == inputShape else {
+            throw RuntimeError("forward: input \(x.shape) does not match model '\(plugin.name)', which takes [N, \(inputShape.map(String.init).joined(separator: ", "))]")
+        }
+        return try withCall(parent, metrics: metrics) { ctx in
+            var out: OpaquePointer?
+            let st = vt.forward!(ctx.pointer, selfPointer, ctx.push(x), train ? 1 : 0, &out)
+            try ctx.check(st, "forward")
+            let y = try output(ctx, out, "forward")
+            guard y.shape == [x.shape[0], outputs] else {
+                throw PluginError(plugin: plugin.name, message: "forward returned shape \(y.shape), expected [\(x.shape[0]), \(outputs)] (batch, outputs)")
+            }
+            return y
+        }
+    }
+
+    // MARK: objectives
+
+    /// The loss of `model` on (x, labels), as a scalar tensor recorded for differentiation.
+    public func loss(model: HostModel, x: Tensor, labels: [Int32], metrics: MetricSink? = nil) throws -> Tensor {
+        guard case .objective(let vt) = plugin.vtable else { throw wrongKind("loss") }
+        guard x.rank >= 1, labels.count == x.shape[0] else {
+            throw PluginError(plugin: plugin.name, message: "loss called with \(labels.count) labels for input \(x.shape)")
+        }
+        return try withCall(nil, metrics: metrics) { ctx in
+            ctx.models.append(model)
+            var out: OpaquePointer?
+            let st = labels.withUnsafeBufferPointer { lp in
+                vt.loss!(ctx.pointer, selfPointer, ctx.modelPointer(model), ctx.push(x), lp.baseAddress, &out)
+            }
+            try ctx.check(st, "loss")
+            let l = try output(ctx, out, "loss")
+            guard l.count == 1 else {
+                throw PluginError(plugin: plugin.name, message: "loss returned shape \(l.shape), expected a scalar")
+            }
+            return l.rank == 0 ? l : l.reshape([])
+        }
+    }
+
+    // MARK: estimators
+
+    /// Fits a manifold or score estimator (a no-op when it has no fit).
+    public func fit(_ data: HostDataset) throws {
+        let fit: (@convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, OpaquePointer?) -> pag_status)?
+        switch plugin.vtable {
+        case .manifold(let v): fit = v.fit
+        case .score(let v): fit = v.fit
+        default: throw wrongKind("fit")
+        }
+        guard let fit else { return }
+        try withCall(nil) { ctx in
+            ctx.dataset = data
+            let st = fit(ctx.pointer, selfPointer, ctx.datasetPointer(data))
+            try ctx.check(st, "fit")
+        }
+    }
+
+    public var hasTangentBasis: Bool { if case .manifold(let v) = plugin.vtable { return v.tangent_basis != nil }; return false }
+    public var hasProject: Bool { if case .manifold(let v) = plugin.vtable { return v.project != nil }; return false }
+
+    /// Tangent basis [N, k, D] at x.
+    public func tangentBasis(_ x: Tensor) throws -> Tensor {
+        guard case .manifold(let vt) = plugin.vtable, let f = vt.tangent_basis else { throw wrongKind("tangent_basis") }
+        return try withCall(nil) { ctx in
+            var out: OpaquePointer?
+            try ctx.check(f(ctx.pointer, selfPointer, ctx.push(x), &out), "tangent_basis")
+            let b = try output(ctx, out, "tangent_basis")
+            let d = x.count / max(x.shape.first ?? 1, 1)
+            guard b.rank == 3, b.shape[0] == x.shape[0], b.shape[2] == d else {
+                throw PluginError(plugin: plugin.name, message: "tangent_basis returned shape \(b.shape), expected [\(x.shape[0]), k, \(d)]")
+            }
+            return b
+        }
+    }
+
+    /// The tangent (or normal) component of v at x.
+    public func project(_ x: Tensor, _ v: Tensor, normal: Bool) throws -> Tensor {
+        guard case .manifold(let vt) = plugin.vtable, let f = vt.project else { throw wrongKind("project") }
+        return try withCall(nil) { ctx in
+            var out: OpaquePointer?
+            let which = Int32(normal ? PAG_PROJECT_NORMAL.rawValue : PAG_PROJECT_TANGENT.rawValue)
+            try ctx.check(f(ctx.pointer, selfPointer, ctx.push(x), ctx.push(v), which, &out), "project")
+            let p = try output(ctx, out, "project")
+            guard p.shape == v.shape else {
+                throw PluginError(plugin: plugin.name, message: "project returned shape \(p.shape), expected \(v.shape)")
+            }
+            return p
+        }
+    }
+
+    /// The score estimate at x for noise level sigma (labels nil: unconditional).
+    public func score(_ x: Tensor, sigma: Double, labels: [Int32]?) throws -> Tensor {
+        guard case .score(let vt) = plugin.vtable else { throw wrongKind("score") }
+        if let labels, labels.count != x.shape.first {
+            throw PluginError(plugin: plugin.name, message: "score called with \(labels.count) labels for input \(x.shape)")
+        }
+        return try withCall(nil) { ctx in
+            var out: OpaquePointer?
+            let st: pag_status
+            if let labels {
+                st = labels.withUnsafeBufferPointer { vt.score!(ctx.pointer, selfPointer, ctx.push(x), sigma, $0.baseAddress, &out) }
+            } else {
+                st = vt.score!(ctx.pointer, selfPointer, ctx.push(x), sigma, nil, &out)
+            }
+            try ctx.check(st, "score")
+            let s = try output(ctx, out, "score")
+            guard s.shape == x.shape else {
+                throw PluginError(plugin: plugin.name, message: "score returned shape \(s.shape), expected \(x.shape)")
+            }
+            return s
+        }
+    }
+}
+
+extension PluginInstance: HostModel {
+    public var modelName: String { plugin.name }
+    public func forward(_ x: Tensor, train: Bool) throws -> Tensor {
+        do { return try forward(x, train: train, parent: nil) }
+        catch let e as RuntimeError { throw PluginError(plugin: e.blame ?? plugin.name, message: e.message) }
+    }
+}
+
+extension CallContext {
+    /// The pag_model pointer for a model this call may use.
+    func modelPointer(_ m: HostModel) -> OpaquePointer {
+        OpaquePointer(Unmanaged.passUnretained(m as AnyObject).toOpaque())
+    }
+
+    /// The model behind a pag_model pointer, if this call chain was given it.
+    func model(_ p: OpaquePointer?) -> HostModel? {
+        var c: CallContext? = self
+        while let ctx = c {
+            if let m = ctx.models.first(where: { modelPointer($0) == p }) { return m }
+            c = ctx.parent
+        }
+        return nil
+    }
+
+    func datasetPointer(_ d: HostDataset) -> OpaquePointer { OpaquePointer(Unmanaged.passUnretained(d).toOpaque()) }
+}
