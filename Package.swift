@@ -10,6 +10,9 @@ let package = Package(
     products: [
         .executable(name: "pag", targets: ["pag"]),
         .library(name: "PAGTensor", targets: ["PAGTensor"]),
+        // The Swift kit for plugin authors, and the Swift example plugin (a loadable .so).
+        .library(name: "PAGPluginKit", targets: ["PAGPluginKit"]),
+        .library(name: "PAGExampleSwiftCE", type: .dynamic, targets: ["PAGExampleSwiftCE"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -33,6 +36,9 @@ let package = Package(
             "PAGHost", "PAGTensor",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/pag", swiftSettings: fast),
+        // Swift layer for plugin authors, built on plugin.h only (no host code).
+        .target(name: "PAGPluginKit", dependencies: ["CPAGPlugin"], path: "Sources/PAGPluginKit"),
+        .target(name: "PAGExampleSwiftCE", dependencies: ["PAGPluginKit"], path: "Plugins/Examples/SwiftLabelSmoothing"),
         .testTarget(name: "PAGTensorTests", dependencies: ["PAGTensor"], path: "Tests/PAGTensorTests"),
     ],
     swiftLanguageModes: [.v5]

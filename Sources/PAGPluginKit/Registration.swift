@@ -1,0 +1,281 @@
+/// Registers Swift plugin types with pag from a library's `pag_plugin_init`:
+///
+/// ```swift
+/// @_cdecl("pag_plugin_init")
+/// public func pagPluginInit(_ host: UnsafePointer<pag_host>?, _ registry: OpaquePointer?) -> pag_status {
+///     PluginRegistration.register(MyObjective.self, host: host, registry: registry)
+/// }
+/// ```
+///
+/// For each type it builds the C descriptor and vtable: C-convention thunks that find the Swift
+/// instance from the plugin's `self` pointer, run it, and turn a thrown error into the call's
+/// error message. Descriptors, strings and vtables are allocated once and kept for the life of
+/// the library, as plugin.h requires.
+public enum PluginRegistration {
+    /// Most plugins one library can register through the Kit (one create thunk each).
+    public static let maximumPlugins = createThunks.count
+
+    /// Registers every type in `types` (each adopting one plugin kind). Returns PAG_OK, or
+    /// PAG_ERROR with the reason given to the host's registry.
+    public static func register(_ types: any PluginDefinition.Type..., host: UnsafePointer<pag_host>?,
+                                registry: OpaquePointer?) -> pag_status {
+        register(types, host: host, registry: registry)
+    }
+
+    /// Registers every type in `types`; see the variadic form.
+    public static func register(_ types: [any PluginDefinition.Type], host: UnsafePointer<pag_host>?,
+                                registry: OpaquePointer?) -> pag_status {
+        guard let host else { return PAG_ERROR }
+        func fail(_ message: String) -> pag_status {
+            host.pointee.registry_error(registry, message)
+            return PAG_ERROR
+        }
+        // The Kit calls every function of the table it was compiled with, so the host must have them.
+        let hostMajor = host.pointee.abi_version >> 16
+        if hostMajor != UInt32(PAG_ABI_VERSION_MAJOR) {
+            return fail("PAGPluginKit was built for ABI \(PAG_ABI_VERSION_MAJOR).x, the host has \(hostMajor).x")
+        }
+        if Int(host.pointee.struct_size) < MemoryLayout<pag_host>.size {
+            return fail("PAGPluginKit needs a host table of \(MemoryLayout<pag_host>.size) bytes (ABI "
+                        + "\(PAG_ABI_VERSION_MAJOR).\(PAG_ABI_VERSION_MINOR)); the host gives \(host.pointee.struct_size)")
+        }
+        for type in types {
+            guard slots.count < createThunks.count else {
+                return fail("PAGPluginKit registers at most \(createThunks.count) plugins per library")
+            }
+            let descriptor: UnsafePointer<pag_plugin_descriptor>
+            do { descriptor = try makeDescriptor(type, create: createThunks[slots.count]) }
+            catch { return fail("\(type.name): \(error)") }
+            slots.append(Slot(type: type, host: host, descriptor: descriptor))
+            // PAG_ERROR here means the host rejected this descriptor and reported why; the other
+            // plugins of the library still load (plugin.h).
+            _ = host.pointee.register_plugin(registry, descriptor)
+        }
+        return PAG_OK
+    }
+}
+
+// MARK: - Descriptor building
+
+/// A registered plugin type: what its create thunk needs. File-private so that two Kit-built
+/// libraries loaded into one process can never share it.
+private struct Slot {
+    let type: any PluginDefinition.Type
+    let host: UnsafePointer<pag_host>
+    let descriptor: UnsafePointer<pag_plugin_descriptor>
+}
+nonisolated(unsafe) private var slots: [Slot] = []
+
+/// A C string that lives as long as the library.
+private func permanent(_ s: String) -> UnsafePointer<CChar> {
+    let chars = s.utf8CString
+    let p = UnsafeMutablePointer<CChar>.allocate(capacity: chars.count)
+    chars.withUnsafeBufferPointer { p.initialize(from: $0.baseAddress!, count: chars.count) }
+    return UnsafePointer(p)
+}
+
+/// An array that lives as long as the library (nil when empty, as plugin.h wants).
+private func permanent<T>(_ items: [T]) -> UnsafePointer<T>? {
+    guard !items.isEmpty else { return nil }
+    let p = UnsafeMutablePointer<T>.allocate(capacity: items.count)
+    p.initialize(from: items, count: items.count)
+    return UnsafePointer(p)
+}
+
+private func permanent<T>(_ item: T) -> UnsafePointer<T> {
+    let p = UnsafeMutablePointer<T>.allocate(capacity: 1)
+    p.initialize(to: item)
+    return UnsafePointer(p)
+}
+
+typealias CreateThunk = @convention(c) (OpaquePointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> pag_status
+
+private func makeDescriptor(_ type: any PluginDefinition.Type, create: CreateThunk?) throws
+    -> UnsafePointer<pag_plugin_descriptor> {
+    var d = pag_plugin_descriptor()
+    d.struct_size = UInt32(MemoryLayout<pag_plugin_descriptor>.size)
+    d.abi_version = UInt32(PAG_ABI_VERSION_MAJOR) << 16 | UInt32(PAG_ABI_VERSION_MINOR)
+    d.name = permanent(type.name)
+    d.version = permanent(type.version)
+    d.summary = permanent(type.summary)
+
+    let hps = type.hyperparameters.map { h in
+        pag_hyperparameter(name: permanent(h.name), type: h.kind.rawValue, default_value: permanent(h.defaultValue),
+                           min: h.min, max: h.max,
+                           choices: h.kind == .choice ? permanent(h.choices.joined(separator: "|")) : nil,
+                           help: permanent(h.help))
+    }
+    d.hyperparameters = permanent(hps)
+    d.hyperparameter_count = Int32(hps.count)
+
+    let fns = type.functions.map { f in
+        pag_function(name: permanent(f.name), fn: f.function, signature: permanent(f.signature), help: permanent(f.help))
+    }
+    d.functions = permanent(fns)
+    d.function_count = Int32(fns.count)
+
+    let kinds = [type is ModelPlugin.Type, type is ObjectivePlugin.Type, type is ManifoldPlugin.Type,
+                 type is ScorePlugin.Type].filter { $0 }.count
+    guard kinds == 1 else {
+        throw PluginKitError("adopt exactly one of ModelPlugin, ObjectivePlugin, ManifoldPlugin, ScorePlugin")
+    }
+    let fits = type is FitsData.Type
+    let trains = type is HasTrainingLoss.Type
+    if type is ModelPlugin.Type {
+        d.kind = Int32(PAG_KIND_MODEL.rawValue)
+        d.vtable.model = permanent(pag_model_vtable(
+            struct_size: UInt32(MemoryLayout<pag_model_vtable>.size), create: create, forward: forwardThunk,
+            destroy: destroyThunk))
+    } else if type is ObjectivePlugin.Type {
+        d.kind = Int32(PAG_KIND_OBJECTIVE.rawValue)
+        d.vtable.objective = permanent(pag_objective_vtable(
+            struct_size: UInt32(MemoryLayout<pag_objective_vtable>.size), create: create, loss: lossThunk,
+            destroy: destroyThunk))
+    } else if type is ManifoldPlugin.Type {
+        let basis = type is ProvidesTangentBasis.Type, project = type is ProvidesProjection.Type
+        guard basis || project else {
+            throw PluginKitError("a ManifoldPlugin must adopt ProvidesTangentBasis, ProvidesProjection or both")
+        }
+        d.kind = Int32(PAG_KIND_MANIFOLD.rawValue)
+        d.vtable.manifold = permanent(pag_manifold_vtable(
+            struct_size: UInt32(MemoryLayout<pag_manifold_vtable>.size), create: create,
+            fit: fits ? fitThunk : nil, tangent_basis: basis ? tangentBasisThunk : nil,
+            project: project ? projectThunk : nil, train_loss: trains ? trainLossThunk : nil,
+            destroy: destroyThunk))
+    } else {
+        d.kind = Int32(PAG_KIND_SCORE.rawValue)
+        d.vtable.score = permanent(pag_score_vtable(
+            struct_size: UInt32(MemoryLayout<pag_score_vtable>.size), create: create,
+            fit: fits ? fitThunk : nil, score: scoreThunk, train_loss: trains ? trainLossThunk : nil,
+            destroy: destroyThunk))
+    }
+    return permanent(d)
+}
+
+// MARK: - Thunks
+
+/// The Swift instance behind a plugin's `self` pointer.
+private final class Instance {
+    var value: any PluginDefinition
+    let host: UnsafePointer<pag_host>
+    init(_ value: any PluginDefinition, host: UnsafePointer<pag_host>) { self.value = value; self.host = host }
+
+    static func from(_ p: UnsafeMutableRawPointer?) -> Instance {
+        Unmanaged<Instance>.fromOpaque(p!).takeUnretainedValue()
+    }
+}
+
+/// Runs a plugin call: a thrown error becomes the context's message and PAG_ERROR.
+private func guarded(_ ctx: OpaquePointer?, _ host: UnsafePointer<pag_host>, _ body: (Context) throws -> Void) -> pag_status {
+    guard let ctx else { return PAG_ERROR }
+    do {
+        try body(Context(ctx, host: host))
+        return PAG_OK
+    } catch {
+        host.pointee.set_error(ctx, "\(error)")
+        return PAG_ERROR
+    }
+}
+
+/// The labels of a batch x [N, ...] as a Swift array (nil stays nil).
+private func labelArray(_ labels: UnsafePointer<Int32>?, _ x: Tensor) -> [Int32]? {
+    guard let labels else { return nil }
+    let n = x.rank > 0 ? max(0, x.shape[0]) : 0
+    return Array(UnsafeBufferPointer(start: labels, count: n))
+}
+
+private func create(_ slot: Int, _ ctx: OpaquePointer?, _ me: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> pag_status {
+    let s = slots[slot]
+    return guarded(ctx, s.host) { c in
+        let value = try s.type.init(context: c)
+        me?.pointee = Unmanaged.passRetained(Instance(value, host: s.host)).toOpaque()
+    }
+}
+
+// C function pointers cannot capture which type they create, so each registered type gets its own
+// create thunk, distinguished only by its slot number.
+private let createThunks: [CreateThunk] = [
+    { create(0, $0, $1) }, { create(1, $0, $1) }, { create(2, $0, $1) }, { create(3, $0, $1) },
+    { create(4, $0, $1) }, { create(5, $0, $1) }, { create(6, $0, $1) }, { create(7, $0, $1) },
+    { create(8, $0, $1) }, { create(9, $0, $1) }, { create(10, $0, $1) }, { create(11, $0, $1) },
+    { create(12, $0, $1) }, { create(13, $0, $1) }, { create(14, $0, $1) }, { create(15, $0, $1) },
+    { create(16, $0, $1) }, { create(17, $0, $1) }, { create(18, $0, $1) }, { create(19, $0, $1) },
+    { create(20, $0, $1) }, { create(21, $0, $1) }, { create(22, $0, $1) }, { create(23, $0, $1) },
+    { create(24, $0, $1) }, { create(25, $0, $1) }, { create(26, $0, $1) }, { create(27, $0, $1) },
+    { create(28, $0, $1) }, { create(29, $0, $1) }, { create(30, $0, $1) }, { create(31, $0, $1) },
+]
+
+private let destroyThunk: @convention(c) (UnsafeMutableRawPointer?) -> Void = { me in
+    if let me { Unmanaged<Instance>.fromOpaque(me).release() }
+}
+
+private let forwardThunk: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, pag_tensor?, Int32,
+                                          UnsafeMutablePointer<pag_tensor?>?) -> pag_status = { ctx, me, x, train, out in
+    let inst = Instance.from(me)
+    return guarded(ctx, inst.host) { c in
+        let model = inst.value as! any ModelPlugin
+        out?.pointee = try model.forward(Tensor(handle: x!, context: c), train: train != 0).handle
+    }
+}
+
+private let lossThunk: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, OpaquePointer?, pag_tensor?,
+                                       UnsafePointer<Int32>?, UnsafeMutablePointer<pag_tensor?>?) -> pag_status = {
+    ctx, me, model, x, labels, out in
+    let inst = Instance.from(me)
+    return guarded(ctx, inst.host) { c in
+        let objective = inst.value as! any ObjectivePlugin
+        let xt = Tensor(handle: x!, context: c)
+        let loss = try objective.loss(model: Model(model!, context: c), x: xt, labels: labelArray(labels, xt) ?? [])
+        out?.pointee = loss.handle
+    }
+}
+
+private let fitThunk: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, OpaquePointer?) -> pag_status = {
+    ctx, me, data in
+    let inst = Instance.from(me)
+    return guarded(ctx, inst.host) { c in
+        var estimator = inst.value as! any FitsData
+        try estimator.fit(Dataset(data!, context: c))
+        inst.value = estimator as! any PluginDefinition  // a struct's fit mutates a copy
+    }
+}
+
+private let tangentBasisThunk: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, pag_tensor?,
+                                               UnsafeMutablePointer<pag_tensor?>?) -> pag_status = { ctx, me, x, out in
+    let inst = Instance.from(me)
+    return guarded(ctx, inst.host) { c in
+        let m = inst.value as! any ProvidesTangentBasis
+        out?.pointee = try m.tangentBasis(at: Tensor(handle: x!, context: c)).handle
+    }
+}
+
+private let projectThunk: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, pag_tensor?, pag_tensor?, Int32,
+                                          UnsafeMutablePointer<pag_tensor?>?) -> pag_status = { ctx, me, x, v, which, out in
+    let inst = Instance.from(me)
+    return guarded(ctx, inst.host) { c in
+        let m = inst.value as! any ProvidesProjection
+        guard let part = Projection(rawValue: which) else { throw PluginKitError("project: unknown part \(which)") }
+        out?.pointee = try m.project(Tensor(handle: v!, context: c), at: Tensor(handle: x!, context: c), onto: part).handle
+    }
+}
+
+private let trainLossThunk: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, pag_tensor?, UnsafePointer<Int32>?,
+                                            UnsafeMutablePointer<pag_tensor?>?) -> pag_status = { ctx, me, x, labels, out in
+    let inst = Instance.from(me)
+    return guarded(ctx, inst.host) { c in
+        let m = inst.value as! any HasTrainingLoss
+        let xt = Tensor(handle: x!, context: c)
+        out?.pointee = try m.trainingLoss(x: xt, labels: labelArray(labels, xt)).handle
+    }
+}
+
+private let scoreThunk: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, pag_tensor?, Double,
+                                        UnsafePointer<Int32>?, UnsafeMutablePointer<pag_tensor?>?) -> pag_status = {
+    ctx, me, x, sigma, labels, out in
+    let inst = Instance.from(me)
+    return guarded(ctx, inst.host) { c in
+        let m = inst.value as! any ScorePlugin
+        let xt = Tensor(handle: x!, context: c)
+        out?.pointee = try m.score(at: xt, sigma: sigma, labels: labelArray(labels, xt)).handle
+    }
+}
