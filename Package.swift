@@ -23,7 +23,7 @@ let package = Package(
         // Thin C layer over oneDNN: sgemm and cached convolution primitives.
         .target(name: "CPAGKernels", dependencies: ["CDNNL"], path: "Sources/CPAGKernels",
                 cSettings: [.unsafeFlags(["-O3"])],
-                linkerSettings: [.linkedLibrary("dnnl")]),
+                linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]),
         .target(name: "PAGTensor", dependencies: ["CPAGKernels"], path: "Sources/PAGTensor",
                 swiftSettings: fast),
         // The plugin ABI header (include/pag/plugin.h) as a Clang module.

@@ -600,3 +600,34 @@ int pag_conv2d_backward_weights(const pag_conv_shape *s, const float *x, const f
     if (!x || !gy || !gw) return dnnl_invalid_arguments;
     return conv_execute(s, OP_BWD_WEIGHTS, gbias != NULL, (void *)x, gw, (void *)gy, gbias);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Parallel loops on libgomp's thread team (the one oneDNN uses). GOMP_parallel is the entry
+// point gcc emits for `#pragma omp parallel`; calling it directly avoids needing -fopenmp here.
+
+extern void GOMP_parallel(void (*fn)(void *), void *data, unsigned num_threads, unsigned flags);
+extern int omp_get_thread_num(void);
+extern int omp_get_num_threads(void);
+extern int omp_get_max_threads(void);
+
+typedef struct parallel_job {
+    void (*fn)(void *ctx, int64_t chunk);
+    void *ctx;
+    int64_t n;
+} parallel_job;
+
+static void parallel_trampoline(void *data) {
+    const parallel_job *job = data;
+    int64_t t = omp_get_thread_num(), nt = omp_get_num_threads();
+    for (int64_t i = t; i < job->n; i += nt) job->fn(job->ctx, i);
+}
+
+void pag_parallel_for(int64_t n_chunks, void (*fn)(void *ctx, int64_t chunk), void *ctx) {
+    if (n_chunks <= 0) return;
+    if (n_chunks == 1) { fn(ctx, 0); return; }
+    parallel_job job = {fn, ctx, n_chunks};
+    int64_t threads = omp_get_max_threads();
+    GOMP_parallel(parallel_trampoline, &job, (unsigned)(threads < n_chunks ? threads : n_chunks), 0);
+}
+
+int pag_parallel_threads(void) { return omp_get_max_threads(); }

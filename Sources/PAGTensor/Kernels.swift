@@ -152,7 +152,7 @@ func reduceSum(_ x: Tensor, to target: [Int]) -> Tensor {
         let per = outerCount / outer.first!.n
         let n0 = outer.first!.n
         let step = (n0 + chunks - 1) / chunks
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        Parallel.run(chunks) { c in
             let lo = min(n0, c * step), hi = min(n0, lo + step)
             run(lo * per..<hi * per, po)
         }
@@ -161,7 +161,7 @@ func reduceSum(_ x: Tensor, to target: [Int]) -> Tensor {
         let partial = Tensor.zeros([chunks, out.count])
         let pp = partial.pointer, oc = out.count
         let step = (outerCount + chunks - 1) / chunks
-        DispatchQueue.concurrentPerform(iterations: chunks) { c in
+        Parallel.run(chunks) { c in
             let lo = min(outerCount, c * step), hi = min(outerCount, lo + step)
             run(lo..<hi, pp + c * oc)
         }

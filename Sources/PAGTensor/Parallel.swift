@@ -1,11 +1,13 @@
-import Dispatch
+import CPAGKernels
 
-/// Work splitting over the machine's cores for elementwise and reduction loops.
+/// Work splitting over the machine's cores for elementwise and reduction loops. The loops run on
+/// oneDNN's OpenMP thread team (through pag_parallel_for), so the engine has one pool of threads
+/// and never has two pools competing for the same cores.
 enum Parallel {
-    /// Number of worker threads used by the Swift loops (oneDNN manages its own threads).
-    static var threads: Int = max(1, min(System.coreCount, 8))
+    /// Number of threads in the team.
+    static let threads: Int = max(1, Int(pag_parallel_threads()))
 
-    /// Below this many elements a loop runs on the calling thread: dispatch costs more than it saves.
+    /// Below this many elements a loop runs on the calling thread: waking the team costs more.
     static let grain = 1 << 15
 
     /// Calls `body` on disjoint sub-ranges of `0..<count`, in parallel when the work is large.
@@ -16,23 +18,21 @@ enum Parallel {
         if chunks <= 1 { body(0..<count); return }
         // Split at multiples of 16 so every chunk but the last keeps whole SIMD vectors.
         let step = ((count + chunks - 1) / chunks + 15) & ~15
-        DispatchQueue.concurrentPerform(iterations: chunks) { i in
-            let lo = i * step, hi = min(count, lo + step)
+        run(chunks) { i in
+            let lo = i * step, hi = Swift.min(count, lo + step)
             if lo < hi { body(lo..<hi) }
         }
     }
-}
 
-enum System {
-    static var coreCount: Int {
-        #if canImport(Glibc)
-        return Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-        #else
-        return 2
-        #endif
+    /// Calls `body(i)` for i in 0..<n on the thread team.
+    static func run(_ n: Int, _ body: (Int) -> Void) {
+        withoutActuallyEscaping(body) { escaping in
+            var job = escaping
+            withUnsafeMutablePointer(to: &job) { ptr in
+                pag_parallel_for(Int64(n), { ctx, i in
+                    ctx!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(i))
+                }, ptr)
+            }
+        }
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif

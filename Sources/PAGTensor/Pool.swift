@@ -22,6 +22,33 @@ struct PoolGeometry {
     var outputShape: [Int] { [n, c, oh, ow] }
 }
 
+/// The common 2x2 stride-2 max pool without window bookkeeping (it dominated a LeNet step).
+private func maxPool2x2(_ px: UnsafeMutablePointer<Float>, _ po: UnsafeMutablePointer<Float>,
+                        _ pi: UnsafeMutablePointer<Int32>, _ geo: PoolGeometry) {
+    let inPlane = geo.h * geo.w, outPlane = geo.oh * geo.ow, w = geo.w
+    Parallel.forEach(geo.planes, cost: inPlane) { r in
+        for p in r {
+            let src = px + p * inPlane, dst = po + p * outPlane, di = pi + p * outPlane
+            for oy in 0..<geo.oh {
+                let row0 = 2 * oy * w, r0 = src + row0, r1 = r0 + w
+                let o = dst + oy * geo.ow, oi = di + oy * geo.ow
+                for ox in 0..<geo.ow {
+                    let i = 2 * ox
+                    let a = r0[i], b = r0[i + 1], c = r1[i], d = r1[i + 1]
+                    var best = a, bi = row0 + i
+                    if b > best { best = b; bi = row0 + i + 1 }
+                    if c > best { best = c; bi = row0 + w + i }
+                    if d > best { best = d; bi = row0 + w + i + 1 }
+                    // NaN wins its window, as in PyTorch (comparisons above skip NaN).
+                    if a.isNaN || b.isNaN || c.isNaN || d.isNaN { best = .nan }
+                    o[ox] = best
+                    oi[ox] = Int32(bi)
+                }
+            }
+        }
+    }
+}
+
 /// Argmax positions of a max pool: for each output element, its flat index within its input plane.
 final class PoolIndices {
     let indices: UnsafeMutablePointer<Int32>
@@ -37,6 +64,10 @@ extension Tensor {
         let idx = PoolIndices(count: out.count)
         let px = pointer, po = out.pointer, pi = idx.indices
         let inPlane = geo.h * geo.w, outPlane = geo.oh * geo.ow
+        if geo.kh == 2 && geo.kw == 2 && geo.sh == 2 && geo.sw == 2 && geo.ph == 0 && geo.pw == 0 {
+            maxPool2x2(px, po, pi, geo)
+            return Tensor.record(out, "max_pool2d", [self]) { g, _ in [g.poolScatter(idx, geo)] }
+        }
         Parallel.forEach(geo.planes, cost: inPlane) { r in
             for p in r {
                 let src = px + p * inPlane, dst = po + p * outPlane, di = pi + p * outPlane

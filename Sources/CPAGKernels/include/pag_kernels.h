@@ -57,6 +57,13 @@ enum {
 /// Sets the strategy for later calls (thread-safe; primitives are cached per strategy).
 void pag_kernels_set_conv_policy(int policy);
 int pag_kernels_get_conv_policy(void);
+/// Runs fn(ctx, i) for i in 0..<n_chunks on oneDNN's own OpenMP thread team. The engine's
+/// elementwise loops use this instead of a second thread pool: two pools on two cores fight
+/// (OpenMP threads spin after each oneDNN call while the other pool's threads wait for a core).
+void pag_parallel_for(int64_t n_chunks, void (*fn)(void *ctx, int64_t chunk), void *ctx);
+/// Number of threads in that team.
+int pag_parallel_threads(void);
+
 /// Bytes held by the calling thread's workspace (reordered tensors and oneDNN scratchpads).
 int64_t pag_kernels_workspace_bytes(void);
 
