@@ -27,10 +27,16 @@ struct Bench: ParsableCommand {
     @Option(help: "Comma-separated workloads to run (default: all).")
     var only: String?
 
+    @Option(help: "Convolution algorithm: direct (oneDNN direct, as PyTorch) or fast (adds Winograd for 3x3 layers with >= 16 channels).")
+    var convAlgorithm: String = "direct"
+
     @Flag(help: "Print a JSON list (one object per workload, then peak-rss) instead of a table.")
     var json = false
 
     func validate() throws {
+        guard ConvolutionAlgorithm(rawValue: convAlgorithm) != nil else {
+            throw ValidationError("--conv-algorithm must be one of: \(ConvolutionAlgorithm.allCases.map(\.rawValue).joined(separator: ", ")), got '\(convAlgorithm)'")
+        }
         guard steps > 0 else { throw ValidationError("--steps must be positive, got \(steps)") }
         guard warmup >= 0 else { throw ValidationError("--warmup must be zero or more, got \(warmup)") }
         if let only {
@@ -41,6 +47,7 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        ConvolutionAlgorithm.current = ConvolutionAlgorithm(rawValue: convAlgorithm)!
         let names = only.map { $0.split(separator: ",").map(String.init) } ?? Benchmarks.names
         var results: [Benchmarks.Result] = []
         for name in names {

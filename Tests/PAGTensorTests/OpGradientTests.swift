@@ -200,3 +200,51 @@ func XCTAssertEqual(_ a: [Float], _ b: [Float], accuracy: Float, file: StaticStr
     XCTAssertEqual(a.count, b.count, file: file, line: line)
     for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: accuracy, file: file, line: line) }
 }
+
+/// The oneDNN convolution paths (blocked layouts, Winograd) against a direct sum in Swift.
+final class ConvolutionKernelTests: XCTestCase {
+    /// Reference convolution by the definition.
+    func referenceConv(_ x: Tensor, _ w: Tensor, stride: Int, padding: Int) -> [Float] {
+        let (n, c, h, wd) = (x.shape[0], x.shape[1], x.shape[2], x.shape[3])
+        let (o, kh, kw) = (w.shape[0], w.shape[2], w.shape[3])
+        let oh = (h + 2 * padding - kh) / stride + 1, ow = (wd + 2 * padding - kw) / stride + 1
+        var out = [Float](repeating: 0, count: n * o * oh * ow)
+        let xv = x.values, wv = w.values
+        for b in 0..<n { for oc in 0..<o { for i in 0..<oh { for j in 0..<ow {
+            var s: Double = 0
+            for ic in 0..<c { for p in 0..<kh { for q in 0..<kw {
+                let y = i * stride + p - padding, z = j * stride + q - padding
+                if y >= 0 && y < h && z >= 0 && z < wd {
+                    s += Double(xv[((b * c + ic) * h + y) * wd + z]) * Double(wv[((oc * c + ic) * kh + p) * kw + q])
+                }
+            }}}
+            out[((b * o + oc) * oh + i) * ow + j] = Float(s)
+        }}}}
+        return out
+    }
+
+    func testForwardAndBackwardMatchReferenceUnderEveryAlgorithm() throws {
+        let saved = ConvolutionAlgorithm.current
+        defer { ConvolutionAlgorithm.current = saved }
+        let x = randomInput([2, 16, 9, 9], seed: 40), w = randomInput([16, 16, 3, 3], seed: 41, scale: 0.2)
+        let r = randomInput([2, 16, 9, 9], seed: 42)
+        let expected = referenceConv(x, w, stride: 1, padding: 1)
+        // The adjoint identity <conv(x, w), r> = <x, backward_data(r, w)> = <w, backward_weights(x, r)>
+        // ties the two backward kernels to the forward reference.
+        let inner = zip(expected, r.values).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+        for algo in ConvolutionAlgorithm.allCases {
+            ConvolutionAlgorithm.current = algo
+            let xi = x.copy(); xi.requiresGrad = true
+            let wi = w.copy(); wi.requiresGrad = true
+            let y = Tensor.conv2d(xi, weight: wi, padding: 1)
+            XCTAssertLessThan(GradCheck.relativeError(y.values, expected), 1e-5, "forward with \(algo)")
+            let g = try grad(of: [y], wrt: [xi, wi], gradOutputs: [r])
+            let viaData = zip(x.values, g[0].values).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            let viaWeights = zip(w.values, g[1].values).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            XCTAssertEqual(viaData, inner, accuracy: 1e-4 * Swift.abs(inner) + 1e-3, "backward-data with \(algo)")
+            XCTAssertEqual(viaWeights, inner, accuracy: 1e-4 * Swift.abs(inner) + 1e-3, "backward-weights with \(algo)")
+        }
+        let strided = Tensor.conv2d(x, weight: w, stride: 2, padding: 0)
+        XCTAssertLessThan(GradCheck.relativeError(strided.values, referenceConv(x, w, stride: 2, padding: 0)), 1e-5)
+    }
+}
