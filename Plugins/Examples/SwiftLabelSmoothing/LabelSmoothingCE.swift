@@ -15,9 +15,9 @@ struct LabelSmoothingCE: ObjectivePlugin {
         .float("smoothing", default: 0.1, range: 0...1, help: "probability mass spread evenly over all classes"),
     ]
     static let functions = [
-        ExtraFunction("target_probability", signature: "f64 (f64, i32)",
-                      help: "the target probability of the true class for (smoothing, classes)",
-                      function: targetProbability),
+        ExtraFunction("min_loss", signature: "f64 (f64, i32)",
+                      help: "lowest reachable loss for (smoothing, classes): the entropy of the smoothed target",
+                      function: minLoss),
     ]
 
     let smoothing: Float
@@ -28,6 +28,7 @@ struct LabelSmoothingCE: ObjectivePlugin {
 
     func loss(model: Model, x: Tensor, labels: [Int32]) throws -> Tensor {
         let logits = try model(x, train: true)
+        guard logits.rank == 2 else { throw PluginKitError("expected logits [N, classes], got \(logits.shape)") }
         let classes = logits.shape[1]
         let target = try x.context.oneHot(labels, classes: classes) * (1 - smoothing) + smoothing / Float(classes)
         let loss = try -(target * logits.logSoftmax(axis: 1)).sum(axes: [1]).mean()
@@ -47,9 +48,14 @@ func accuracy(_ logits: [Float], _ labels: [Int32], _ classes: Int) -> Double {
     return Double(hits) / Double(labels.count)
 }
 
-/// Extra function for `pag plugins call example-swift-label-smoothing-ce target_probability 0.1 10`.
-let targetProbability: @convention(c) (Double, Int32) -> Double = { smoothing, classes in
-    1 - smoothing + smoothing / Double(classes)
+/// The smallest loss reachable with smoothing eps and C classes: the entropy of the smoothed
+/// target. For `pag plugins call example-swift-label-smoothing-ce min_loss 0.1 10`.
+let minLoss: @convention(c) (Double, Int32) -> Double = { eps, classes in
+    guard classes >= 1, eps >= 0, eps <= 1 else { return .nan }
+    let on = 1 - eps + eps / Double(classes), off = eps / Double(classes)
+    var h = on > 0 ? -on * log(on) : 0
+    if off > 0 { h -= Double(classes - 1) * off * log(off) }
+    return h
 }
 
 /// The library's entry point: registers the plugin with pag.
