@@ -47,14 +47,21 @@ public final class SGD: Optimizer {
                 if buffers[i] == nil { buffers[i] = Tensor.zeros([n]); first = true }
                 buf = buffers[i]!.pointer
             }
+            // Conditions are hoisted out of the loops so each loop vectorizes.
             Parallel.forEach(n) { r in
-                for j in r {
-                    var d = g[j] + wd * p[j]
-                    if let b = buf {
-                        b[j] = first ? d : mom * b[j] + (1 - damp) * d
-                        d = nest ? d + mom * b[j] : b[j]
-                    }
-                    p[j] -= lr * d
+                guard let b = buf else {
+                    for j in r { p[j] -= lr * (g[j] + wd * p[j]) }
+                    return
+                }
+                if first {
+                    for j in r { b[j] = g[j] + wd * p[j] }
+                } else {
+                    for j in r { b[j] = mom * b[j] + (1 - damp) * (g[j] + wd * p[j]) }
+                }
+                if nest {
+                    for j in r { p[j] -= lr * (g[j] + wd * p[j] + mom * b[j]) }
+                } else {
+                    for j in r { p[j] -= lr * b[j] }
                 }
             }
         }
