@@ -40,6 +40,9 @@ let package = Package(
         .target(name: "PAGPluginKit", dependencies: ["CPAGPlugin"], path: "Sources/PAGPluginKit"),
         .target(name: "PAGExampleSwiftCE", dependencies: ["PAGPluginKit"], path: "Plugins/Examples/SwiftLabelSmoothing"),
         .testTarget(name: "PAGTensorTests", dependencies: ["PAGTensor"], path: "Tests/PAGTensorTests"),
+        // Compiles the C examples and Fixtures/*.c with cc outside SwiftPM, loads them, runs the pag binary.
+        .testTarget(name: "PAGHostTests", dependencies: ["PAGHost", "pag"], path: "Tests/PAGHostTests",
+                    exclude: ["Fixtures"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -203,6 +203,7 @@ public enum HostTable {
                         throw RuntimeError("forward: input \(input.shape) does not match model '\(model.modelName)', which takes [N, \(model.inputShape.map(String.init).joined(separator: ", "))]")
                     }
                     do { return try model.forward(input, train: train != 0) }
+                    catch let e as PluginError { throw RuntimeError(e.message, blame: e.plugin) }
                     catch { throw RuntimeError("\(error)", blame: model.modelName) }
                 }
             }

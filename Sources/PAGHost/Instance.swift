@@ -74,11 +74,12 @@ public final class PluginInstance {
     private var calls: UInt64 = 0
     private var destroyed = false
 
-    /// Creates an instance with hyperparameters from `settings` ("key=value") over the defaults.
+    /// Creates an instance with hyperparameters from `settings` ("key=value") over the defaults;
+    /// throws HyperparameterError for a bad setting and PluginError when create fails.
     public init(plugin: Plugin, settings: [String] = [], seed: UInt64 = 0) throws {
         self.plugin = plugin
-        do { config = try HyperparameterValues(plugin: plugin.name, specs: plugin.hyperparameters, settings: settings) }
-        catch let e as HyperparameterError { throw PluginError(plugin: plugin.name, message: e.description) }
+        // A bad setting is the user's error, not the plugin's: HyperparameterError passes through.
+        config = try HyperparameterValues(plugin: plugin.name, specs: plugin.hyperparameters, settings: settings)
         self.seed = seed
         let create: (@convention(c) (OpaquePointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> pag_status)?
         switch plugin.vtable {

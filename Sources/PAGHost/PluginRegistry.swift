@@ -31,13 +31,17 @@ public final class PluginRegistry {
         return out
     }
 
-    /// The folder of the running executable (from /proc/self/exe on Linux).
+    /// The folder of the running executable.
     public static func executableDirectory() -> String? {
+        executablePath().map { ($0 as NSString).deletingLastPathComponent }
+    }
+
+    /// The running executable (from /proc/self/exe on Linux, else argv[0]).
+    public static func executablePath() -> String? {
         var buf = [CChar](repeating: 0, count: 4096)
         let n = readlink("/proc/self/exe", &buf, buf.count - 1)
         let path = n > 0 ? String(cString: Array(buf[0..<n]) + [0]) : CommandLine.arguments.first ?? ""
-        guard !path.isEmpty else { return nil }
-        return (path as NSString).deletingLastPathComponent
+        return path.isEmpty ? nil : path
     }
 
     /// Loads every library found on `searchPath`.
@@ -84,7 +88,10 @@ public final class PluginRegistry {
 
         for p in reg.problems { problem(p) }
         if status != PAG_OK {
-            problem("pag_plugin_init failed: \(reg.initError ?? "status \(status), no message given")")
+            // A plugin that passes on register_plugin's failure needs no second message.
+            if reg.initError != nil || reg.problems.isEmpty {
+                problem("pag_plugin_init failed: \(reg.initError ?? "status \(status), no message given")")
+            }
             return
         }
         if reg.plugins.isEmpty && reg.problems.isEmpty { problem("pag_plugin_init registered no plugins") }

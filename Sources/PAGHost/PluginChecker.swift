@@ -1,0 +1,118 @@
+import Foundation
+
+/// `pag plugins check FILE`: validation and smoke calls, each in a child process (the pag
+/// executable re-run with a hidden worker command) so that a plugin that crashes or hangs is
+/// reported as that plugin's failure and the checking pag survives.
+public enum PluginChecker {
+    /// The checked plugin, or the loading step (plugin nil).
+    public struct Entry: Codable, Sendable {
+        public var plugin: String?
+        public var kind: String?
+        public var ok: Bool
+        public var message: String
+        public var details: [String]
+    }
+
+    public struct Report: Codable, Sendable {
+        public var file: String
+        public var ok: Bool
+        /// Problems found while loading and validating (one line each, "FILE: message").
+        public var problems: [String]
+        public var plugins: [Entry]
+    }
+
+    /// What the worker writes after loading a library.
+    public struct LoadResult: Codable, Sendable {
+        public var problems: [String]
+        public var plugins: [[String: String]]  // name, kind
+    }
+
+    /// Checks `file`. `executable` is the pag binary to run workers with.
+    public static func check(file: String, executable: String, timeout: Double, settings: [String]) -> Report {
+        var report = Report(file: file, ok: true, problems: [], plugins: [])
+        let load: LoadResult
+        switch worker(executable, ["plugins", "check-worker", file], timeout: timeout, as: LoadResult.self) {
+        case .failure(let why):
+            report.ok = false
+            report.problems.append("\(file): loading \(why)")
+            return report
+        case .success(let r): load = r
+        }
+        report.problems = load.problems
+        if !load.problems.isEmpty { report.ok = false }
+        if load.plugins.isEmpty && load.problems.isEmpty {
+            report.ok = false
+            report.problems.append("\(file): registered no plugins")
+        }
+        for p in load.plugins {
+            let name = p["name"] ?? "?"
+            var args = ["plugins", "check-worker", file, "--smoke", name]
+            for s in settings { args += ["--set", s] }
+            switch worker(executable, args, timeout: timeout, as: SmokeCheck.Result.self) {
+            case .failure(let why):
+                report.plugins.append(Entry(plugin: name, kind: p["kind"], ok: false, message: "plugin '\(name)': smoke test \(why)", details: []))
+            case .success(let r):
+                report.plugins.append(Entry(plugin: name, kind: p["kind"], ok: r.ok, message: r.message, details: r.details))
+            }
+        }
+        if report.plugins.contains(where: { !$0.ok }) { report.ok = false }
+        return report
+    }
+
+    enum WorkerOutcome<T> { case success(T), failure(String) }
+
+    /// Runs one worker; its result arrives as JSON in a temporary file.
+    static func worker<T: Decodable>(_ exe: String, _ args: [String], timeout: Double, as: T.Type) -> WorkerOutcome<T> {
+        let result = FileManager.default.temporaryDirectory.appendingPathComponent("pag-check-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: result) }
+        let outcome: ChildProcess.Outcome
+        do { outcome = try ChildProcess.run(exe, args + ["--result", result.path], timeout: timeout) } catch {
+            return .failure("could not start \(exe): \(error)")
+        }
+        if outcome.timedOut { return .failure("did not finish within \(formatNumber(timeout)) s (hung; killed)") }
+        if outcome.signal != nil { return .failure(outcome.summary + tail(outcome.output)) }
+        guard let data = try? Data(contentsOf: result), let value = try? JSONDecoder().decode(T.self, from: data) else {
+            return .failure("\(outcome.summary) without a result" + tail(outcome.output))
+        }
+        return .success(value)
+    }
+
+    static func tail(_ output: String) -> String {
+        let lines = output.split(separator: "\n").suffix(3)
+        return lines.isEmpty ? "" : "; last output: " + lines.joined(separator: " | ")
+    }
+
+    // MARK: the worker side (runs in the child)
+
+    /// Loads `file` and writes a LoadResult to `result`.
+    public static func workerLoad(file: String, result: String) throws {
+        let reg = PluginRegistry()
+        reg.load(file: file)
+        let r = LoadResult(problems: reg.problems.map(\.description),
+                           plugins: reg.plugins.map { ["name": $0.name, "kind": $0.kind.rawValue] })
+        try writeAtomically(JSONEncoder().encode(r), to: result)
+    }
+
+    /// Loads `file`, smoke-tests plugin `name` and writes a SmokeCheck.Result to `result`.
+    public static func workerSmoke(file: String, name: String, settings: [String], result: String) throws {
+        let reg = PluginRegistry()
+        reg.load(file: file)
+        let r: SmokeCheck.Result
+        if let p = reg.plugins.first(where: { $0.name == name }) {
+            r = SmokeCheck.run(p, settings: settings)
+        } else {
+            r = SmokeCheck.Result(plugin: name, ok: false, message: "plugin '\(name)': not found in \(file)", details: [])
+        }
+        try writeAtomically(JSONEncoder().encode(r), to: result)
+    }
+}
+
+/// Writes to a temporary name next to `path`, then renames: readers never see a partial file.
+public func writeAtomically(_ data: Data, to path: String) throws {
+    let tmp = path + ".tmp-\(getpid())"
+    try data.write(to: URL(fileURLWithPath: tmp))
+    guard rename(tmp, path) == 0 else {
+        try? FileManager.default.removeItem(atPath: tmp)
+        throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
+    }
+}

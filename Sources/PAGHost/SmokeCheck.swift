@@ -1,0 +1,128 @@
+import Foundation
+import PAGTensor
+
+/// Smoke calls for `pag plugins check`: each kind's functions on small random input, checking
+/// shapes, finiteness and differentiability. Run in a child process, since a plugin may crash.
+public enum SmokeCheck {
+    /// The outcome for one plugin.
+    public struct Result: Codable, Sendable {
+        public var plugin: String
+        public var ok: Bool
+        /// Why it failed ("plugin 'x': ..."), empty when ok.
+        public var message: String
+        /// What was checked, one line each.
+        public var details: [String]
+    }
+
+    struct Failed: Error { var message: String }
+
+    /// Runs the checks for `plugin`'s kind with hyperparameters from `settings`.
+    public static func run(_ plugin: Plugin, settings: [String] = []) -> Result {
+        var details: [String] = []
+        do {
+            let inst = try PluginInstance(plugin: plugin, settings: settings, seed: 1)
+            details.append("create: ok")
+            switch plugin.kind {
+            case .model: try model(inst, &details)
+            case .objective: try objective(inst, &details)
+            case .manifold: try manifold(inst, &details)
+            case .score: try score(inst, &details)
+            }
+            inst.destroy()
+            details.append("destroy: ok")
+            return Result(plugin: plugin.name, ok: true, message: "", details: details)
+        } catch let e as PluginError {
+            return Result(plugin: plugin.name, ok: false, message: e.description, details: details)
+        } catch let e as Failed {
+            return Result(plugin: plugin.name, ok: false, message: "plugin '\(plugin.name)': \(e.message)", details: details)
+        } catch {
+            return Result(plugin: plugin.name, ok: false, message: "plugin '\(plugin.name)': \(error)", details: details)
+        }
+    }
+
+    static func finite(_ t: Tensor, _ what: String) throws {
+        if let bad = t.values.first(where: { !$0.isFinite }) {
+            throw Failed(message: "\(what) is not finite (contains \(bad.isNaN ? "nan" : bad > 0 ? "inf" : "-inf"), shape \(t.shape))")
+        }
+    }
+
+    static func model(_ m: PluginInstance, _ details: inout [String]) throws {
+        var rng = RandomGenerator(seed: 7, stream: "check.model")
+        let x = Tensor.randn([2] + m.inputShape, rng: &rng)
+        let y = try m.forward(x, train: true)
+        try finite(y, "forward (train) output")
+        let yEval = try m.forward(x, train: false)
+        try finite(yEval, "forward (eval) output")
+        details.append("forward: input \(x.shape) -> logits \(y.shape), finite in train and eval mode")
+        let params = m.parameters.map(\.tensor)
+        guard !params.isEmpty else { throw Failed(message: "declares no parameters, so it cannot be trained") }
+        let grads: [Tensor]
+        do { grads = try grad(of: [y.sum()], wrt: params) } catch {
+            throw Failed(message: "forward is not differentiable with respect to the parameters: \(error)")
+        }
+        for (p, g) in zip(m.parameters, grads) { try finite(g, "gradient of '\(p.name)'") }
+        let n = params.reduce(0) { $0 + $1.count }
+        details.append("parameters: \(params.count) tensors, \(n) values; gradients of the logits exist and are finite")
+    }
+
+    static func objective(_ o: PluginInstance, _ details: inout [String]) throws {
+        let model = NativeModel.linear(inputShape: [1, 8, 8], outputs: 10, seed: 3)
+        var rng = RandomGenerator(seed: 7, stream: "check.objective")
+        let x = Tensor.randn([4, 1, 8, 8], rng: &rng)
+        let labels: [Int32] = [0, 3, 5, 9]
+        let sink = MetricSink()
+        let loss = try o.loss(model: model, x: x, labels: labels, metrics: sink)
+        try finite(loss, "loss")
+        details.append("loss: finite scalar \(loss.item) on a linear model, batch \(x.shape)")
+        let params = model.parameters.map(\.tensor)
+        let grads: [Tensor]
+        do { grads = try grad(of: [loss], wrt: params, allowUnused: false) } catch {
+            throw Failed(message: "the loss does not depend on the model's parameters: \(error)")
+        }
+        for (p, g) in zip(model.parameters, grads) { try finite(g, "gradient of the loss wrt '\(p.name)'") }
+        details.append("gradients wrt the model's parameters: exist and are finite")
+        if !sink.values.isEmpty {
+            details.append("metrics: " + sink.values.map { "\($0.name)=\($0.value)" }.joined(separator: ", "))
+        }
+    }
+
+    /// 32 samples of shape [1, 4, 4] on a 2-D plane through the origin, two classes.
+    static func planeData() -> HostDataset {
+        var rng = RandomGenerator(seed: 11, stream: "check.plane")
+        let basis = Tensor.randn([2, 16], rng: &rng)
+        let coeffs = Tensor.randn([32, 2], rng: &rng)
+        let x = noGrad { Tensor.matmul(coeffs, basis).reshape([32, 1, 4, 4]) }
+        return HostDataset(images: x, labels: (0..<32).map { Int32($0 % 2) }, classes: 2)
+    }
+
+    static func manifold(_ e: PluginInstance, _ details: inout [String]) throws {
+        let data = planeData()
+        try e.fit(data)
+        details.append("fit: ok on \(data.count) samples of [1, 4, 4] on a plane")
+        let x = noGrad { data.images.slice(axis: 0, 0..<2) }
+        if e.hasTangentBasis {
+            let b = try e.tangentBasis(x)
+            try finite(b, "tangent basis")
+            details.append("tangent_basis: \(b.shape), finite")
+        }
+        if e.hasProject {
+            var rng = RandomGenerator(seed: 5, stream: "check.v")
+            let v = Tensor.randn(x.shape, rng: &rng)
+            try finite(try e.project(x, v, normal: false), "tangent projection")
+            try finite(try e.project(x, v, normal: true), "normal projection")
+            details.append("project: tangent and normal components finite, shape \(v.shape)")
+        }
+    }
+
+    static func score(_ e: PluginInstance, _ details: inout [String]) throws {
+        var rng = RandomGenerator(seed: 13, stream: "check.gauss")
+        let images = Tensor.randn([32, 1, 4, 4], rng: &rng)
+        let data = HostDataset(images: images, labels: (0..<32).map { Int32($0 % 2) }, classes: 2)
+        try e.fit(data)
+        details.append("fit: ok on \(data.count) Gaussian samples of [1, 4, 4]")
+        let x = noGrad { images.slice(axis: 0, 0..<2) }
+        try finite(try e.score(x, sigma: 0.5, labels: nil), "unconditional score")
+        try finite(try e.score(x, sigma: 0.5, labels: [0, 1]), "class-conditional score")
+        details.append("score: finite, shape \(x.shape), with and without labels")
+    }
+}

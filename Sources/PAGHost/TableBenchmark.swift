@@ -1,0 +1,58 @@
+import CPAGPlugin
+import Foundation
+import PAGTensor
+
+/// Measures what one runtime-table operation costs a plugin compared with calling the engine
+/// directly: `add` of two 1-element tensors, so the overhead (context lookup, handle decoding,
+/// shape checks, the result handle) is not hidden behind arithmetic.
+public enum TableBenchmark {
+    public struct Result: Sendable {
+        /// Nanoseconds per `a + b` called on the engine from Swift.
+        public var engineNs: Double
+        /// Nanoseconds per `host->add(ctx, a, b)` through the C function table.
+        public var tableNs: Double
+        /// Nanoseconds per `host->add` followed by `host->release` of the result.
+        public var tableWithReleaseNs: Double
+    }
+
+    /// A do-nothing objective to own the benchmark's calls.
+    static func benchInstance() throws -> PluginInstance {
+        let plugin = Plugin(name: "table-benchmark", kind: .objective, version: "0", summary: "benchmark", hyperparameters: [],
+                            functions: [], library: "(built in)", abiMajor: ABI.major, abiMinor: ABI.minor,
+                            vtable: .objective(pag_objective_vtable()))
+        return try PluginInstance(plugin: plugin)
+    }
+
+    /// Best of `repeats` runs of `iterations` calls each, in ns per call.
+    public static func run(iterations: Int = 200_000, repeats: Int = 5) throws -> Result {
+        let inst = try benchInstance()
+        let host = HostTable.pointer.pointee
+        let a = Tensor([1], shape: [1]), b = Tensor([2], shape: [1])
+        func best(_ body: () -> Void) -> Double {
+            (0..<repeats).map { _ in
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                body()
+                return Double(DispatchTime.now().uptimeNanoseconds - t0) / Double(iterations)
+            }.min()!
+        }
+        let engine = best {
+            for _ in 0..<iterations { _ = a + b }
+        }
+        let table = try inst.withCall(nil) { ctx -> Double in
+            let ha = ctx.push(a), hb = ctx.push(b), c = ctx.pointer
+            let base = ctx.locals.top
+            // Results pile up in the frame as in a real call; the frame is emptied between runs.
+            return best {
+                for _ in 0..<iterations { _ = host.add(c, ha, hb) }
+                ctx.locals.pop(to: base)
+            }
+        }
+        let withRelease = try inst.withCall(nil) { ctx -> Double in
+            let ha = ctx.push(a), hb = ctx.push(b), c = ctx.pointer
+            return best {
+                for _ in 0..<iterations { host.release(c, host.add(c, ha, hb)) }
+            }
+        }
+        return Result(engineNs: engine, tableNs: table, tableWithReleaseNs: withRelease)
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import PAGTensor
+
+/// Labelled synthetic data: one Gaussian blob per class, in any input shape. Learnable by a
+/// linear model, so a few steps of training must lower the loss.
+public struct SyntheticData {
+    public let images: Tensor
+    public let labels: [Int32]
+    public let classes: Int
+
+    /// `count` samples of shape `sampleShape`; class k is mean_k + noise * N(0, 1), with
+    /// mean_k drawn once from N(0, 1).
+    public init(count: Int, sampleShape: [Int], classes: Int, noise: Float = 0.5, seed: UInt64 = 0) {
+        var rng = RandomGenerator(seed: seed, stream: "synthetic")
+        let d = sampleShape.reduce(1, *)
+        let means = Tensor.randn([classes, d], rng: &rng)
+        let noiseT = Tensor.randn([count, d], std: noise, rng: &rng)
+        let labels = (0..<count).map { Int32($0 % classes) }
+        let x = Tensor.zeros([count] + sampleShape)
+        for i in 0..<count {
+            let k = Int(labels[i])
+            for j in 0..<d { x.pointer[i * d + j] = means.pointer[k * d + j] + noiseT.pointer[i * d + j] }
+        }
+        images = x; self.labels = labels; self.classes = classes
+    }
+
+    public var count: Int { labels.count }
+
+    /// Samples start..<start+n (wrapping around), as a batch.
+    public func batch(start: Int, size: Int) -> (x: Tensor, labels: [Int32]) {
+        let d = images.count / max(count, 1)
+        let x = Tensor.zeros([size] + Array(images.shape.dropFirst()))
+        var ys: [Int32] = []
+        for i in 0..<size {
+            let s = (start + i) % count
+            x.pointer.advanced(by: i * d).update(from: images.pointer.advanced(by: s * d), count: d)
+            ys.append(labels[s])
+        }
+        return (x, ys)
+    }
+}
+
+/// A minimal training loop: a model, an objective, synthetic data, an optimizer, N steps.
+/// It stops with the plugin's name and message when a plugin reports an error, and on a
+/// non-finite loss. (The full trainer, with data sets and checkpoints, is built on the same parts.)
+public struct TrainLoop {
+    public enum OptimizerKind: String, Sendable { case sgd, adam }
+
+    public var steps = 20
+    public var batchSize = 32
+    public var learningRate: Float = 0.1
+    public var optimizer = OptimizerKind.sgd
+    public var momentum: Float = 0.9
+    public var samples = 256
+    public var seed: UInt64 = 0
+
+    public init() {}
+
+    /// One step's numbers.
+    public struct Step: Sendable {
+        public var step: Int
+        public var loss: Double
+        public var metrics: [String: Double]
+    }
+
+    public struct Failure: Error, CustomStringConvertible {
+        public var step: Int
+        public var message: String
+        public var description: String { "step \(step): \(message)" }
+    }
+
+    /// Trains `model` with `objective`; `progress` sees every step. Returns all steps.
+    public func run(model: HostModel, objective: PluginInstance, progress: (Step) -> Void = { _ in }) throws -> [Step] {
+        let data = SyntheticData(count: samples, sampleShape: model.inputShape, classes: model.outputs, seed: seed)
+        let params = model.parameters.map(\.tensor)
+        let opt: Optimizer = optimizer == .adam ? Adam(params: params, learningRate: learningRate)
+                                                : SGD(params: params, learningRate: learningRate, momentum: momentum)
+        var history: [Step] = []
+        for step in 1...max(steps, 1) {
+            let (x, labels) = data.batch(start: (step - 1) * batchSize, size: batchSize)
+            opt.zeroGrad()
+            let sink = MetricSink()
+            let loss: Tensor
+            do { loss = try objective.loss(model: model, x: x, labels: labels, metrics: sink) }
+            catch let e as PluginError { throw Failure(step: step, message: e.description) }
+            let value = Double(loss.item)
+            guard value.isFinite else {
+                throw Failure(step: step, message: "loss is \(value.isNaN ? "nan" : "\(value)") (objective '\(objective.plugin.name)', model '\(model.modelName)')")
+            }
+            do { try loss.backward() } catch {
+                throw Failure(step: step, message: "backward failed: \(error)")
+            }
+            opt.step()
+            var metrics: [String: [Double]] = [:]
+            for (n, v) in sink.values { metrics[n, default: []].append(v) }
+            let s = Step(step: step, loss: value, metrics: metrics.mapValues { $0.reduce(0, +) / Double($0.count) })
+            history.append(s)
+            progress(s)
+        }
+        return history
+    }
+}
