@@ -43,6 +43,9 @@ let package = Package(
         // Compiles the C examples and Fixtures/*.c with cc outside SwiftPM, loads them, runs the pag binary.
         .testTarget(name: "PAGHostTests", dependencies: ["PAGHost", "pag"], path: "Tests/PAGHostTests",
                     exclude: ["Fixtures"]),
+        // Needs libPAGExampleSwiftCE.so built (swift build builds it; so does swift test).
+        .testTarget(name: "PAGPluginKitTests", dependencies: ["PAGPluginKit", "PAGHost"],
+                    path: "Tests/PAGPluginKitTests"),
     ],
     swiftLanguageModes: [.v5]
 )

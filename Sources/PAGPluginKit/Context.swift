@@ -2,6 +2,8 @@
 /// "plugin 'NAME': MESSAGE".
 public struct PluginKitError: Error, CustomStringConvertible, Equatable {
     public var message: String
+    /// True when the message came from the host (it is still stored in the call's context).
+    public internal(set) var isFromHost = false
     public init(_ message: String) { self.message = message }
     public var description: String { message }
 }
@@ -27,8 +29,16 @@ public struct Context {
 
     /// The error the host stored in this context, as a Swift error (after a NULL / PAG_ERROR).
     public func lastError(_ fallback: String = "host operation failed") -> PluginKitError {
-        if let m = host.pointee.get_error(pointer) { return PluginKitError(String(cString: m)) }
-        return PluginKitError(fallback)
+        guard let m = host.pointee.get_error(pointer) else { return PluginKitError(fallback) }
+        var e = PluginKitError(String(cString: m))
+        e.isFromHost = true
+        return e
+    }
+
+    /// Clears the host's error after you caught a host error and recovered from it: a call that
+    /// returns while the context holds an error fails, and the host keeps the first error of a call.
+    public func clearError() {
+        host.pointee.clear_error(pointer)
     }
 
     /// Throws the context's error when a host call returned PAG_ERROR.

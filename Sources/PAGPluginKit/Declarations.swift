@@ -1,7 +1,7 @@
 /// A declared hyperparameter: what `--set name=value` accepts, with its default, range and help.
-public struct Hyperparameter: Equatable {
+public struct Hyperparameter: Equatable, Sendable {
     /// The kinds of value (pag_hp_type).
-    public enum Kind: Int32 { case int = 1, float = 2, bool = 3, string = 4, choice = 5 }
+    public enum Kind: Int32, Sendable { case int = 1, float = 2, bool = 3, string = 4, choice = 5 }
 
     public var name: String
     public var kind: Kind
@@ -49,7 +49,7 @@ public struct Hyperparameter: Equatable {
 /// An extra function for `pag plugins call NAME FUNC ARGS...`: a `@convention(c)` function and
 /// its C signature in plugin.h's grammar, e.g. "f64 (f64, i32)". The host calls it through libffi,
 /// without a context: it must not use tensors.
-public struct ExtraFunction {
+public struct ExtraFunction: @unchecked Sendable {  // a C function pointer: immutable, safe to share
     public var name: String
     public var signature: String
     public var help: String

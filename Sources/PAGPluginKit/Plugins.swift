@@ -61,7 +61,7 @@ public protocol ProvidesTangentBasis {
 }
 
 /// Which part of a vector `project` keeps.
-public enum Projection: Int32 {
+public enum Projection: Int32, Sendable {
     case tangent = 0, normal = 1
 }
 

@@ -171,6 +171,10 @@ private func guarded(_ ctx: OpaquePointer?, _ host: UnsafePointer<pag_host>, _ b
     do {
         try body(Context(ctx, host: host))
         return PAG_OK
+    } catch let e as PluginKitError where e.isFromHost && host.pointee.get_error(ctx) != nil {
+        // The host holds the message already, and knows which plugin is at fault (e.g. the model
+        // an objective called): setting it again would blame this plugin.
+        return PAG_ERROR
     } catch {
         host.pointee.set_error(ctx, "\(error)")
         return PAG_ERROR

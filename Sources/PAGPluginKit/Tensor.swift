@@ -1,5 +1,5 @@
 /// How a loss combines per-sample values (pag_reduction).
-public enum Reduction: Int32 {
+public enum Reduction: Int32, Sendable {
     /// Mean over the batch: a scalar.
     case mean = 0
     /// Sum over the batch: a scalar.
