@@ -144,7 +144,10 @@ final class CallContext {
         }
     }
 
+    /// Stores a host function's failure, unless an earlier error is pending: the first error
+    /// of a call is the one worth reporting (later failures usually follow from it).
     func record(_ error: Error, _ name: StaticString) {
+        if hasError { return }
         switch error {
         case is Pending: break
         case let e as RuntimeError: setError(e.message, blame: e.blame)

@@ -78,7 +78,7 @@ public enum HostTable {
         h.release = { c, t in
             guard let ctx = CallContext.from(c), let bits = HandleBits(t) else { return }
             let ok = bits.kept ? ctx.instance.kept.release(bits) : ctx.locals.release(bits)
-            if !ok { ctx.setError("release: not a live tensor handle (released twice, or from another call or instance)") }
+            if !ok { ctx.record(RuntimeError("release: not a live tensor handle (released twice, or from another call or instance)"), "release") }
         }
 
         h.from_data = { c, data, shape, ndim in
@@ -210,7 +210,7 @@ public enum HostTable {
         }
         h.parameter_count = { c, m in
             guard let ctx = CallContext.from(c) else { return -1 }
-            guard let model = ctx.model(m) else { ctx.setError("parameter_count: not a model handed to this call"); return -1 }
+            guard let model = ctx.model(m) else { ctx.record(RuntimeError("parameter_count: not a model handed to this call"), "parameter_count"); return -1 }
             return Int32(model.parameters.count)
         }
         h.parameter = { c, m, index, name in
@@ -240,12 +240,12 @@ public enum HostTable {
 
         h.dataset_count = { c, d in
             guard let ctx = CallContext.from(c) else { return -1 }
-            guard let data = ctx.dataset(d) else { ctx.setError("dataset_count: not a data set handed to this call"); return -1 }
+            guard let data = ctx.dataset(d) else { ctx.record(RuntimeError("dataset_count: not a data set handed to this call"), "dataset_count"); return -1 }
             return Int64(data.count)
         }
         h.dataset_classes = { c, d in
             guard let ctx = CallContext.from(c) else { return -1 }
-            guard let data = ctx.dataset(d) else { ctx.setError("dataset_classes: not a data set handed to this call"); return -1 }
+            guard let data = ctx.dataset(d) else { ctx.record(RuntimeError("dataset_classes: not a data set handed to this call"), "dataset_classes"); return -1 }
             return Int32(data.classes)
         }
         h.dataset_images = { c, d, start, count in

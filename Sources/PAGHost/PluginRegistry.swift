@@ -70,9 +70,11 @@ public final class PluginRegistry {
         try? fh.close()
         guard Self.isSharedLibraryMagic(magic) else { problem("not a shared library (no ELF header)"); return }
 
-        guard let handle = dlopen(file, RTLD_NOW | RTLD_LOCAL) else {
+        // dlopen searches the system library path for names without a '/': make it a path.
+        let openPath = file.contains("/") ? file : "./" + file
+        guard let handle = dlopen(openPath, RTLD_NOW | RTLD_LOCAL) else {
             var why = dlerror().map { String(cString: $0) } ?? "unknown error"
-            if why.hasPrefix(file + ": ") { why.removeFirst(file.count + 2) }
+            if why.hasPrefix(openPath + ": ") { why.removeFirst(openPath.count + 2) }
             problem("cannot be loaded: \(why)")
             return
         }

@@ -20,8 +20,9 @@
  *     until pag_host.release or the end of the plugin instance).
  *   - Errors: functions returning pag_tensor return NULL on failure, functions returning
  *     pag_status return PAG_ERROR; either way the message is stored in the context. Errors are
- *     sticky: once a context holds an error, host functions given a NULL handle return NULL
- *     without replacing the first message, so a chain of operations can be checked once.
+ *     sticky: once a context holds an error, host functions given a NULL handle return NULL,
+ *     and no failing host function replaces the first message, so a chain of operations can be
+ *     checked once at its end.
  *
  * Versioning: PAG_ABI_VERSION_MAJOR changes only for incompatible changes; pag loads plugins
  * built for the same major version and a minor version no newer than its own. Structs that may
@@ -298,8 +299,8 @@ typedef struct pag_plugin_descriptor {
  * unloaded (keep the pointer in a static variable). Unless said otherwise, a function:
  *   - takes the context of the plugin call it is made from;
  *   - returns a new handle local to that call, or NULL with the error set in ctx;
- *   - returns NULL at once, keeping the first error, when given a NULL handle while ctx already
- *     holds an error (so chains can be checked once at the end);
+ *   - returns NULL at once when given a NULL handle while ctx already holds an error, and
+ *     never replaces a pending error with its own (so chains can be checked once at the end);
  *   - checks shapes and arguments itself and reports a mismatch as an error naming the
  *     operation and the shapes; it never aborts the process;
  *   - does not modify its inputs.
