@@ -30,7 +30,11 @@ let package = Package(
         .systemLibrary(name: "CPAGPlugin", path: "Sources/CPAGPlugin"),
         // libffi (Debian libffi-dev), for calling plugins' extra functions by signature.
         .systemLibrary(name: "CFFI", path: "Sources/CFFI"),
-        .target(name: "PAGHost", dependencies: ["PAGTensor", "CPAGPlugin", "CFFI"], path: "Sources/PAGHost",
+        // libpng (Debian libpng-dev) behind a small C layer that turns libpng's longjmp errors into statuses.
+        .target(name: "CPNG", path: "Sources/CPNG", linkerSettings: [.linkedLibrary("png")]),
+        // Files users keep: safetensors, NPY, PNG, CSV, JSON, all written atomically.
+        .target(name: "PAGFormats", dependencies: ["PAGTensor", "CPNG"], path: "Sources/PAGFormats"),
+        .target(name: "PAGHost", dependencies: ["PAGTensor", "PAGFormats", "CPAGPlugin", "CFFI"], path: "Sources/PAGHost",
                 swiftSettings: fast),
         .executableTarget(name: "pag", dependencies: [
             "PAGHost", "PAGTensor",
@@ -40,6 +44,8 @@ let package = Package(
         .target(name: "PAGPluginKit", dependencies: ["CPAGPlugin"], path: "Sources/PAGPluginKit"),
         .target(name: "PAGExampleSwiftCE", dependencies: ["PAGPluginKit"], path: "Plugins/Examples/SwiftLabelSmoothing"),
         .testTarget(name: "PAGTensorTests", dependencies: ["PAGTensor"], path: "Tests/PAGTensorTests"),
+        // The torch cross-check runs only where /work/venv-torch or $PAG_TORCH_PYTHON exists.
+        .testTarget(name: "PAGFormatsTests", dependencies: ["PAGFormats"], path: "Tests/PAGFormatsTests"),
         // Compiles the C examples and Fixtures/*.c with cc outside SwiftPM, loads them, runs the pag binary.
         .testTarget(name: "PAGHostTests", dependencies: ["PAGHost", "pag"], path: "Tests/PAGHostTests",
                     exclude: ["Fixtures"]),
