@@ -13,6 +13,10 @@ let package = Package(
         // The Swift kit for plugin authors, and the Swift example plugin (a loadable .so).
         .library(name: "PAGPluginKit", targets: ["PAGPluginKit"]),
         .library(name: "PAGExampleSwiftCE", type: .dynamic, targets: ["PAGExampleSwiftCE"]),
+        // The built-in plugins: models (mlp, lenet, resnet18) and objectives (ce, gradnorm, smoothness,
+        // randomized-smoothing, pgd-l2), loaded by pag from next to its executable.
+        .library(name: "PAGModels", type: .dynamic, targets: ["PAGModels"]),
+        .library(name: "PAGObjectives", type: .dynamic, targets: ["PAGObjectives"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -30,11 +34,18 @@ let package = Package(
         .systemLibrary(name: "CPAGPlugin", path: "Sources/CPAGPlugin"),
         // libffi (Debian libffi-dev), for calling plugins' extra functions by signature.
         .systemLibrary(name: "CFFI", path: "Sources/CFFI"),
+        // zlib (Debian zlib1g-dev) for gzip'd IDX files; FreeType (libfreetype-dev) for the distractor letters.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        .systemLibrary(name: "CFreeType", path: "Sources/CFreeType", pkgConfig: "freetype2",
+                       providers: [.apt(["libfreetype-dev"])]),
+        // Data sets: IDX, CIFAR, distractor letters, the synthetic manifold set.
+        .target(name: "PAGData", dependencies: ["PAGTensor", "CZlib", "CFreeType"], path: "Sources/PAGData",
+                swiftSettings: fast),
         // libpng (Debian libpng-dev) behind a small C layer that turns libpng's longjmp errors into statuses.
         .target(name: "CPNG", path: "Sources/CPNG", linkerSettings: [.linkedLibrary("png")]),
         // Files users keep: safetensors, NPY, PNG, CSV, JSON, all written atomically.
         .target(name: "PAGFormats", dependencies: ["PAGTensor", "CPNG"], path: "Sources/PAGFormats"),
-        .target(name: "PAGHost", dependencies: ["PAGTensor", "PAGFormats", "CPAGPlugin", "CFFI"], path: "Sources/PAGHost",
+        .target(name: "PAGHost", dependencies: ["PAGTensor", "PAGData", "PAGFormats", "CPAGPlugin", "CFFI"], path: "Sources/PAGHost",
                 swiftSettings: fast),
         .executableTarget(name: "pag", dependencies: [
             "PAGHost", "PAGTensor",
@@ -43,9 +54,12 @@ let package = Package(
         // Swift layer for plugin authors, built on plugin.h only (no host code).
         .target(name: "PAGPluginKit", dependencies: ["CPAGPlugin"], path: "Sources/PAGPluginKit"),
         .target(name: "PAGExampleSwiftCE", dependencies: ["PAGPluginKit"], path: "Plugins/Examples/SwiftLabelSmoothing"),
+        .target(name: "PAGModels", dependencies: ["PAGPluginKit"], path: "Plugins/Models"),
+        .target(name: "PAGObjectives", dependencies: ["PAGPluginKit"], path: "Plugins/Objectives"),
         .testTarget(name: "PAGTensorTests", dependencies: ["PAGTensor"], path: "Tests/PAGTensorTests"),
         // The torch cross-check runs only where /work/venv-torch or $PAG_TORCH_PYTHON exists.
         .testTarget(name: "PAGFormatsTests", dependencies: ["PAGFormats"], path: "Tests/PAGFormatsTests"),
+        .testTarget(name: "PAGDataTests", dependencies: ["PAGData"], path: "Tests/PAGDataTests"),
         // Compiles the C examples and Fixtures/*.c with cc outside SwiftPM, loads them, runs the pag binary.
         .testTarget(name: "PAGHostTests", dependencies: ["PAGHost", "pag"], path: "Tests/PAGHostTests",
                     exclude: ["Fixtures"]),
