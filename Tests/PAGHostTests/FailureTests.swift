@@ -73,6 +73,15 @@ final class FailureTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(start), 20)
     }
 
+    func testCheckReportsACrashWhileLoading() throws {
+        let dir = try Support.tempDir("crash-init")
+        let lib = try Support.compile(Support.fixture("crash_in_init"), into: dir)
+        let r = try Support.runPag(["plugins", "check", lib])
+        XCTAssertFalse(r.signaled)
+        XCTAssertEqual(r.status, 1)
+        XCTAssertTrue(r.stdout.hasPrefix("checking \(lib)\n  problem  \(lib): loading crashed with signal 11 (SIGSEGV)"), r.stdout)
+    }
+
     func testCheckReportsNaN() throws {
         let r = try Support.runPag(["plugins", "check", Self.lib("nan_loss")])
         XCTAssertEqual(r.status, 1)
