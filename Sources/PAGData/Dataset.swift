@@ -9,7 +9,7 @@ public struct DataError: Error, CustomStringConvertible, Equatable {
 }
 
 /// Which part of a data set.
-public enum Split: String, CaseIterable, Sendable {
+public enum Split: String, CaseIterable, Sendable, Codable {
     case train, test
 }
 
@@ -18,7 +18,7 @@ public enum Split: String, CaseIterable, Sendable {
 /// Every image set in pag uses the same convention, `[-1, 1]`: a byte p in 0...255 becomes
 /// p / 127.5 - 1 (the scale the paper's score model uses, so noise levels such as sigma 0.5
 /// mean the same thing on every image set). The synthetic set is not rescaled.
-public struct Normalization: Equatable, Sendable, CustomStringConvertible {
+public struct Normalization: Equatable, Sendable, Codable, CustomStringConvertible {
     public let scale: Float
     public let offset: Float
     /// One line for metadata and reports.
@@ -35,8 +35,9 @@ public struct Normalization: Equatable, Sendable, CustomStringConvertible {
     public static let identity = Normalization(scale: 1, offset: 0, description: "none: values are used as generated")
 }
 
-/// What a data set is: the facts a trainer, a model and a report need.
-public struct DatasetInfo: Equatable, Sendable {
+/// What a data set is: the facts a trainer, a model and a report need (Codable, for
+/// metrics.json).
+public struct DatasetInfo: Equatable, Sendable, Codable {
     /// Registry name, e.g. `fashion-mnist-distractor`.
     public let name: String
     /// Shape of one sample, [C, H, W].
