@@ -39,6 +39,18 @@ final class RuntimeTableTests: XCTestCase {
         h.clear_error(c)
     }
 
+    /// Every entry of the table is provided, and its size and version are the header's.
+    func testTableIsComplete() {
+        XCTAssertEqual(Int(h.struct_size), MemoryLayout<pag_host>.size)
+        XCTAssertEqual(h.abi_version, UInt32(PAG_ABI_VERSION_MAJOR) << 16 | UInt32(PAG_ABI_VERSION_MINOR))
+        let missing = Mirror(reflecting: h).children.filter { "\($0.value)" == "nil" }.map { $0.label ?? "?" }
+        var empty = pag_host()
+        empty.add = h.add
+        XCTAssertEqual(Mirror(reflecting: empty).children.filter { "\($0.value)" == "nil" }.count, 81)  // 80 NULL functions + NULL host_version: the check sees NULLs
+        XCTAssertEqual(missing, [])
+        XCTAssertEqual(Mirror(reflecting: h).children.count, 3 + 81)  // struct_size, abi_version, host_version + functions
+    }
+
     func testShapeErrorsNameTheOpAndShapes() {
         let a = tensor([1, 2, 3, 4, 5, 6], [2, 3]), b = tensor([1, 2], [2])
         expectError(h.add(c, a, b), "add: shapes [2, 3] and [2] cannot be broadcast together")
