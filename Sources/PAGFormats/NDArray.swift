@@ -47,12 +47,12 @@ public struct NDArray: Equatable {
     }
 
     /// A float64 array.
-    public init(_ values: [Double], shape: [Int]) {
+    public init(float64 values: [Double], shape: [Int]) {
         self.init(dtype: .f64, shape: shape, bytes: littleEndianBytes(values.map { $0.bitPattern }))
     }
 
     /// An int64 array (e.g. a BatchNorm's `num_batches_tracked`, shape []).
-    public init(_ values: [Int64], shape: [Int]) {
+    public init(int64 values: [Int64], shape: [Int]) {
         self.init(dtype: .i64, shape: shape, bytes: littleEndianBytes(values))
     }
 
@@ -62,7 +62,7 @@ public struct NDArray: Equatable {
         case .f32: self.init(values, shape: shape)
         case .f16: self.init(dtype: .f16, shape: shape, bytes: littleEndianBytes(values.map(halfBits)))
         case .bf16: self.init(dtype: .bf16, shape: shape, bytes: littleEndianBytes(values.map(bfloat16Bits)))
-        case .f64: self.init(values.map(Double.init), shape: shape)
+        case .f64: self.init(float64: values.map(Double.init), shape: shape)
         default: preconditionFailure("init(_:shape:as:) takes a floating-point dtype, not \(dtype.rawValue)")
         }
     }

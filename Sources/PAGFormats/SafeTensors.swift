@@ -57,11 +57,11 @@ public struct SafeTensors {
             throw failure("file is \(bytes.count) bytes, too short for a safetensors header (at least 8)")
         }
         let length = bytes.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard length <= UInt64(maxHeaderSize) else {
+            throw failure("header length \(length) exceeds the \(maxHeaderSize)-byte limit; the file is not safetensors")
+        }
         guard length <= UInt64(bytes.count - 8) else {
             throw failure("header length \(length) runs past the end of the file (\(bytes.count) bytes); the file is truncated or not safetensors")
-        }
-        guard length <= UInt64(maxHeaderSize) else {
-            throw failure("header length \(length) exceeds the \(maxHeaderSize)-byte limit")
         }
         let dataStart = 8 + Int(length)
         let dataLength = bytes.count - dataStart
