@@ -57,6 +57,8 @@ let package = Package(
         .target(name: "PAGModels", dependencies: ["PAGPluginKit"], path: "Plugins/Models"),
         .target(name: "PAGObjectives", dependencies: ["PAGPluginKit"], path: "Plugins/Objectives"),
         .testTarget(name: "PAGTensorTests", dependencies: ["PAGTensor"], path: "Tests/PAGTensorTests"),
+        // Loads libPAGModels.so and libPAGObjectives.so from the build folder (swift build builds them).
+        .testTarget(name: "PAGPluginsTests", dependencies: ["PAGHost", "PAGTensor", "pag"], path: "Tests/PAGPluginsTests"),
         // The torch cross-check runs only where /work/venv-torch or $PAG_TORCH_PYTHON exists.
         .testTarget(name: "PAGFormatsTests", dependencies: ["PAGFormats"], path: "Tests/PAGFormatsTests"),
         .testTarget(name: "PAGDataTests", dependencies: ["PAGData"], path: "Tests/PAGDataTests"),
