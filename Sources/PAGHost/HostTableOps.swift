@@ -229,7 +229,7 @@ extension HostTable {
             if let grads, nIn > 0 { for i in 0..<Int(nIn) { grads[i] = nil } }
             var results: [Tensor] = []
             let st = ctx.status("grad") {
-                guard nOut >= 1, nIn >= 1, let outs, let ins, let grads else {
+                guard nOut >= 1, nIn >= 1, let outs, let ins, grads != nil else {
                     throw RuntimeError("grad: needs at least one output and one input and non-NULL arrays (n_outputs \(nOut), n_inputs \(nIn))")
                 }
                 let o = try (0..<Int(nOut)).map { try ctx.tensor(outs[$0], "grad", 1) }
@@ -240,7 +240,6 @@ extension HostTable {
                 } catch {
                     throw RuntimeError("grad: \(error)")
                 }
-                _ = grads
             }
             if st == PAG_OK, let grads { for (k, t) in results.enumerated() { grads[k] = ctx.push(t) } }
             return st
