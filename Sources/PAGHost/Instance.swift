@@ -71,7 +71,7 @@ public final class PluginInstance {
     public internal(set) var outputs = 0
     var declaredIO = false
     private let seed: UInt64
-    private var calls: UInt64 = 0
+    var calls: UInt64 = 0
     private var destroyed = false
 
     /// Creates an instance with hyperparameters from `settings` ("key=value") over the defaults;

@@ -10,6 +10,26 @@ public protocol Optimizer: AnyObject {
     var learningRate: Float { get set }
     func step()
     func zeroGrad()
+    /// The optimizer's state (momentum buffers, moment estimates) by name, for checkpoints.
+    /// Names use the parameter's index: "momentum_buffer.3", "exp_avg.0", "exp_avg_sq.0".
+    func stateTensors() -> [(name: String, tensor: Tensor)]
+    /// Steps taken so far (Adam's bias correction depends on it).
+    var stepCount: Int { get }
+    /// Restores state saved by `stateTensors()`; throws when a tensor is missing or misshapen.
+    func loadState(_ state: [String: Tensor], stepCount: Int) throws
+}
+
+/// A checkpointed optimizer state that does not fit the parameters.
+public struct OptimizerStateError: Error, CustomStringConvertible {
+    public var description: String
+}
+
+func restore(_ name: String, _ state: [String: Tensor], like param: Tensor) throws -> Tensor {
+    guard let t = state[name] else { throw OptimizerStateError(description: "optimizer state '\(name)' is missing") }
+    guard t.count == param.count else {
+        throw OptimizerStateError(description: "optimizer state '\(name)' has \(t.count) values, parameter has \(param.count)")
+    }
+    return t.copy().reshape(param.shape).detached()
 }
 
 extension Optimizer {
@@ -39,6 +59,7 @@ public final class SGD: Optimizer {
     }
 
     public func step() {
+        stepCount += 1
         let lr = learningRate, mom = momentum, damp = dampening, wd = weightDecay, nest = nesterov
         forEachParam(params) { i, p, g, n in
             var buf: UnsafeMutablePointer<Float>? = nil
@@ -68,6 +89,19 @@ public final class SGD: Optimizer {
     }
 
     public func zeroGrad() { for p in params { p.grad = nil } }
+
+    public private(set) var stepCount = 0
+
+    public func stateTensors() -> [(name: String, tensor: Tensor)] {
+        buffers.enumerated().compactMap { i, b in b.map { ("momentum_buffer.\(i)", $0.reshape(params[i].shape)) } }
+    }
+
+    public func loadState(_ state: [String: Tensor], stepCount: Int) throws {
+        self.stepCount = stepCount
+        for i in params.indices {
+            buffers[i] = state["momentum_buffer.\(i)"] == nil ? nil : try restore("momentum_buffer.\(i)", state, like: params[i]).reshape([params[i].count])
+        }
+    }
 }
 
 /// Adam (torch.optim.Adam, with optional L2 weight decay added to the gradient).
@@ -105,6 +139,16 @@ public final class Adam: Optimizer {
     }
 
     public func zeroGrad() { for p in params { p.grad = nil } }
+
+    public func stateTensors() -> [(name: String, tensor: Tensor)] {
+        params.indices.flatMap { i in [("exp_avg.\(i)", m[i]), ("exp_avg_sq.\(i)", v[i])] }
+    }
+
+    public func loadState(_ state: [String: Tensor], stepCount: Int) throws {
+        let newM = try params.indices.map { try restore("exp_avg.\($0)", state, like: params[$0]) }
+        let newV = try params.indices.map { try restore("exp_avg_sq.\($0)", state, like: params[$0]) }
+        m = newM; v = newV; self.stepCount = stepCount
+    }
 }
 
 /// Learning-rate schedules, indexed by epoch (or step) t starting at 0.

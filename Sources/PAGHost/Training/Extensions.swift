@@ -1,0 +1,60 @@
+import Foundation
+
+extension PluginRegistry {
+    /// The plugin named `name`, which must be of `kind`.
+    public func plugin(named name: String, kind: PluginKind) throws -> Plugin {
+        let p = try plugin(named: name)
+        guard p.kind == kind else {
+            let list = plugins.filter { $0.kind == kind }.map(\.name).sorted()
+            throw RegistryError(description: "'\(name)' is a \(p.kind.rawValue) plugin, not a \(kind.rawValue); \(kind.rawValue) plugins: \(list.isEmpty ? "none loaded" : list.joined(separator: ", "))")
+        }
+        return p
+    }
+}
+
+extension HyperparameterValues {
+    /// Every value as text, for metrics.json and messages.
+    public var textValues: [String: String] { values.mapValues(\.description) }
+}
+
+extension PluginInstance {
+    /// Calls made so far; each call's random generator is derived from it, so a resumed run
+    /// restores it to draw the same numbers as an uninterrupted one.
+    public var callCount: UInt64 {
+        get { calls }
+        set { calls = newValue }
+    }
+}
+
+import PAGData
+import PAGFormats
+import PAGTensor
+
+/// The data sets the trainer knows, by name.
+public enum DatasetCatalog {
+    /// Loads a split. The data itself does not depend on the training seed: a distractor set's
+    /// letters are the same for every run, so runs with different seeds see the same data.
+    public static func load(_ name: String, split: Split, dataDir: String?, seed: UInt64) throws -> Dataset {
+        try DatasetRegistry.standard.load(name, split: split, options: DataOptions(dataDir: dataDir, dataSeed: 0))
+    }
+}
+
+/// A safetensors file as name -> engine tensor.
+struct TensorFile {
+    var tensors: [String: Tensor]
+    var metadata: [String: String]
+
+    static func read(_ path: String) throws -> TensorFile {
+        let file = try SafeTensors.read(path)
+        var out: [String: Tensor] = [:]
+        for name in file.names { out[name] = try file.tensor(name) }
+        return TensorFile(tensors: out, metadata: file.metadata ?? [:])
+    }
+
+    /// Writes atomically (temporary name, then rename).
+    static func write(_ entries: [(name: String, tensor: Tensor)], metadata: [String: String], to path: String) throws {
+        var dict: [String: Tensor] = [:]
+        for (n, t) in entries { dict[n] = t }
+        try SafeTensors(dict, metadata: metadata).write(to: path)
+    }
+}

@@ -1,0 +1,249 @@
+import Foundation
+import PAGData
+import PAGFormats
+import PAGTensor
+
+/// pag's version, written into every file it produces.
+public enum PAGVersion { public static let string = "0.1.0" }
+
+/// One epoch's numbers in metrics.json.
+public struct EpochRecord: Codable, Equatable, Sendable {
+    public var epoch: Int
+    public var trainLoss: Double
+    public var metrics: [String: Double]
+    public var learningRate: Double
+    public var testAccuracy: Double?
+    public var seconds: Double
+}
+
+/// The content of metrics.json.
+public struct TrainingMetrics: Codable, Sendable {
+    public var pagVersion = PAGVersion.string
+    public var status = "running"           // running | complete | failed
+    public var error: String?
+    public var config: TrainingConfig
+    public var modelHyperparameters: [String: String] = [:]
+    public var objectiveHyperparameters: [String: String] = [:]
+    public var data: [String: String] = [:]
+    public var epochs: [EpochRecord] = []
+    public var steps = 0
+    public var testAccuracy: Double?
+    public var wallTimeSeconds = 0.0
+}
+
+/// Where a run stands: saved with the weights in resume.safetensors, so resuming is exact.
+struct ResumeState: Codable {
+    var config: TrainingConfig
+    var epoch: Int              // epoch in progress (0-based)
+    var batch: Int              // next batch within it
+    var steps: Int
+    var optimizerSteps: Int
+    var modelCalls: UInt64
+    var objectiveCalls: UInt64
+    var epochLossSum: Double
+    var epochMetricSums: [String: Double]
+    var epochBatches: Int
+    var epochSeconds: Double
+    var metrics: TrainingMetrics
+}
+
+/// Trains a model plugin with an objective plugin on a data set, with checkpoints that PyTorch
+/// loads, metrics.json, exact resume, and a clear stop on NaN.
+public final class Trainer {
+    public let config: TrainingConfig
+    public let outDir: String
+    let registry: PluginRegistry
+    public var showProgress = true
+    public var log: (String) -> Void = { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
+
+    public init(config: TrainingConfig, outDir: String, registry: PluginRegistry) throws {
+        try config.validate()
+        self.config = config; self.outDir = outDir; self.registry = registry
+    }
+
+    var checkpointPath: String { outDir + "/checkpoint.safetensors" }
+    var resumePath: String { outDir + "/resume.safetensors" }
+    var metricsPath: String { outDir + "/metrics.json" }
+
+    /// Reads the configuration a run directory was started with.
+    public static func savedConfig(in dir: String) throws -> TrainingConfig {
+        let path = dir + "/metrics.json"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TrainingError.resume("\(path) not found: \(dir) is not a pag training directory")
+        }
+        do { return try JSONDecoder.pag.decode(TrainingMetrics.self, from: data).config }
+        catch { throw TrainingError.resume("\(path) is not a valid pag metrics file: \(error)") }
+    }
+
+    /// Runs (or resumes) training; returns the final metrics.
+    @discardableResult
+    public func run(resume: Bool = false) throws -> TrainingMetrics {
+        let fm = FileManager.default
+        if !resume, fm.fileExists(atPath: metricsPath) {
+            throw TrainingError.badConfig("\(outDir) already holds a run (metrics.json); use --resume to continue it or choose another --out")
+        }
+        try fm.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+        ConvolutionAlgorithm.current = ConvolutionAlgorithm(rawValue: config.convAlgorithm) ?? .direct
+
+        let setup = try TrainingSetup(config: config, registry: registry)
+        var metrics = TrainingMetrics(config: config)
+        metrics.modelHyperparameters = setup.model.config.textValues
+        metrics.objectiveHyperparameters = setup.objective.config.textValues
+        metrics.data = ["name": setup.train.info.name, "train_samples": String(setup.train.count),
+                        "test_samples": String(setup.test.count), "normalization": setup.train.info.normalization.description,
+                        "sample_shape": setup.train.info.sampleShape.map(String.init).joined(separator: "x")]
+
+        var state = ResumeState(config: config, epoch: 0, batch: 0, steps: 0, optimizerSteps: 0, modelCalls: 0,
+                                objectiveCalls: 0, epochLossSum: 0, epochMetricSums: [:], epochBatches: 0,
+                                epochSeconds: 0, metrics: metrics)
+        if resume {
+            guard fm.fileExists(atPath: resumePath) else {
+                throw TrainingError.resume("\(resumePath) not found: nothing to resume in \(outDir)")
+            }
+            state = try loadResumeState(setup)
+            if state.config != config {
+                throw TrainingError.resume("the configuration differs from the one \(outDir) was started with; resume without changing options")
+            }
+            log("resuming \(outDir) at epoch \(state.epoch + 1), batch \(state.batch) (step \(state.steps))")
+        }
+        if state.metrics.status == "complete" { log("\(outDir) is already complete"); return state.metrics }
+
+        let schedule = try config.lrSchedule()
+        let started = Date().addingTimeInterval(-state.metrics.wallTimeSeconds)
+        while state.epoch < config.epochs {
+            let epochStart = Date().addingTimeInterval(-state.epochSeconds)
+            let plan = BatchPlan(count: setup.train.count, batchSize: config.batchSize, seed: config.seed, epoch: state.epoch)
+            setup.optimizer.learningRate = schedule.learningRate(base: config.learningRate, at: state.epoch)
+            let bar = showProgress ? ProgressBar(title: "epoch \(state.epoch + 1)/\(config.epochs)", total: plan.batchCount) : nil
+            while state.batch < plan.batchCount {
+                let indices = plan.indices(batch: state.batch)
+                var augment = plan.augmentationGenerator(batch: state.batch)
+                let (x, labels) = setup.train.batch(indices, augment: setup.train.info.hasAugmentation, rng: &augment)
+                let sink = MetricSink()
+                setup.optimizer.zeroGrad()
+                let loss: Tensor
+                do {
+                    loss = try setup.objective.loss(model: setup.model, x: x, labels: labels.map(Int32.init), metrics: sink)
+                } catch let e as PluginError {
+                    throw fail(&state, "step \(state.steps + 1) (epoch \(state.epoch + 1), batch \(state.batch + 1)): \(e.description)")
+                }
+                let value = Double(loss.item)
+                guard value.isFinite else {
+                    let hp = setup.objective.config.textValues.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
+                    throw fail(&state, "step \(state.steps + 1) (epoch \(state.epoch + 1), batch \(state.batch + 1)): loss is \(value.isNaN ? "NaN" : "\(value)") with objective '\(config.objective)'\(hp.isEmpty ? "" : " (\(hp))"); training stopped, the last good checkpoint in \(outDir) is kept")
+                }
+                try loss.backward()
+                setup.optimizer.step()
+                state.steps += 1; state.batch += 1; state.epochBatches += 1
+                state.epochLossSum += value
+                for (k, v) in sink.values { state.epochMetricSums[k, default: 0] += v }
+                bar?.update(state.batch, status: String(format: "loss %.4f", state.epochLossSum / Double(state.epochBatches)))
+                if state.steps % config.checkpointEvery == 0 && state.batch < plan.batchCount {
+                    state.epochSeconds = Date().timeIntervalSince(epochStart)
+                    state.metrics.wallTimeSeconds = Date().timeIntervalSince(started)
+                    try save(&state, setup)
+                }
+            }
+            // End of epoch: test accuracy, the epoch's record, a checkpoint.
+            let accuracy = try Evaluator.accuracy(model: setup.model, data: setup.test, batchSize: max(config.batchSize, 256))
+            let n = Double(max(state.epochBatches, 1))
+            state.metrics.epochs.append(EpochRecord(
+                epoch: state.epoch + 1, trainLoss: state.epochLossSum / n,
+                metrics: state.epochMetricSums.mapValues { $0 / n },
+                learningRate: Double(setup.optimizer.learningRate), testAccuracy: accuracy,
+                seconds: Date().timeIntervalSince(epochStart)))
+            log(String(format: "epoch %d/%d: train loss %.4f, test accuracy %.2f%%", state.epoch + 1, config.epochs,
+                       state.epochLossSum / n, accuracy * 100))
+            state.epoch += 1; state.batch = 0
+            state.epochLossSum = 0; state.epochMetricSums = [:]; state.epochBatches = 0; state.epochSeconds = 0
+            state.metrics.testAccuracy = accuracy
+            state.metrics.wallTimeSeconds = Date().timeIntervalSince(started)
+            if state.epoch == config.epochs { state.metrics.status = "complete" }
+            try save(&state, setup)
+        }
+        return state.metrics
+    }
+
+    /// Records a failure in metrics.json (weights untouched) and returns the error to throw.
+    func fail(_ state: inout ResumeState, _ message: String) -> Error {
+        state.metrics.status = "failed"
+        state.metrics.error = message
+        try? AtomicFile.write(String(decoding: try! JSONEncoder.pag.encode(state.metrics), as: UTF8.self), to: metricsPath)
+        return TrainingError.nonFinite(message)
+    }
+
+    /// Writes checkpoint.safetensors (state_dict only, for PyTorch), resume.safetensors (weights,
+    /// optimizer state, counters) and metrics.json, each atomically.
+    func save(_ state: inout ResumeState, _ setup: TrainingSetup) throws {
+        state.optimizerSteps = setup.optimizer.stepCount
+        state.modelCalls = setup.model.callCount
+        state.objectiveCalls = setup.objective.callCount
+        state.metrics.steps = state.steps
+        let stateDict = setup.model.parameters + setup.model.buffers
+        let configJSON = String(decoding: try JSONEncoder.pag.encode(config), as: UTF8.self)
+        let meta = ["format": "pt", "pag_version": PAGVersion.string, "pag_config": configJSON,
+                    "epoch": String(state.epoch), "step": String(state.steps)]
+        let resumeJSON = String(decoding: try JSONEncoder.pag.encode(state), as: UTF8.self)
+        let optimizerState = setup.optimizer.stateTensors().map { ("optimizer.\($0.name)", $0.tensor) }
+        try TensorFile.write(stateDict + optimizerState, metadata: ["pag_resume": resumeJSON], to: resumePath)
+        try TensorFile.write(stateDict, metadata: meta, to: checkpointPath)
+        try AtomicFile.write(String(decoding: try JSONEncoder.pag.encode(state.metrics), as: UTF8.self), to: metricsPath)
+    }
+
+    func loadResumeState(_ setup: TrainingSetup) throws -> ResumeState {
+        let file = try TensorFile.read(resumePath)
+        guard let json = file.metadata["pag_resume"],
+              let state = try? JSONDecoder.pag.decode(ResumeState.self, from: Data(json.utf8)) else {
+            throw TrainingError.resume("\(resumePath) has no pag resume state")
+        }
+        try StateDict.load(file.tensors, into: setup.model, source: resumePath)
+        var opt: [String: Tensor] = [:]
+        for (name, t) in file.tensors where name.hasPrefix("optimizer.") { opt[String(name.dropFirst(10))] = t }
+        do { try setup.optimizer.loadState(opt, stepCount: state.optimizerSteps) }
+        catch { throw TrainingError.resume("\(resumePath): \(error)") }
+        setup.model.callCount = state.modelCalls
+        setup.objective.callCount = state.objectiveCalls
+        return state
+    }
+}
+
+/// The loaded pieces of a run: data, model and objective instances, optimizer.
+struct TrainingSetup {
+    let train: Dataset, test: Dataset
+    let model: PluginInstance, objective: PluginInstance
+    let optimizer: Optimizer
+
+    init(config: TrainingConfig, registry: PluginRegistry) throws {
+        var train = try DatasetCatalog.load(config.data, split: .train, dataDir: config.dataDir, seed: config.seed)
+        var test = try DatasetCatalog.load(config.data, split: .test, dataDir: config.dataDir, seed: config.seed)
+        if let n = config.trainLimit, n < train.count { train = DatasetSubset(train, indices: Array(0..<n)) }
+        if let n = config.testLimit, n < test.count { test = DatasetSubset(test, indices: Array(0..<n)) }
+        self.train = train; self.test = test
+        let modelPlugin = try registry.plugin(named: config.model, kind: .model)
+        let objectivePlugin = try registry.plugin(named: config.objective, kind: .objective)
+        let (ms, os) = try config.splitSettings(model: modelPlugin, objective: objectivePlugin)
+        model = try ModelFactory.create(modelPlugin, settings: ms, data: train.info, seed: config.seed)
+        objective = try PluginInstance(plugin: objectivePlugin, settings: os, seed: config.seed &+ 1)
+        let params = model.parameters.map(\.tensor)
+        optimizer = config.optimizer == "adam"
+            ? Adam(params: params, learningRate: config.learningRate, weightDecay: config.weightDecay)
+            : SGD(params: params, learningRate: config.learningRate, momentum: config.momentum, weightDecay: config.weightDecay)
+    }
+}
+
+extension JSONEncoder {
+    static var pag: JSONEncoder {
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        e.keyEncodingStrategy = .convertToSnakeCase
+        return e
+    }
+}
+
+extension JSONDecoder {
+    static var pag: JSONDecoder {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return d
+    }
+}

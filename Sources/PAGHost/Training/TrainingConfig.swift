@@ -1,0 +1,96 @@
+import Foundation
+
+/// Everything that defines a training run. Stored in metrics.json and in the resume state, so a
+/// run can be resumed, evaluated and reproduced from its directory alone.
+public struct TrainingConfig: Codable, Equatable, Sendable {
+    public var data = "fashion-mnist"
+    public var dataDir: String?
+    public var model = "lenet"
+    public var objective = "ce"
+    /// `key=value` settings; a key may be qualified as `model.key` or `objective.key`.
+    public var settings: [String] = []
+    public var epochs = 1
+    public var batchSize = 64
+    public var learningRate: Float = 1e-3
+    public var optimizer = "adam"
+    public var momentum: Float = 0.9
+    public var weightDecay: Float = 0
+    /// "constant", "cosine" or "step:SIZE:GAMMA" (per epoch).
+    public var schedule = "constant"
+    public var seed: UInt64 = 0
+    /// Train on at most this many training samples (nil: all).
+    public var trainLimit: Int?
+    /// Evaluate on at most this many test samples (nil: all).
+    public var testLimit: Int?
+    /// Save resumable state every this many steps (and at every epoch end).
+    public var checkpointEvery = 200
+    public var convAlgorithm = "direct"
+
+    public init() {}
+
+    /// The schedule as the engine's type; throws on a malformed string.
+    public func lrSchedule() throws -> LRSchedule {
+        if schedule == "constant" { return .constant }
+        if schedule == "cosine" { return .cosine(tMax: epochs, etaMin: 0) }
+        let parts = schedule.split(separator: ":")
+        if parts.count == 3, parts[0] == "step", let size = Int(parts[1]), size > 0, let gamma = Float(parts[2]) {
+            return .step(stepSize: size, gamma: gamma)
+        }
+        throw TrainingError.badConfig("--schedule must be constant, cosine or step:SIZE:GAMMA (e.g. step:10:0.1), got '\(schedule)'")
+    }
+
+    /// Checks the numbers a user types.
+    public func validate() throws {
+        func need(_ ok: Bool, _ msg: String) throws { if !ok { throw TrainingError.badConfig(msg) } }
+        try need(epochs >= 1, "--epochs must be at least 1, got \(epochs)")
+        try need(batchSize >= 1, "--batch-size must be at least 1, got \(batchSize)")
+        try need(learningRate > 0 && learningRate.isFinite, "--lr must be a positive number, got \(learningRate)")
+        try need(["sgd", "adam"].contains(optimizer), "--optimizer must be sgd or adam, got '\(optimizer)'")
+        try need(momentum >= 0 && momentum < 1, "--momentum must be in [0, 1), got \(momentum)")
+        try need(weightDecay >= 0, "--weight-decay must be zero or more, got \(weightDecay)")
+        try need(trainLimit.map { $0 >= 1 } ?? true, "--train-limit must be at least 1")
+        try need(testLimit.map { $0 >= 1 } ?? true, "--test-limit must be at least 1")
+        try need(checkpointEvery >= 1, "--checkpoint-every must be at least 1, got \(checkpointEvery)")
+        try need(ConvolutionAlgorithm(rawValue: convAlgorithm) != nil, "--conv-algorithm must be direct or fast, got '\(convAlgorithm)'")
+        _ = try lrSchedule()
+    }
+
+    /// Splits settings into the model's and the objective's, by qualifier or by which plugin
+    /// declares the key. An unknown or ambiguous key is an error listing the valid keys.
+    public func splitSettings(model: Plugin, objective: Plugin) throws -> (model: [String], objective: [String]) {
+        var m: [String] = [], o: [String] = []
+        let mKeys = Set(model.hyperparameters.map(\.name)), oKeys = Set(objective.hyperparameters.map(\.name))
+        for s in settings {
+            guard let eq = s.firstIndex(of: "=") else {
+                throw TrainingError.badConfig("--set expects key=value, got '\(s)'")
+            }
+            let key = String(s[..<eq]), value = String(s[s.index(after: eq)...])
+            if key.hasPrefix("model.") { m.append(String(key.dropFirst(6)) + "=" + value); continue }
+            if key.hasPrefix("objective.") { o.append(String(key.dropFirst(10)) + "=" + value); continue }
+            switch (mKeys.contains(key), oKeys.contains(key)) {
+            case (true, false): m.append(s)
+            case (false, true): o.append(s)
+            case (true, true):
+                throw TrainingError.badConfig("--set \(key): both the model '\(model.name)' and the objective '\(objective.name)' have '\(key)'; write model.\(key)=... or objective.\(key)=...")
+            case (false, false):
+                let list = model.hyperparameters.map { "model.\($0.summary)" } + objective.hyperparameters.map { "objective.\($0.summary)" }
+                throw TrainingError.badConfig("--set \(key): neither the model '\(model.name)' nor the objective '\(objective.name)' has a hyperparameter '\(key)'. Valid keys: \(list.isEmpty ? "none" : list.joined(separator: ", "))")
+            }
+        }
+        return (m, o)
+    }
+}
+
+/// Errors of training and evaluation, each one sentence naming what is wrong.
+public enum TrainingError: Error, CustomStringConvertible, Equatable {
+    case badConfig(String)
+    case nonFinite(String)
+    case resume(String)
+    case plugin(String)
+
+    public var description: String {
+        switch self {
+        case .badConfig(let s), .nonFinite(let s), .resume(let s), .plugin(let s): return s
+        }
+    }
+}
