@@ -85,7 +85,15 @@ public struct NDArray: Equatable {
     /// The elements as float32, converted from any dtype (integers and float64 may round;
     /// BOOL gives 0 and 1).
     public func floats() -> [Float] {
-        bytes.withUnsafeBytes { raw in
+        #if _endian(little)
+        if dtype == .f32 {  // the common case (checkpoints): one copy, no per-element work
+            return [Float](unsafeUninitializedCapacity: count) { out, initialized in
+                bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(out).copyMemory(from: $0) }
+                initialized = count
+            }
+        }
+        #endif
+        return bytes.withUnsafeBytes { raw in
             let n = count
             func load<T: FixedWidthInteger>(_: T.Type, _ i: Int) -> T {
                 T(littleEndian: raw.loadUnaligned(fromByteOffset: i * MemoryLayout<T>.size, as: T.self))
