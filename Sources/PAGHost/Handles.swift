@@ -31,33 +31,36 @@ struct HandleBits {
 
 /// A table of slots holding tensors, addressed by handles with generations.
 struct SlotTable {
-    private(set) var tensors: [Tensor?] = []
-    private var generations: [UInt32] = []
+    struct Slot { var tensor: Tensor?; var generation: UInt32 }
+    private var slots: ContiguousArray<Slot> = []
 
-    var count: Int { tensors.count }
+    var count: Int { slots.count }
 
     /// The tensor behind (index, generation), or nil when the handle is stale or out of range.
     @inline(__always)
     func lookup(_ index: Int, _ generation: UInt32) -> Tensor? {
-        guard index >= 0, index < tensors.count, generations[index] == generation else { return nil }
-        return tensors[index]
+        guard index >= 0, index < slots.count else { return nil }
+        let s = slots[index]
+        return s.generation == generation ? s.tensor : nil
     }
 
     /// Stores `t` at `index` (appending when index == count); returns the slot's generation.
+    @inline(__always)
     mutating func store(_ t: Tensor, at index: Int) -> UInt32 {
-        if index == tensors.count {
-            tensors.append(t); generations.append(1)
-        } else {
-            tensors[index] = t
+        if index == slots.count {
+            slots.append(Slot(tensor: t, generation: 1))
+            return 1
         }
-        return generations[index]
+        slots[index].tensor = t
+        return slots[index].generation
     }
 
     /// Empties a slot and bumps its generation so old handles to it stop working.
     mutating func clear(_ index: Int) {
-        tensors[index] = nil
-        generations[index] = (generations[index] &+ 1) & 0x7FFF_FFFF
-        if generations[index] == 0 { generations[index] = 1 }
+        slots[index].tensor = nil
+        var g = (slots[index].generation &+ 1) & 0x7FFF_FFFF
+        if g == 0 { g = 1 }
+        slots[index].generation = g
     }
 }
 
