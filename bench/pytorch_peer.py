@@ -68,6 +68,137 @@ class LeNet(nn.Module):
         return self.fc2(x)
 
 
+class LeNetDropout(nn.Module):
+    """The lenet plugin: the paper's LeNet with dropout 0.25 and 0.5 (plugin workloads)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3)
+        self.conv2 = nn.Conv2d(32, 64, 3)
+        self.dropout1 = nn.Dropout(0.25)
+        self.dropout2 = nn.Dropout(0.5)
+        self.fc1 = nn.Linear(9216, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
+        x = F.relu(self.fc1(torch.flatten(self.dropout1(x), 1)))
+        return self.fc2(self.dropout2(x))
+
+
+class BasicBlock(nn.Module):
+    def __init__(self, inp, planes, stride=1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(inp, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut = nn.Sequential()
+        if stride != 1 or inp != planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(inp, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out)) + self.shortcut(x)
+        return F.relu(out)
+
+
+class ResNet18(nn.Module):
+    """The resnet18 plugin: kuangliu's CIFAR ResNet18 (3x3 stem, no max-pool), ReLU."""
+
+    def __init__(self, num_classes=10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 64, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(64)
+        layers, inp = [], 64
+        for planes, stride in [(64, 1), (128, 2), (256, 2), (512, 2)]:
+            blocks = []
+            for s in [stride, 1]:
+                blocks.append(BasicBlock(inp, planes, s))
+                inp = planes
+            layers.append(nn.Sequential(*blocks))
+        self.layer1, self.layer2, self.layer3, self.layer4 = layers
+        self.linear = nn.Linear(512, num_classes)
+
+    def forward(self, x):
+        out = F.relu(self.bn1(self.conv1(x)))
+        out = self.layer4(self.layer3(self.layer2(self.layer1(out))))
+        return self.linear(F.avg_pool2d(out, 4).flatten(1))
+
+
+# --------------------------------------------------------------------------
+# Objectives of the plugin workloads: the same computations as Plugins/Objectives, including
+# the metrics each reports (read with .item(), as the plugins read them). Each returns
+# (loss, metrics).
+
+SMOOTH_LAMBDA = 1e-3
+NOISE_SIGMA = 1e-2
+PGD_EPS = 0.5
+PGD_STEPS = 15
+
+
+def accuracy(logits, y):
+    return (logits.argmax(1) == y).float().mean().item()
+
+
+def obj_ce(model, x, y):
+    logits = model(x)
+    return F.cross_entropy(logits, y), {"accuracy": accuracy(logits, y)}
+
+
+def obj_gradnorm(model, x, y):
+    x = x.detach().requires_grad_()
+    logits = model(x)
+    ce = F.cross_entropy(logits, y)
+    (g,) = torch.autograd.grad(ce, x, create_graph=True)
+    sum_sq = g.pow(2).sum()
+    penalty = sum_sq * (GRADNORM_LAMBDA * GRADNORM_SCALE / x.shape[0])
+    metrics = {"ce": ce.item(), "penalty": penalty.item(), "grad_norm": sum_sq.item() ** 0.5,
+               "accuracy": accuracy(logits, y)}
+    return ce + penalty, metrics
+
+
+def obj_smoothness(model, x, y):
+    logits = model(x)
+    ce = F.cross_entropy(logits, y)
+    noisy = model(x + torch.randn_like(x) * NOISE_SIGMA)
+    penalty = (logits - noisy).pow(2).sum() * (SMOOTH_LAMBDA / x.shape[0])
+    metrics = {"ce": ce.item(), "penalty": penalty.item(), "accuracy": accuracy(logits, y)}
+    return ce + penalty, metrics
+
+
+def obj_randomized_smoothing(model, x, y):
+    logits = model(x + torch.randn_like(x) * NOISE_SIGMA)
+    return F.cross_entropy(logits, y), {"accuracy": accuracy(logits, y)}
+
+
+def per_sample_norm(t):
+    return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
+
+
+def obj_pgd_l2(model, x, y):
+    """L2 PGD in eval mode: random start of norm eps/2, 15 steps of 2 eps / 15 along the
+    normalized gradient, projection after each step (per-sample norms); loss in train mode."""
+    eps, alpha = PGD_EPS, 2 * PGD_EPS / PGD_STEPS
+    model.eval()
+    with torch.no_grad():
+        u = torch.randn_like(x)
+        delta = u * ((eps / 2) / (per_sample_norm(u) + 1e-12))
+    for _ in range(PGD_STEPS):
+        xa = (x + delta).requires_grad_()
+        (g,) = torch.autograd.grad(F.cross_entropy(model(xa), y), xa)
+        with torch.no_grad():
+            delta = delta + g * (alpha / (per_sample_norm(g) + 1e-12))
+            delta = delta * (eps / (per_sample_norm(delta) + 1e-12)).clamp(max=1)
+    x_adv = (x + delta).detach()
+    with torch.no_grad():
+        metrics = {"attack_success": 1 - accuracy(model(x_adv), y),
+                   "perturbation_norm": delta.flatten(1).norm(dim=1).mean().item()}
+    model.train()
+    return F.cross_entropy(model(x_adv), y), metrics
+
+
 # --------------------------------------------------------------------------
 # Workloads: each factory returns (step_fn, flops_per_step or None)
 
@@ -98,6 +229,24 @@ def make_train(model_cls, gradnorm):
             loss = ce + GRADNORM_LAMBDA * GRADNORM_SCALE * penalty
             loss.backward()
             opt.step()
+
+    return step, None
+
+
+def make_plugin_train(model_cls, objective, shape):
+    """A plugin workload: model_cls trained with `objective` on a random batch of `shape`."""
+    torch.manual_seed(0)
+    model = model_cls()
+    model.train()
+    opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
+    data = torch.randn(*shape)
+    labels = torch.randint(0, 10, (shape[0],))
+
+    def step():
+        opt.zero_grad()
+        loss, _ = objective(model, data, labels)
+        loss.backward()
+        opt.step()
 
     return step, None
 
@@ -141,6 +290,13 @@ WORKLOADS = {
     "lenet-gradnorm": lambda: make_train(LeNet, gradnorm=True),
     "conv2d-fwd": make_conv2d_fwd,
     "sgemm": make_sgemm,
+    # The plugin workloads of `pag bench` (same names).
+    "lenet-smoothness": lambda: make_plugin_train(LeNetDropout, obj_smoothness, (BATCH, 1, 28, 28)),
+    "lenet-randomized-smoothing": lambda: make_plugin_train(
+        LeNetDropout, obj_randomized_smoothing, (BATCH, 1, 28, 28)),
+    "lenet-pgd-l2": lambda: make_plugin_train(LeNetDropout, obj_pgd_l2, (BATCH, 1, 28, 28)),
+    "resnet18-ce": lambda: make_plugin_train(ResNet18, obj_ce, (32, 3, 32, 32)),
+    "resnet18-gradnorm": lambda: make_plugin_train(ResNet18, obj_gradnorm, (32, 3, 32, 32)),
 }
 
 
@@ -206,12 +362,13 @@ def main(argv=None):
 
     print("torch %s, %d threads, %d steps (+%d warmup)"
           % (torch.__version__, torch.get_num_threads(), args.steps, WARMUP))
-    print("%-16s %12s %12s %10s" % ("workload", "ms_median", "ms_min", "gflops"))
+    width = max(16, max(len(r["name"]) for r in results))
+    print("%-*s %12s %12s %10s" % (width, "workload", "ms_median", "ms_min", "gflops"))
     for r in results:
         if r["name"] == "peak-rss":
             continue
         gf = "%10.1f" % r["gflops"] if "gflops" in r else "%10s" % "-"
-        print("%-16s %12.3f %12.3f %s" % (r["name"], r["ms_median"], r["ms_min"], gf))
+        print("%-*s %12.3f %12.3f %s" % (width, r["name"], r["ms_median"], r["ms_min"], gf))
     print("peak RSS: %.1f MB" % results[-1]["peak_rss_mb"])
 
 

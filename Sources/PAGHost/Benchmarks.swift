@@ -1,10 +1,37 @@
 import Foundation
 import PAGTensor
 
-/// The benchmark workloads of `pag bench`, written with the engine directly so they measure
-/// the engine and nothing else. Shapes and hyperparameters match bench/pytorch_peer.py.
+/// The benchmark workloads of `pag bench`. The first six are written with the engine directly so
+/// they measure the engine and nothing else; the plugin workloads (`pluginWorkloads`) train the
+/// model plugins with the objective plugins, the way `pag train` does, so they include the plugin
+/// boundary. Shapes and hyperparameters match bench/pytorch_peer.py.
 public enum Benchmarks {
     public static let names = ["mlp-ce", "mlp-gradnorm", "lenet-ce", "lenet-gradnorm", "conv2d-fwd", "sgemm"]
+        + pluginWorkloads.map(\.name)
+
+    /// A workload run through plugins: a model plugin with its settings, an objective plugin with
+    /// its default hyperparameters, a random batch of the given shape with labels in 0..<10.
+    public struct PluginWorkload: Sendable {
+        public var name: String
+        public var model: String
+        public var modelSettings: [String]
+        public var objective: String
+        public var batch: [Int]
+    }
+
+    /// LeNet (1x28x28, batch 128, dropout 0.25 / 0.5 as the plugin's defaults) with the three
+    /// objectives the engine-only workloads lack, and ResNet18 (3x32x32, batch 32, ReLU).
+    public static let pluginWorkloads: [PluginWorkload] = [
+        PluginWorkload(name: "lenet-smoothness", model: "lenet", modelSettings: [], objective: "smoothness", batch: [128, 1, 28, 28]),
+        PluginWorkload(name: "lenet-randomized-smoothing", model: "lenet", modelSettings: [], objective: "randomized-smoothing",
+                       batch: [128, 1, 28, 28]),
+        PluginWorkload(name: "lenet-pgd-l2", model: "lenet", modelSettings: [], objective: "pgd-l2", batch: [128, 1, 28, 28]),
+        PluginWorkload(name: "resnet18-ce", model: "resnet18", modelSettings: [], objective: "ce", batch: [32, 3, 32, 32]),
+        PluginWorkload(name: "resnet18-gradnorm", model: "resnet18", modelSettings: [], objective: "gradnorm", batch: [32, 3, 32, 32]),
+    ]
+
+    /// True when `name` runs through the model and objective plugins.
+    public static func needsPlugins(_ name: String) -> Bool { pluginWorkloads.contains { $0.name == name } }
 
     /// One workload's timings.
     public struct Result: Codable, Sendable {
@@ -84,9 +111,31 @@ public enum Benchmarks {
                       gflops: flops.map { $0 / (median * 1e-3) / 1e9 })
     }
 
-    /// Runs the named workload.
-    public static func run(_ name: String, steps: Int, warmup: Int = 3) throws -> Result {
+    /// One training step through plugins: the objective's loss of the model, backward, SGD.
+    static func pluginStep(model: PluginInstance, objective: PluginInstance, _ opt: SGD, x: Tensor, labels: [Int32]) throws {
+        opt.zeroGrad()
+        let loss = try objective.loss(model: model, x: x, labels: labels, metrics: MetricSink())
+        try loss.backward()
+        opt.step()
+    }
+
+    /// Runs the named workload. Plugin workloads take their plugins from `plugins`.
+    public static func run(_ name: String, steps: Int, warmup: Int = 3, plugins: PluginRegistry? = nil) throws -> Result {
         var rng = RandomGenerator(seed: 0, stream: name)
+        if let w = pluginWorkloads.first(where: { $0.name == name }) {
+            guard let plugins, let m = try? plugins.plugin(named: w.model), let o = try? plugins.plugin(named: w.objective) else {
+                throw BenchmarkError.missingPlugins(name, [w.model, w.objective])
+            }
+            let model = try PluginInstance(plugin: m, settings: w.modelSettings, seed: 0)
+            let objective = try PluginInstance(plugin: o, settings: [], seed: 0)
+            let x = Tensor.randn(w.batch, rng: &rng)
+            let labels = (0..<w.batch[0]).map { _ in Int32(rng.nextInt(below: 10)) }
+            let opt = SGD(params: model.parameters.map(\.tensor), learningRate: 0.01, momentum: 0.9)
+            let ms = try time(steps: steps, warmup: warmup) {
+                try pluginStep(model: model, objective: objective, opt, x: x, labels: labels)
+            }
+            return summarize(name, ms)
+        }
         switch name {
         case "mlp-ce", "mlp-gradnorm", "lenet-ce", "lenet-gradnorm":
             let net = name.hasPrefix("mlp") ? mlp(rng: &rng) : lenet(rng: &rng)
@@ -123,10 +172,14 @@ public enum Benchmarks {
 
 public enum BenchmarkError: Error, CustomStringConvertible {
     case unknownWorkload(String)
+    case missingPlugins(String, [String])
     public var description: String {
         switch self {
         case .unknownWorkload(let n):
             return "unknown benchmark workload '\(n)'; valid names: \(Benchmarks.names.joined(separator: ", "))"
+        case .missingPlugins(let n, let plugins):
+            return "workload '\(n)' needs the plugins \(plugins.joined(separator: " and ")) (libPAGModels.so, libPAGObjectives.so): "
+                + "build them with `swift build -c release` (they go next to pag), or point --plugin-path or $PAG_PLUGIN_PATH at them"
         }
     }
 }

@@ -7,16 +7,30 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time training steps and kernels (median ms per step; GFLOP/s for kernels).",
         discussion: """
-        Workloads (batch 128 of 1x28x28, SGD momentum 0.9, lr 0.01):
+        Engine workloads, written with the tensor engine directly
+        (batch 128 of 1x28x28, SGD momentum 0.9, lr 0.01):
           mlp-ce          MLP 784-256-256-10, cross-entropy
           mlp-gradnorm    same, plus gradient-norm regularization (double backprop, lambda 1e-3)
           lenet-ce        LeNet (conv32, conv64, maxpool, fc128, fc10), cross-entropy
           lenet-gradnorm  same, plus gradient-norm regularization
           conv2d-fwd      conv 64->64 3x3 pad 1 on 32x64x32x32, forward only (GFLOP/s)
           sgemm           1024x1024x1024 matrix product (GFLOP/s)
+        Plugin workloads: a model plugin trained with an objective plugin, as
+        `pag train` runs them (plugin defaults, SGD momentum 0.9, lr 0.01). They need
+        libPAGModels.so and libPAGObjectives.so, found like any plugin (next to pag,
+        $PAG_PLUGIN_PATH, --plugin-path). LeNet here is the lenet plugin (dropout
+        0.25 and 0.5) on batch 128 of 1x28x28; ResNet18 the resnet18 plugin (ReLU)
+        on batch 32 of 3x32x32.
+          lenet-smoothness            smoothness (lambda 1e-3, sigma 1e-2)
+          lenet-randomized-smoothing  randomized-smoothing (sigma 1e-2)
+          lenet-pgd-l2                pgd-l2 (eps 0.5, 15 eval-mode steps)
+          resnet18-ce                 cross-entropy
+          resnet18-gradnorm           gradnorm (lambda 1e-3)
         Compare with PyTorch on the same machine: bench/compare (see bench/README.md).
         """
     )
+
+    @OptionGroup var paths: PluginPathOptions
 
     @Option(help: "Timed steps per workload (after warm-up).")
     var steps: Int = 20
@@ -49,14 +63,17 @@ struct Bench: ParsableCommand {
     func run() throws {
         ConvolutionAlgorithm.current = ConvolutionAlgorithm(rawValue: convAlgorithm)!
         let names = only.map { $0.split(separator: ",").map(String.init) } ?? Benchmarks.names
+        // Plugins are loaded only when a selected workload runs through them.
+        let plugins = names.contains(where: Benchmarks.needsPlugins) ? paths.load(quiet: true) : nil
+        let width = names.map(\.count).max() ?? 15
         var results: [Benchmarks.Result] = []
         for name in names {
             if !json { FileHandle.standardError.write("running \(name)...\n".data(using: .utf8)!) }
-            let r = try Benchmarks.run(name, steps: steps, warmup: warmup)
+            let r = try Benchmarks.run(name, steps: steps, warmup: warmup, plugins: plugins)
             results.append(r)
             if !json {
                 let gf = r.gflops.map { String(format: "  %7.1f GFLOP/s", $0) } ?? ""
-                let label = r.name.padding(toLength: 15, withPad: " ", startingAt: 0)
+                let label = r.name.padding(toLength: max(width, 15), withPad: " ", startingAt: 0)
                 print(label + String(format: " median %9.3f ms   min %9.3f ms", r.ms_median, r.ms_min) + gf)
             }
         }
