@@ -6,7 +6,8 @@ extension PluginRegistry {
         let p = try plugin(named: name)
         guard p.kind == kind else {
             let list = plugins.filter { $0.kind == kind }.map(\.name).sorted()
-            throw RegistryError(description: "'\(name)' is a \(p.kind.rawValue) plugin, not a \(kind.rawValue); \(kind.rawValue) plugins: \(list.isEmpty ? "none loaded" : list.joined(separator: ", "))")
+            let article = { (k: PluginKind) in k == .objective ? "an" : "a" }
+            throw RegistryError(description: "'\(name)' is \(article(p.kind)) \(p.kind.rawValue) plugin, not \(article(kind)) \(kind.rawValue); \(kind.rawValue) plugins: \(list.isEmpty ? "none loaded" : list.joined(separator: ", "))")
         }
         return p
     }

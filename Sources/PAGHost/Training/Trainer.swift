@@ -54,6 +54,9 @@ public final class Trainer {
     public let outDir: String
     let registry: PluginRegistry
     public var showProgress = true
+    /// Stops the run (as a kill would, without saving) once this many steps are done; for tests
+    /// of resuming.
+    public var interruptAfterSteps: Int?
     public var log: (String) -> Void = { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
 
     public init(config: TrainingConfig, outDir: String, registry: PluginRegistry) throws {
@@ -138,6 +141,7 @@ public final class Trainer {
                 state.epochLossSum += value
                 for (k, v) in sink.values { state.epochMetricSums[k, default: 0] += v }
                 bar?.update(state.batch, status: String(format: "loss %.4f", state.epochLossSum / Double(state.epochBatches)))
+                if let stop = interruptAfterSteps, state.steps >= stop { throw TrainingError.interrupted(state.steps) }
                 if state.steps % config.checkpointEvery == 0 && state.batch < plan.batchCount {
                     state.epochSeconds = Date().timeIntervalSince(epochStart)
                     state.metrics.wallTimeSeconds = Date().timeIntervalSince(started)
@@ -214,14 +218,15 @@ struct TrainingSetup {
     let optimizer: Optimizer
 
     init(config: TrainingConfig, registry: PluginRegistry) throws {
+        // Plugins and settings first: a typo should fail before data is loaded.
+        let modelPlugin = try registry.plugin(named: config.model, kind: .model)
+        let objectivePlugin = try registry.plugin(named: config.objective, kind: .objective)
+        let (ms, os) = try config.splitSettings(model: modelPlugin, objective: objectivePlugin)
         var train = try DatasetCatalog.load(config.data, split: .train, dataDir: config.dataDir, seed: config.seed)
         var test = try DatasetCatalog.load(config.data, split: .test, dataDir: config.dataDir, seed: config.seed)
         if let n = config.trainLimit, n < train.count { train = DatasetSubset(train, indices: Array(0..<n)) }
         if let n = config.testLimit, n < test.count { test = DatasetSubset(test, indices: Array(0..<n)) }
         self.train = train; self.test = test
-        let modelPlugin = try registry.plugin(named: config.model, kind: .model)
-        let objectivePlugin = try registry.plugin(named: config.objective, kind: .objective)
-        let (ms, os) = try config.splitSettings(model: modelPlugin, objective: objectivePlugin)
         model = try ModelFactory.create(modelPlugin, settings: ms, data: train.info, seed: config.seed)
         objective = try PluginInstance(plugin: objectivePlugin, settings: os, seed: config.seed &+ 1)
         let params = model.parameters.map(\.tensor)

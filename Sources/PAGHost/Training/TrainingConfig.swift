@@ -87,10 +87,12 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
     case nonFinite(String)
     case resume(String)
     case plugin(String)
+    case interrupted(Int)
 
     public var description: String {
         switch self {
         case .badConfig(let s), .nonFinite(let s), .resume(let s), .plugin(let s): return s
+        case .interrupted(let step): return "interrupted after step \(step)"
         }
     }
 }
