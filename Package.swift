@@ -61,6 +61,7 @@ let package = Package(
         .testTarget(name: "PAGPluginsTests", dependencies: ["PAGHost", "PAGTensor", "pag"], path: "Tests/PAGPluginsTests"),
         // The torch cross-check runs only where /work/venv-torch or $PAG_TORCH_PYTHON exists.
         .testTarget(name: "PAGFormatsTests", dependencies: ["PAGFormats"], path: "Tests/PAGFormatsTests"),
+        .testTarget(name: "PAGTrainingTests", dependencies: ["PAGHost", "PAGData", "PAGFormats", "PAGTensor"], path: "Tests/PAGTrainingTests"),
         .testTarget(name: "PAGDataTests", dependencies: ["PAGData"], path: "Tests/PAGDataTests"),
         // Compiles the C examples and Fixtures/*.c with cc outside SwiftPM, loads them, runs the pag binary.
         .testTarget(name: "PAGHostTests", dependencies: ["PAGHost", "pag"], path: "Tests/PAGHostTests",
