@@ -48,7 +48,7 @@ let package = Package(
         .target(name: "PAGHost", dependencies: ["PAGTensor", "PAGData", "PAGFormats", "CPAGPlugin", "CFFI"], path: "Sources/PAGHost",
                 swiftSettings: fast),
         .executableTarget(name: "pag", dependencies: [
-            "PAGHost", "PAGTensor",
+            "PAGHost", "PAGTensor", "PAGFormats", 
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/pag", swiftSettings: fast),
         // Swift layer for plugin authors, built on plugin.h only (no host code).
