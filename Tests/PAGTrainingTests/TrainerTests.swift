@@ -127,8 +127,10 @@ final class TrainerTests: XCTestCase {
         XCTAssertThrowsError(try train(c, tempDir("bad4"))) { e in XCTAssertTrue("\(e)".hasPrefix("'ce' is an objective plugin, not a model; model plugins:"), "\(e)") }
         // A finished directory is not overwritten without --resume.
         let dir = tempDir("twice")
-        _ = try train(config(epochs: 1), dir)
-        XCTAssertThrowsError(try train(config(epochs: 1), dir)) { e in
+        let first = try train(config(epochs: 1), dir)
+        // The same finished run again is reused; a different one is refused.
+        XCTAssertEqual(try train(config(epochs: 1), dir).testAccuracy, first.testAccuracy)
+        XCTAssertThrowsError(try train(config(epochs: 1, seed: 2), dir)) { e in
             XCTAssertEqual("\(e)", "\(dir) already holds a run (metrics.json); use --resume to continue it or choose another --out")
         }
     }

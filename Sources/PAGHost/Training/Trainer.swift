@@ -83,6 +83,14 @@ public final class Trainer {
     public func run(resume: Bool = false) throws -> TrainingMetrics {
         let fm = FileManager.default
         if !resume, fm.fileExists(atPath: metricsPath) {
+            // The same finished run again is a no-op (scripts rerun commands); anything else
+            // would overwrite someone's results.
+            if let data = fm.contents(atPath: metricsPath),
+               let old = try? JSONDecoder.pag.decode(TrainingMetrics.self, from: data),
+               old.config == config, old.status == "complete" {
+                log("\(outDir) already holds this finished run; nothing to do (test accuracy \(String(format: "%.2f", (old.testAccuracy ?? 0) * 100))%)")
+                return old
+            }
             throw TrainingError.badConfig("\(outDir) already holds a run (metrics.json); use --resume to continue it or choose another --out")
         }
         try fm.createDirectory(atPath: outDir, withIntermediateDirectories: true)
