@@ -64,7 +64,7 @@ struct Train: ParsableCommand {
         trainer.showProgress = !json || isatty(fileno(stderr)) != 0
         let metrics = try trainer.run(resume: resume)
         if json {
-            print(String(decoding: try JSONEncoder.pagPretty.encode(metrics), as: UTF8.self))
+            print(String(decoding: try JSONEncoder.pag.encode(metrics), as: UTF8.self))
         } else {
             print("test accuracy \(String(format: "%.2f", (metrics.testAccuracy ?? 0) * 100))% after \(metrics.steps) steps in \(String(format: "%.1f", metrics.wallTimeSeconds)) s; wrote \(out)/checkpoint.safetensors and metrics.json")
         }
@@ -88,19 +88,9 @@ struct Eval: ParsableCommand {
         let registry = paths.load(quiet: true)
         let result = try Evaluation.run(directory: checkpoint, data: data, dataDir: dataDir, limit: limit, registry: registry)
         if json {
-            print(String(decoding: try JSONEncoder.pagPretty.encode(result), as: UTF8.self))
+            print(String(decoding: try JSONEncoder.pag.encode(result), as: UTF8.self))
         } else {
             print("\(result.model) on \(result.data) (\(result.samples) samples): accuracy \(String(format: "%.2f", result.accuracy * 100))%")
         }
     }
 }
-
-extension JSONEncoder {
-    static var pagPretty: JSONEncoder {
-        let e = JSONEncoder()
-        e.outputFormatting = [.prettyPrinted, .sortedKeys]
-        e.keyEncodingStrategy = .convertToSnakeCase
-        return e
-    }
-}
-

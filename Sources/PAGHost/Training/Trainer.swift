@@ -245,7 +245,8 @@ struct TrainingSetup {
 }
 
 extension JSONEncoder {
-    static var pag: JSONEncoder {
+    /// pag's JSON style: sorted keys, indented, snake_case keys.
+    public static var pag: JSONEncoder {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
         e.keyEncodingStrategy = .convertToSnakeCase
@@ -254,7 +255,8 @@ extension JSONEncoder {
 }
 
 extension JSONDecoder {
-    static var pag: JSONDecoder {
+    /// Reads what `JSONEncoder.pag` writes.
+    public static var pag: JSONDecoder {
         let d = JSONDecoder()
         d.keyDecodingStrategy = .convertFromSnakeCase
         return d
