@@ -204,6 +204,14 @@ public final class PluginInstance {
         }
     }
 
+    /// Whether a manifold or score estimator provides train_loss.
+    public var hasTrainLoss: Bool {
+        switch plugin.vtable {
+        case .manifold(let v): return v.train_loss != nil
+        case .score(let v): return v.train_loss != nil
+        default: return false
+        }
+    }
     public var hasTangentBasis: Bool { if case .manifold(let v) = plugin.vtable { return v.tangent_basis != nil }; return false }
     public var hasProject: Bool { if case .manifold(let v) = plugin.vtable { return v.project != nil }; return false }
 
@@ -257,6 +265,39 @@ public final class PluginInstance {
                 throw PluginError(plugin: plugin.name, message: "score returned shape \(s.shape), expected \(x.shape)")
             }
             return s
+        }
+    }
+}
+
+extension PluginInstance {
+    /// The training loss of a manifold or score estimator with parameters (its train_loss), as a
+    /// scalar recorded for differentiation; labels may be nil.
+    public func trainLoss(_ x: Tensor, labels: [Int32]?, metrics: MetricSink? = nil) throws -> Tensor {
+        let fn: (@convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<Int32>?,
+                                 UnsafeMutablePointer<OpaquePointer?>?) -> pag_status)?
+        switch plugin.vtable {
+        case .manifold(let v): fn = v.train_loss
+        case .score(let v): fn = v.train_loss
+        default: fn = nil
+        }
+        guard let fn else { throw wrongKind("train_loss") }
+        if let labels, labels.count != x.shape.first {
+            throw PluginError(plugin: plugin.name, message: "train_loss called with \(labels.count) labels for input \(x.shape)")
+        }
+        return try withCall(nil, metrics: metrics) { ctx in
+            var out: OpaquePointer?
+            let st: pag_status
+            if let labels {
+                st = labels.withUnsafeBufferPointer { fn(ctx.pointer, selfPointer, ctx.push(x), $0.baseAddress, &out) }
+            } else {
+                st = fn(ctx.pointer, selfPointer, ctx.push(x), nil, &out)
+            }
+            try ctx.check(st, "train_loss")
+            let l = try output(ctx, out, "train_loss")
+            guard l.count == 1 else {
+                throw PluginError(plugin: plugin.name, message: "train_loss returned shape \(l.shape), expected a scalar")
+            }
+            return l.rank == 0 ? l : l.reshape([])
         }
     }
 }

@@ -95,6 +95,22 @@ public enum SmokeCheck {
         return HostDataset(images: x, labels: (0..<32).map { Int32($0 % 2) }, classes: 2)
     }
 
+    /// For estimators that learn: train_loss is a finite scalar with gradients for the parameters.
+    static func trainLoss(_ e: PluginInstance, _ data: HostDataset, _ details: inout [String]) throws {
+        guard e.hasTrainLoss else { return }
+        let x = noGrad { data.images.slice(axis: 0, 0..<4) }
+        let loss = try e.trainLoss(x, labels: Array(data.labels[0..<4]))
+        try finite(loss, "train_loss")
+        let params = e.parameters.map(\.tensor)
+        guard !params.isEmpty else { throw Failed(message: "has train_loss but declares no parameters") }
+        let grads: [Tensor]
+        do { grads = try grad(of: [loss], wrt: params) } catch {
+            throw Failed(message: "train_loss is not differentiable with respect to the parameters: \(error)")
+        }
+        for (p, g) in zip(e.parameters, grads) { try finite(g, "gradient of train_loss wrt '\(p.name)'") }
+        details.append("train_loss: finite scalar \(loss.item); gradients for \(params.count) parameter tensors finite")
+    }
+
     static func manifold(_ e: PluginInstance, _ details: inout [String]) throws {
         let data = planeData()
         try e.fit(data)
@@ -112,6 +128,7 @@ public enum SmokeCheck {
             try finite(try e.project(x, v, normal: true), "normal projection")
             details.append("project: tangent and normal components finite, shape \(v.shape)")
         }
+        try trainLoss(e, data, &details)
     }
 
     static func score(_ e: PluginInstance, _ details: inout [String]) throws {
@@ -124,5 +141,6 @@ public enum SmokeCheck {
         try finite(try e.score(x, sigma: 0.5, labels: nil), "unconditional score")
         try finite(try e.score(x, sigma: 0.5, labels: [0, 1]), "class-conditional score")
         details.append("score: finite, shape \(x.shape), with and without labels")
+        try trainLoss(e, data, &details)
     }
 }

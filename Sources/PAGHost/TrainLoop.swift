@@ -40,7 +40,8 @@ public struct SyntheticData {
     }
 }
 
-/// A minimal training loop: a model, an objective, synthetic data, an optimizer, N steps.
+/// A minimal training loop: a model, an objective, synthetic data, an optimizer, N steps (and
+/// the same for an estimator's own train_loss).
 /// It stops with the plugin's name and message when a plugin reports an error, and on a
 /// non-finite loss. (The full trainer, with data sets and checkpoints, is built on the same parts.)
 public struct TrainLoop {
@@ -67,6 +68,43 @@ public struct TrainLoop {
         public var step: Int
         public var message: String
         public var description: String { "step \(step): \(message)" }
+    }
+
+    /// Trains a manifold or score estimator that has parameters by minimizing its own
+    /// train_loss on batches of `data`. Returns all steps.
+    public func fit(estimator: PluginInstance, data: HostDataset, progress: (Step) -> Void = { _ in }) throws -> [Step] {
+        let params = estimator.parameters.map(\.tensor)
+        guard !params.isEmpty else { throw PluginError(plugin: estimator.plugin.name, message: "has no parameters to train") }
+        let opt: Optimizer = optimizer == .adam ? Adam(params: params, learningRate: learningRate)
+                                                : SGD(params: params, learningRate: learningRate, momentum: momentum)
+        let d = data.images.count / max(data.count, 1)
+        var history: [Step] = []
+        for step in 1...max(steps, 1) {
+            let x = Tensor.zeros([batchSize] + Array(data.images.shape.dropFirst()))
+            var labels: [Int32] = []
+            for i in 0..<batchSize {
+                let s = ((step - 1) * batchSize + i) % data.count
+                x.pointer.advanced(by: i * d).update(from: data.images.pointer.advanced(by: s * d), count: d)
+                labels.append(data.labels[s])
+            }
+            opt.zeroGrad()
+            let sink = MetricSink()
+            let loss: Tensor
+            do { loss = try estimator.trainLoss(x, labels: labels, metrics: sink) }
+            catch let e as PluginError { throw Failure(step: step, message: e.description) }
+            let value = Double(loss.item)
+            guard value.isFinite else {
+                throw Failure(step: step, message: "train_loss is \(value.isNaN ? "nan" : "\(value)") (estimator '\(estimator.plugin.name)')")
+            }
+            do { try loss.backward() } catch { throw Failure(step: step, message: "backward failed: \(error)") }
+            opt.step()
+            var metrics: [String: [Double]] = [:]
+            for (n, v) in sink.values { metrics[n, default: []].append(v) }
+            let s = Step(step: step, loss: value, metrics: metrics.mapValues { $0.reduce(0, +) / Double($0.count) })
+            history.append(s)
+            progress(s)
+        }
+        return history
     }
 
     /// Trains `model` with `objective`; `progress` sees every step. Returns all steps.

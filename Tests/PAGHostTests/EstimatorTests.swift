@@ -26,9 +26,11 @@ final class EstimatorTests: XCTestCase {
     func testCheckPassesForEveryKind() throws {
         let r = try Support.runPag(["plugins", "check", Self.lib])
         XCTAssertEqual(r.status, 0, r.stdout + r.stderr)
-        for line in ["  ok    flat_manifold (manifold)", "  ok    gaussian_score (score)", "  ok    conv_bn (model)", "passed: 3 plugins"] {
+        for line in ["  ok    flat_manifold (manifold)", "  ok    gaussian_score (score)", "  ok    conv_bn (model)",
+                     "  ok    learned_score (score)", "passed: 4 plugins"] {
             XCTAssertTrue(r.stdout.contains(line + "\n"), r.stdout)
         }
+        XCTAssertTrue(r.stdout.contains("          train_loss: finite scalar "), r.stdout)  // learned_score's
     }
 
     func testManifoldProjectionsSplitTheVector() throws {
@@ -57,6 +59,30 @@ final class EstimatorTests: XCTestCase {
         for (a, b) in zip(score.values, x.values) { XCTAssertEqual(a, -b / (variance + 0.25), accuracy: 1e-5) }
         XCTAssertThrowsError(try s.score(x, sigma: 0.5, labels: [0, 1])) {
             XCTAssertEqual("\($0)", "plugin 'gaussian_score': score called with 2 labels for input [1, 1, 2, 2]")
+        }
+    }
+
+    /// train_loss through the host's estimator loop reaches the closed-form optimum.
+    func testDenoisingScoreMatchingLearnsTheGaussianScore() throws {
+        let s = try PluginInstance(plugin: try registry().plugin(named: "learned_score"), settings: ["sigma=1"])
+        var rng = RandomGenerator(seed: 4)
+        let images = Tensor.randn([512, 1, 2, 2], std: 2, rng: &rng)
+        let data = HostDataset(images: images, labels: [Int32](repeating: 0, count: 512), classes: 1)
+        var loop = TrainLoop()
+        loop.steps = 300
+        loop.batchSize = 128
+        loop.optimizer = .adam
+        loop.learningRate = 0.01
+        let steps = try loop.fit(estimator: s, data: data)
+        XCTAssertLessThan(steps.suffix(20).map(\.loss).reduce(0, +), steps.prefix(20).map(\.loss).reduce(0, +))
+        let a = s.parameters[0].tensor.item
+        let optimum = 1 / (images.square().mean().item + 1)
+        XCTAssertEqual(a, optimum, accuracy: 0.02, "a = \(a), optimum \(optimum)")
+        let x = Tensor([1, 2, 3, 4], shape: [1, 1, 2, 2])
+        XCTAssertEqual(try s.score(x, sigma: 1, labels: nil).values, x.values.map { -a * $0 })
+        let flat = try PluginInstance(plugin: try registry().plugin(named: "gaussian_score"))
+        XCTAssertThrowsError(try flat.trainLoss(x, labels: nil)) {
+            XCTAssertEqual("\($0)", "plugin 'gaussian_score': is a score, it has no train_loss")
         }
     }
 

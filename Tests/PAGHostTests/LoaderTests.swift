@@ -19,11 +19,11 @@ final class LoaderTests: XCTestCase {
         reg.loadAll(searchPath: [dir.path])
         XCTAssertEqual(reg.problems.map(\.description), [
             "\(path("a_text_file")): not a shared library (no ELF header)",
-            "\(path("abi_too_new")): descriptor 1: built for plugin ABI 2.0, but this pag has ABI 1.0 (major versions must match)",
+            "\(path("abi_too_new")): descriptor 1: built for plugin ABI 2.0, but this pag has ABI \(ABI.versionText) (major versions must match)",
             "\(path("bad_default")): plugin 'bad_default': hyperparameter 'smoothing': default 1.5 is outside [0, 1]",
             "\(path("init_error")): pag_plugin_init failed: needs a GPU, none found",
             "\(path("no_entry")): not a pag plugin: it does not export pag_plugin_init",
-            "\(path("small_struct")): descriptor 1: struct_size is 16 bytes, smaller than the 80 bytes of pag_plugin_descriptor in ABI 1.0",
+            "\(path("small_struct")): descriptor 1: struct_size is 16 bytes, smaller than the 80 bytes of pag_plugin_descriptor in ABI \(ABI.versionText)",
             "\(path("zz_second_copy")): plugin 'label_smoothing_ce' is already provided by \(path("label_smoothing_ce")); this one is skipped",
         ])
         XCTAssertEqual(reg.plugins.map(\.name).sorted(), ["label_smoothing_ce", "mean_logit"])
@@ -63,9 +63,10 @@ final class LoaderTests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("warning: /nonexistent: no such file or folder on the plugin path"), r.stderr)
     }
 
-    /// The 1.0 minimum sizes the loader enforces are the sizes of this header's structs.
+    /// The minimum sizes the loader enforces for this header's minor version are the sizes of
+    /// its structs (a minor version that grows a struct must add a row to ABI.sizes).
     func testABISizesMatchTheHeader() {
-        let s = ABI.minimumSizes(minor: 0)
+        let s = ABI.minimumSizes(minor: ABI.minor)
         XCTAssertEqual(s.descriptor, MemoryLayout<pag_plugin_descriptor>.size)
         XCTAssertEqual(s.model, MemoryLayout<pag_model_vtable>.size)
         XCTAssertEqual(s.objective, MemoryLayout<pag_objective_vtable>.size)

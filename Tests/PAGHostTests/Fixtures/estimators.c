@@ -4,7 +4,10 @@
  *                   space at every point is spanned by that unit vector u.
  *   gaussian_score: the data as N(0, s^2 I), s^2 = the data's mean square; the score of the
  *                   data smoothed with noise sigma is -x / (s^2 + sigma^2).
- *   conv_bn:        conv 3x3 -> batch norm -> relu -> max pool -> global average -> linear. */
+ *   conv_bn:        conv 3x3 -> batch norm -> relu -> max pool -> global average -> linear.
+ *   learned_score:  score -a x with a learned by denoising score matching at noise `sigma`:
+ *                   train_loss = mean (-a (x + sigma e) + e / sigma)^2, minimized by
+ *                   a = 1 / (E[x^2] + sigma^2). */
 #include <stdlib.h>
 #include <pag/plugin.h>
 
@@ -101,21 +104,53 @@ static pag_status cb_forward(pag_ctx *c, void *self, pag_tensor x, int32_t train
 
 static void cb_destroy(void *self) { free(self); }
 
+static pag_status ls_create(pag_ctx *c, void **self) {
+    int64_t one[1] = {1};
+    pag_tensor a = H->declare_parameter(c, "a", H->full(c, one, 1, 0.1f));
+    *self = (void *)a; /* a kept handle: valid for the instance's life */
+    return a ? PAG_OK : PAG_ERROR;
+}
+
+static pag_status ls_score(pag_ctx *c, void *self, pag_tensor x, double sigma, const int32_t *labels, pag_tensor *out) {
+    (void)sigma; (void)labels;
+    *out = H->neg(c, H->mul(c, x, (pag_tensor)self));
+    return *out ? PAG_OK : PAG_ERROR;
+}
+
+static pag_status ls_train_loss(pag_ctx *c, void *self, pag_tensor x, const int32_t *labels, pag_tensor *out) {
+    (void)labels;
+    double sigma;
+    if (H->get_float(c, "sigma", &sigma) != PAG_OK) return PAG_ERROR;
+    int64_t shape[8];
+    int32_t nd = H->ndim(c, x);
+    for (int32_t i = 0; i < nd && i < 8; i++) shape[i] = H->dim(c, x, i);
+    pag_tensor e = H->randn(c, shape, nd, 0.0f, 1.0f);
+    pag_tensor noisy = H->add(c, x, H->mul_scalar(c, e, (float)sigma));
+    pag_tensor s = H->neg(c, H->mul(c, noisy, (pag_tensor)self));
+    *out = H->mse(c, s, H->mul_scalar(c, e, (float)(-1.0 / sigma)), PAG_REDUCTION_MEAN);
+    return *out ? PAG_OK : PAG_ERROR;
+}
+
+static const pag_hyperparameter ls_hp[] = {{"sigma", PAG_HP_FLOAT, "1", 0.01, 10, NULL, "training noise level"}};
+static const pag_score_vtable ls_vt = {sizeof ls_vt, ls_create, NULL, ls_score, ls_train_loss, NULL};
+
 static const pag_manifold_vtable flat_vt = {sizeof flat_vt, flat_create, flat_fit, flat_basis, flat_project, NULL, flat_destroy};
 static const pag_score_vtable gauss_vt = {sizeof gauss_vt, NULL, gauss_fit, gauss_score, NULL, NULL};
 static const pag_model_vtable cb_vt = {sizeof cb_vt, cb_create, cb_forward, cb_destroy};
-static const pag_plugin_descriptor ds[3] = {
+static const pag_plugin_descriptor ds[4] = {
     {sizeof(pag_plugin_descriptor), PAG_ABI_VERSION, "flat_manifold", PAG_KIND_MANIFOLD, "1.0", "line through the mean",
      NULL, 0, NULL, 0, {.manifold = &flat_vt}},
     {sizeof(pag_plugin_descriptor), PAG_ABI_VERSION, "gaussian_score", PAG_KIND_SCORE, "1.0", "isotropic Gaussian score",
      NULL, 0, NULL, 0, {.score = &gauss_vt}},
     {sizeof(pag_plugin_descriptor), PAG_ABI_VERSION, "conv_bn", PAG_KIND_MODEL, "1.0", "conv, batch norm, pooling",
      NULL, 0, NULL, 0, {.model = &cb_vt}},
+    {sizeof(pag_plugin_descriptor), PAG_ABI_VERSION, "learned_score", PAG_KIND_SCORE, "1.0", "denoising score matching",
+     ls_hp, 1, NULL, 0, {.score = &ls_vt}},
 };
 
 PAG_EXPORT pag_status pag_plugin_init(const pag_host *h, pag_registry *r) {
     H = h;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < 4; i++)
         if (h->register_plugin(r, &ds[i]) != PAG_OK) return PAG_ERROR;
     return PAG_OK;
 }
