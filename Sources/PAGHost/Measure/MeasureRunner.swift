@@ -1,0 +1,374 @@
+import Foundation
+import PAGData
+import PAGFormats
+import PAGTensor
+
+/// What the measurements of one trained model share: the model, and the test images measured.
+public final class MeasureSubject {
+    public let directory: String
+    public let config: TrainingConfig
+    public let model: HostModel
+    public let data: Dataset
+    /// The measured test images (the first `samples` of the test split) and their labels.
+    public let images: Tensor
+    public let labels: [Int]
+    public let masks: Tensor?
+
+    /// Loads the trained model of a `pag train` directory and the first `samples` test images
+    /// of its data set (or of `data`).
+    public init(directory: String, registry: PluginRegistry, samples: Int, data: String? = nil, dataDir: String? = nil) throws {
+        guard samples >= 1 else { throw TrainingError.badConfig("--samples must be at least 1, got \(samples)") }
+        self.directory = directory
+        config = try Trainer.savedConfig(in: directory)
+        let m = try Evaluation.loadModel(directory: directory, config: config, registry: registry)
+        model = m
+        let test = try DatasetCatalog.load(data ?? config.data, split: .test, dataDir: dataDir ?? config.dataDir, seed: config.seed)
+        guard test.info.sampleShape == m.inputShape else {
+            throw TrainingError.badConfig("model '\(config.model)' takes input \(ModelFactory.shapeText(m.inputShape)) but data set '\(test.info.name)' has \(ModelFactory.shapeText(test.info.sampleShape))")
+        }
+        self.data = test
+        let idx = Array(0..<min(samples, test.count))
+        (images, labels) = test.batch(idx)
+        masks = test.signalMask(idx)
+    }
+
+    /// A subject from a model and tensors directly (tests).
+    public init(model: HostModel, images: Tensor, labels: [Int], masks: Tensor?, data: Dataset, config: TrainingConfig = TrainingConfig()) {
+        directory = ""; self.config = config; self.model = model; self.data = data
+        self.images = images; self.labels = labels; self.masks = masks
+    }
+
+    var sampleShape: [Int] { Array(images.shape.dropFirst()) }
+}
+
+/// noise-ratio.json
+public struct NoiseRatioReport: Codable, Sendable {
+    public var pagVersion = PAGVersion.string
+    public var measurement = "noise-ratio"
+    public var checkpoint: String
+    public var model: String
+    public var objective: String
+    public var data: String
+    public var samples: Int
+    public var draws: Int
+    public var seed: UInt64
+    /// Noise std grid, and mean softmax L1 change with noise on the signal / distractor half.
+    public var stds: [Double]
+    public var signal: [Double]
+    public var distractor: [Double]
+    /// signal / distractor per std.
+    public var ratio: [Double]
+    /// The relative noise robustness: the largest ratio over the grid, and where.
+    public var maxRatio: Double
+    public var maxRatioStd: Double
+}
+
+/// alignment.json
+public struct AlignmentReport: Codable, Sendable {
+    public struct PerImage: Codable, Sendable { public var index: Int; public var label: Int; public var cosine: Double; public var ssim: Double }
+    public var pagVersion = PAGVersion.string
+    public var measurement = "alignment"
+    public var checkpoint: String
+    public var model: String
+    public var objective: String
+    public var data: String
+    public var score: String
+    public var sigma: Double
+    /// "sum-of-logits" or "class-logit".
+    public var gradient: String
+    public var samples: Int
+    public var cosineMean: Double
+    public var cosineStd: Double
+    public var ssimMean: Double
+    public var ssimStd: Double
+    public var images: [PerImage]
+}
+
+/// robustness.json
+public struct RobustnessReport: Codable, Sendable {
+    public var pagVersion = PAGVersion.string
+    public var measurement = "robustness"
+    public var checkpoint: String
+    public var model: String
+    public var objective: String
+    public var data: String
+    public var manifold: String
+    public var samples: Int
+    public var draws: Int
+    public var seed: UInt64
+    /// L2 step grid, and mean softmax L1 change for unit on-manifold / off-manifold noise.
+    public var eps: [Double]
+    public var onManifold: [Double]
+    public var offManifold: [Double]
+    /// on / off per eps (large: relatively off-manifold robust).
+    public var ratio: [Double]
+    public var maxRatio: Double
+    public var maxRatioEps: Double
+    /// Mean and std over images of ||P_T g||^2 / ||g||^2 for the input gradient g (sum of logits).
+    public var gradientTangentFraction: Double
+    public var gradientTangentFractionStd: Double
+}
+
+/// Runs the measurements on a subject and writes JSON, CSV and PNG files.
+public enum MeasureRunner {
+    public static var log: (String) -> Void = { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
+
+    /// `value` as pag writes JSON files (sorted keys, indented, newline at the end).
+    /// Keys in snake_case like metrics.json; non-finite numbers as "Infinity"/"NaN" strings.
+    public static func jsonText<T: Encodable>(_ value: T) throws -> String {
+        let e = JSONFile.makeEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        return String(decoding: try e.encode(value), as: UTF8.self) + "\n"
+    }
+
+    static func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
+        try AtomicFile.write(try jsonText(value), to: path)
+    }
+
+    /// Reads a file written by writeJSON.
+    public static func readJSON<T: Decodable>(_ type: T.Type, from path: String) throws -> T {
+        guard let data = FileManager.default.contents(atPath: path) else { throw TrainingError.resume("\(path) not found") }
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
+        return try d.decode(T.self, from: data)
+    }
+
+    static func prepare(_ out: String) throws {
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+    }
+
+    static func bar(_ title: String, _ show: Bool) -> ((Int, Int) -> Void)? {
+        guard show else { return nil }
+        var b: ProgressBar?
+        return { done, total in
+            if b == nil { b = ProgressBar(title: title, total: total) }
+            b!.update(done)
+        }
+    }
+
+    // MARK: noise ratio
+
+    public static func noiseRatio(_ s: MeasureSubject, out: String?, stds: [Double] = logspace(-2, 1, 30), draws: Int = 1,
+                                  seed: UInt64 = 0, progress: Bool = false) throws -> NoiseRatioReport {
+        guard let masks = s.masks else {
+            throw TrainingError.badConfig("noise-ratio needs a data set with a signal mask (fashion-mnist-distractor, mnist-distractor); '\(s.data.info.name)' has none")
+        }
+        let c = try Measures.noiseRatio(model: s.model, images: s.images, masks: masks, stds: stds, draws: draws, seed: seed,
+                                        progress: bar("noise-ratio", progress))
+        let r = NoiseRatioReport(checkpoint: s.directory, model: s.config.model, objective: s.config.objective, data: s.data.info.name,
+                                 samples: s.images.shape[0], draws: draws, seed: seed, stds: c.scales, signal: c.first,
+                                 distractor: c.second, ratio: c.ratio, maxRatio: c.maxRatio, maxRatioStd: c.maxRatioScale)
+        if let out {
+            try prepare(out)
+            try writeJSON(r, to: out + "/noise-ratio.json")
+            try CSV.write(header: ["std", "signal_delta", "distractor_delta", "ratio"],
+                          rows: c.scales.indices.map { [c.scales[$0], c.first[$0], c.second[$0], c.ratio[$0]] },
+                          to: out + "/noise-ratio.csv")
+            try noiseExamples(s, masks: masks, std: 0.5, seed: seed).writePNG(to: out + "/noise-ratio.png")
+        }
+        return r
+    }
+
+    /// Rows of (input, noise on the signal half, noise on the distractor half) for a few images.
+    static func noiseExamples(_ s: MeasureSubject, masks: Tensor, std: Float, seed: UInt64, count: Int = 4) throws -> Image {
+        let n = min(count, s.images.shape[0])
+        let shape = s.sampleShape, d = shape.reduce(1, *)
+        var rng = RandomGenerator(seed: seed, stream: "pag.measure.examples")
+        var tiles: [Image] = []
+        for i in 0..<n {
+            let x = Array(UnsafeBufferPointer(start: s.images.pointer + i * d, count: d))
+            let m = Array(UnsafeBufferPointer(start: masks.pointer + i * d, count: d))
+            let u = Tensor.randn([d], rng: &rng).values
+            let a = (0..<d).map { x[$0] + std * u[$0] * m[$0] }
+            let b = (0..<d).map { x[$0] + std * u[$0] * (1 - m[$0]) }
+            for v in [x, a, b] { tiles.append(try image(v, shape: shape, range: .fixed(-1, 1))) }
+        }
+        return try Image.grid(tiles, columns: 3)
+    }
+
+    static func image(_ v: [Float], shape: [Int], range: ValueRange) throws -> Image {
+        let (c, h, w) = shape.count == 3 ? (shape[0], shape[1], shape[2]) : (1, 1, v.count)
+        if c == 1 || c == 3 { return Image.fromCHW(v, channels: c, width: w, height: h, range: range) }
+        return Image.grayscale(Array(v[0..<(h * w)]), width: w, height: h, range: range)
+    }
+
+    static func heat(_ v: [Float], shape: [Int]) -> Image {
+        let (c, h, w) = shape.count == 3 ? (shape[0], shape[1], shape[2]) : (1, 1, v.count)
+        if c == 1 { return Image.heatmap(v, width: w, height: h) }
+        // Several channels: the mean over channels.
+        let plane = h * w
+        let mean = (0..<plane).map { p in (0..<c).reduce(Float(0)) { $0 + v[$1 * plane + p] } / Float(c) }
+        return Image.heatmap(mean, width: w, height: h)
+    }
+
+    // MARK: alignment
+
+    /// The model's input gradient against the score at sigma, per image; writes alignment.json,
+    /// alignment.csv and alignment.png (input | gradient | score per row, first `gridImages`).
+    public static func alignment(_ s: MeasureSubject, score: ScoreSource, sigma: Double = 0.5, classLogit: Bool = false,
+                                 out: String?, gridImages: Int = 8, progress: Bool = false) throws -> AlignmentReport {
+        let n = s.images.shape[0], d = s.sampleShape.reduce(1, *)
+        let g = try Measures.inputGradient(model: s.model, x: s.images, labels: classLogit ? s.labels : nil)
+        var scores: [Tensor] = []
+        let chunk = 100
+        let b = bar("alignment (\(score.name))", progress)
+        var start = 0
+        while start < n {
+            let end = min(n, start + chunk)
+            let x = s.images.slice(axis: 0, start..<end).copy()
+            scores.append(try score.score(x, sigma: sigma, labels: classLogit ? Array(s.labels[start..<end]) : nil))
+            b?(end, n)
+            start = end
+        }
+        let sc = scores.count == 1 ? scores[0] : noGrad { Tensor.concat(scores, axis: 0) }
+        let four = { (t: Tensor) in t.rank == 4 ? t : t.reshape([n, 1, 1, d]) }
+        let cos = Measures.cosine(g, sc)
+        let ss = Measures.ssimPerImage(four(g), four(sc))
+        let (cm, cs) = meanStd(cos), (sm, sd) = meanStd(ss)
+        let r = AlignmentReport(checkpoint: s.directory, model: s.config.model, objective: s.config.objective, data: s.data.info.name,
+                                score: score.name, sigma: sigma, gradient: classLogit ? "class-logit" : "sum-of-logits",
+                                samples: n, cosineMean: cm, cosineStd: cs, ssimMean: sm, ssimStd: sd,
+                                images: (0..<n).map { .init(index: $0, label: s.labels[$0], cosine: cos[$0], ssim: ss[$0]) })
+        if let out {
+            try prepare(out)
+            try writeJSON(r, to: out + "/alignment.json")
+            try CSV.write(header: ["index", "label", "cosine", "ssim"], rows: r.images.map { [$0.index, $0.label, $0.cosine, $0.ssim] },
+                          to: out + "/alignment.csv")
+            try alignmentGrid(s, gradient: g, score: sc, count: gridImages).writePNG(to: out + "/alignment.png")
+        }
+        return r
+    }
+
+    /// Rows of input | gradient | score (gradient and score as blue-white-red heat maps, each
+    /// scaled by its own max |value|).
+    public static func alignmentGrid(_ s: MeasureSubject, gradient g: Tensor, score: Tensor?, count: Int = 8) throws -> Image {
+        let shape = s.sampleShape, d = shape.reduce(1, *)
+        var tiles: [Image] = []
+        for i in 0..<min(count, s.images.shape[0]) {
+            tiles.append(try image(Array(UnsafeBufferPointer(start: s.images.pointer + i * d, count: d)), shape: shape, range: .fixed(-1, 1)))
+            tiles.append(heat(Array(UnsafeBufferPointer(start: g.pointer + i * d, count: d)), shape: shape))
+            if let score { tiles.append(heat(Array(UnsafeBufferPointer(start: score.pointer + i * d, count: d)), shape: shape)) }
+        }
+        return try Image.grid(tiles.map { $0.converted(toChannels: 3) }, columns: score == nil ? 2 : 3)
+    }
+
+    /// The input-gradient images alone (input | gradient rows), for reports.
+    public static func gradientGrid(_ s: MeasureSubject, count: Int = 8, classLogit: Bool = false) throws -> Image {
+        let k = min(count, s.images.shape[0])
+        let x = s.images.slice(axis: 0, 0..<k).copy()
+        let g = try Measures.inputGradient(model: s.model, x: x, labels: classLogit ? Array(s.labels[0..<k]) : nil)
+        return try alignmentGrid(s, gradient: g, score: nil, count: k)
+    }
+
+    // MARK: robustness
+
+    public static func robustness(_ s: MeasureSubject, manifold: TangentSource, eps: [Double] = logspace(-3, 2, 20), draws: Int = 1,
+                                  seed: UInt64 = 0, out: String?, progress: Bool = false) throws -> RobustnessReport {
+        let c = try Measures.manifoldRobustness(model: s.model, images: s.images, eps: eps, draws: draws, seed: seed,
+                                                progress: bar("robustness (\(manifold.name))", progress), manifold: manifold)
+        let g = try Measures.inputGradient(model: s.model, x: s.images)
+        let n = s.images.shape[0]
+        var fractions: [Double] = []
+        var start = 0
+        while start < n {
+            let end = min(n, start + 256)
+            let gi = g.slice(axis: 0, start..<end).copy(), xi = s.images.slice(axis: 0, start..<end).copy()
+            fractions += Measures.tangentFraction(gi, tangent: try manifold.project(xi, gi, rows: start..<end, normal: false))
+            start = end
+        }
+        let (fm, fs) = meanStd(fractions)
+        let r = RobustnessReport(checkpoint: s.directory, model: s.config.model, objective: s.config.objective, data: s.data.info.name,
+                                 manifold: manifold.name, samples: n, draws: draws, seed: seed, eps: c.scales, onManifold: c.first,
+                                 offManifold: c.second, ratio: c.ratio, maxRatio: c.maxRatio, maxRatioEps: c.maxRatioScale,
+                                 gradientTangentFraction: fm, gradientTangentFractionStd: fs)
+        if let out {
+            try prepare(out)
+            try writeJSON(r, to: out + "/robustness.json")
+            try CSV.write(header: ["eps", "on_manifold_delta", "off_manifold_delta", "ratio"],
+                          rows: c.scales.indices.map { [c.scales[$0], c.first[$0], c.second[$0], c.ratio[$0]] },
+                          to: out + "/robustness.csv")
+            try robustnessExamples(s, manifold: manifold, seed: seed).writePNG(to: out + "/robustness.png")
+        }
+        return r
+    }
+
+    /// Rows of (input, on-manifold noise, off-manifold noise) for a few images, both noises scaled
+    /// to the same L2 norm (a fifth of the image's).
+    static func robustnessExamples(_ s: MeasureSubject, manifold: TangentSource, seed: UInt64, count: Int = 4) throws -> Image {
+        let k = min(count, s.images.shape[0])
+        let shape = s.sampleShape, d = shape.reduce(1, *)
+        var rng = RandomGenerator(seed: seed, stream: "pag.measure.examples")
+        let x = s.images.slice(axis: 0, 0..<k).copy()
+        let u = Tensor.randn(x.shape, rng: &rng)
+        let on = try manifold.project(x, u, rows: 0..<k, normal: false).copy(), off = try manifold.project(x, u, rows: 0..<k, normal: true).copy()
+        Measures.normalizeRows(on); Measures.normalizeRows(off)
+        var tiles: [Image] = []
+        for i in 0..<k {
+            let xi = Array(UnsafeBufferPointer(start: x.pointer + i * d, count: d))
+            let norm = Float(xi.reduce(0) { $0 + Double($1 * $1) }.squareRoot()) / 5
+            tiles.append(try image(xi, shape: shape, range: .fixed(-1, 1)))
+            for t in [on, off] { tiles.append(try image((0..<d).map { xi[$0] + norm * t.pointer[i * d + $0] }, shape: shape, range: .fixed(-1, 1))) }
+        }
+        return try Image.grid(tiles, columns: 3)
+    }
+
+    // MARK: estimators by name
+
+    /// A score source by name: a loaded score plugin (fitted on `fitSamples` training images; a
+    /// learning estimator is trained for `trainSteps` steps), or the host's `empirical` (when no
+    /// plugin of that name is loaded) or `analytic` (synthetic data only).
+    public static func scoreSource(_ name: String, registry: PluginRegistry, subject s: MeasureSubject, fitSamples: Int = 2000,
+                                   trainSteps: Int = 500, settings: [String] = []) throws -> ScoreSource {
+        let train = try DatasetCatalog.load(s.data.info.name, split: .train, dataDir: s.config.dataDir, seed: s.config.seed)
+        if name == "analytic" {
+            guard let syn = train as? SyntheticDataset else {
+                throw TrainingError.badConfig("--score analytic needs the synthetic data set; '\(train.info.name)' has no closed-form score")
+            }
+            return AnalyticScore(manifold: syn.manifold)
+        }
+        let plugin = registry.plugins.first { $0.name == name && $0.kind == .score }
+        if plugin == nil && name == "empirical" {
+            let (x, y) = train.allSamples(limit: fitSamples)
+            return EmpiricalScore(images: x, labels: y)
+        }
+        let p = try registry.plugin(named: name, kind: .score)
+        let inst = try PluginInstance(plugin: p, settings: settings, seed: s.config.seed)
+        let (x, y) = train.allSamples(limit: fitSamples)
+        let host = HostDataset(images: x, labels: y.map(Int32.init), classes: train.info.classCount)
+        try inst.fit(host)
+        if inst.hasTrainLoss {
+            var loop = TrainLoop()
+            loop.steps = trainSteps; loop.batchSize = 64; loop.learningRate = 1e-3; loop.optimizer = .adam
+            log("training score estimator '\(name)' for \(trainSteps) steps on \(host.count) images")
+            _ = try loop.fit(estimator: inst, data: host)
+        }
+        return PluginScore(inst)
+    }
+
+    /// A tangent source by name: a loaded manifold plugin (fitted on `fitSamples` training
+    /// images), or for `oracle` the host's exact one (signal mask, or the synthetic set's
+    /// signal subspace).
+    public static func manifoldSource(_ name: String, registry: PluginRegistry, subject s: MeasureSubject, fitSamples: Int = 2000,
+                                      trainSteps: Int = 500, settings: [String] = []) throws -> TangentSource {
+        // The host's oracle knows the measured images' masks; the plugin would need them passed.
+        if name == "oracle" && (s.masks != nil || s.data is SubspaceOracle) {
+            if let m = s.masks { return MaskTangent(masks: m) }
+            if let o = s.data as? SubspaceOracle { return SubspaceTangent(basis: o.signalBasis) }
+            throw TrainingError.badConfig("--manifold oracle needs a data set that knows its signal (a distractor set or synthetic); '\(s.data.info.name)' does not")
+        }
+        let p = try registry.plugin(named: name, kind: .manifold)
+        let inst = try PluginInstance(plugin: p, settings: settings, seed: s.config.seed)
+        let train = try DatasetCatalog.load(s.data.info.name, split: .train, dataDir: s.config.dataDir, seed: s.config.seed)
+        let (x, y) = train.allSamples(limit: fitSamples)
+        let host = HostDataset(images: x, labels: y.map(Int32.init), classes: train.info.classCount)
+        try inst.fit(host)
+        if inst.hasTrainLoss {
+            var loop = TrainLoop()
+            loop.steps = trainSteps; loop.batchSize = 64; loop.learningRate = 1e-3; loop.optimizer = .adam
+            log("training manifold estimator '\(name)' for \(trainSteps) steps on \(host.count) images")
+            _ = try loop.fit(estimator: inst, data: host)
+        }
+        return PluginTangent(inst)
+    }
+}

@@ -1,0 +1,124 @@
+import ArgumentParser
+import Foundation
+import PAGHost
+
+/// `pag measure`: the paper's measurements on a trained model.
+struct Measure: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure a trained model: noise ratio (signal vs distractor), gradient-score alignment, on/off-manifold robustness.",
+        discussion: """
+        Each measurement reads a folder written by `pag train` and writes JSON, CSV and a PNG to \
+        --out (default CHECKPOINT/measure). Definitions: docs/experiments.md.
+
+        Examples:
+          pag measure noise-ratio --checkpoint runs/ce
+          pag measure alignment --checkpoint runs/ce --score empirical --sigma 0.5
+          pag measure robustness --checkpoint runs/ce --manifold oracle
+        """,
+        subcommands: [NoiseRatio.self, Alignment.self, Robustness.self]
+    )
+}
+
+/// Options every measurement takes.
+struct MeasureCommon: ParsableArguments {
+    @OptionGroup var paths: PluginPathOptions
+    @Option(help: "A folder written by pag train.") var checkpoint: String
+    @Option(help: "Measure on the first N test images.") var samples: Int = 500
+    @Option(help: "Data set (default: the one the model was trained on).") var data: String?
+    @Option(help: "Folder with the data set's files.") var dataDir: String?
+    @Option(help: "Seed of the noise.") var seed: UInt64 = 0
+    @Option(help: "Output folder (default: CHECKPOINT/measure).") var out: String?
+    @Flag(help: "Print the result as JSON on standard output.") var json = false
+
+    var outDir: String { out ?? checkpoint + "/measure" }
+    func subject(_ registry: PluginRegistry) throws -> MeasureSubject {
+        try MeasureSubject(directory: checkpoint, registry: registry, samples: samples, data: data, dataDir: dataDir)
+    }
+    var showProgress: Bool { !json || isatty(fileno(stderr)) != 0 }
+}
+
+func emit<T: Encodable>(_ value: T, json: Bool, text: String) throws {
+    if json { print(try MeasureRunner.jsonText(value), terminator: "") } else { print(text) }
+}
+
+extension Measure {
+    struct NoiseRatio: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "noise-ratio",
+            abstract: "Relative noise robustness: softmax change with noise on the signal half vs the distractor half.",
+            discussion: "Gaussian noise of std s in logspace(-2, 1, 30) is added only to the signal half, then only to the distractor half (the same draw); the ratio of the mean L1 changes of the softmax, and its maximum over the grid. Needs a data set with a signal mask. Writes noise-ratio.json, noise-ratio.csv and noise-ratio.png (input, signal noise, distractor noise at s = 0.5).")
+        @OptionGroup var common: MeasureCommon
+        @Option(help: "Noise draws per image.") var draws: Int = 1
+        @Option(help: "Grid: smallest and largest log10 std and the number of points, e.g. -2:1:30.") var grid: String = "-2:1:30"
+
+        func run() throws {
+            let reg = common.paths.load(quiet: true)
+            let s = try common.subject(reg)
+            let r = try MeasureRunner.noiseRatio(s, out: common.outDir, stds: try parseGrid(grid), draws: draws, seed: common.seed,
+                                                 progress: common.showProgress)
+            try emit(r, json: common.json, text: String(format: "noise ratio (signal / distractor, max over %d stds) %.3f at std %.3g on %d images; wrote %@/noise-ratio.{json,csv,png}",
+                                                        r.stds.count, r.maxRatio, r.maxRatioStd, r.samples, common.outDir))
+        }
+    }
+
+    struct Alignment: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Input gradient vs score estimate: cosine similarity and SSIM per image, PNG grid input | gradient | score.",
+            discussion: "The gradient is d/dx of the sum of logits (or of the class logit with --class-logit, which also asks the score for the class-conditional score). --score names a score plugin; `empirical` falls back to the host's exact smoothed-empirical score when no such plugin is loaded, and `analytic` is the synthetic set's closed form. Writes alignment.json, alignment.csv and alignment.png.")
+        @OptionGroup var common: MeasureCommon
+        @Option(help: "Score estimator (plugin name, or empirical / analytic).") var score: String = "empirical"
+        @Option(help: "Noise level of the score, in the [-1, 1] image scale.") var sigma: Double = 0.5
+        @Option(name: .customLong("score-set"), help: ArgumentHelp("Hyperparameter of the score plugin (repeatable).", valueName: "key=value"))
+        var scoreSettings: [String] = []
+        @Option(help: "Training images the score estimator is fitted on.") var fitSamples: Int = 2000
+        @Option(help: "Training steps for a score estimator that learns.") var trainSteps: Int = 500
+        @Flag(help: "Differentiate the class logit instead of the sum of logits.") var classLogit = false
+        @Option(help: "Images in the PNG grid.") var gridImages: Int = 8
+
+        func run() throws {
+            let reg = common.paths.load(quiet: true)
+            let s = try common.subject(reg)
+            let src = try MeasureRunner.scoreSource(score, registry: reg, subject: s, fitSamples: fitSamples, trainSteps: trainSteps,
+                                                    settings: scoreSettings)
+            let r = try MeasureRunner.alignment(s, score: src, sigma: sigma, classLogit: classLogit, out: common.outDir,
+                                                gridImages: gridImages, progress: common.showProgress)
+            try emit(r, json: common.json, text: String(format: "gradient vs %@ score at sigma %.3g on %d images: cosine %.4f ± %.4f, SSIM %.4f ± %.4f; wrote %@/alignment.{json,csv,png}",
+                                                        r.score, r.sigma, r.samples, r.cosineMean, r.cosineStd, r.ssimMean, r.ssimStd, common.outDir))
+        }
+    }
+
+    struct Robustness: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "On- and off-manifold noise curves and their ratio, and the on-manifold fraction of input gradients.",
+            discussion: "u ~ N(0, I) is split into its tangent and normal parts (from --manifold), each scaled to unit L2 norm; curves of the mean softmax L1 change over eps in logspace(-3, 2, 20). `oracle` is exact where the data set knows its signal (signal mask of the distractor sets, signal subspace of the synthetic set). Writes robustness.json, robustness.csv and robustness.png.")
+        @OptionGroup var common: MeasureCommon
+        @Option(help: "Manifold estimator (plugin name, or oracle).") var manifold: String = "oracle"
+        @Option(name: .customLong("manifold-set"), help: ArgumentHelp("Hyperparameter of the manifold plugin (repeatable).", valueName: "key=value"))
+        var manifoldSettings: [String] = []
+        @Option(help: "Training images the manifold estimator is fitted on.") var fitSamples: Int = 2000
+        @Option(help: "Training steps for a manifold estimator that learns.") var trainSteps: Int = 500
+        @Option(help: "Noise draws per image.") var draws: Int = 1
+        @Option(help: "Grid: smallest and largest log10 eps and the number of points.") var grid: String = "-3:2:20"
+
+        func run() throws {
+            let reg = common.paths.load(quiet: true)
+            let s = try common.subject(reg)
+            let m = try MeasureRunner.manifoldSource(manifold, registry: reg, subject: s, fitSamples: fitSamples, trainSteps: trainSteps,
+                                                     settings: manifoldSettings)
+            let r = try MeasureRunner.robustness(s, manifold: m, eps: try parseGrid(grid), draws: draws, seed: common.seed,
+                                                 out: common.outDir, progress: common.showProgress)
+            try emit(r, json: common.json, text: String(format: "on/off-manifold ratio (max over eps) %.3f at eps %.3g, gradient on-manifold fraction %.4f ± %.4f (%@, %d images); wrote %@/robustness.{json,csv,png}",
+                                                        r.maxRatio, r.maxRatioEps, r.gradientTangentFraction, r.gradientTangentFractionStd,
+                                                        r.manifold, r.samples, common.outDir))
+        }
+    }
+}
+
+/// "A:B:N" -> logspace(A, B, N).
+func parseGrid(_ text: String) throws -> [Double] {
+    let p = text.split(separator: ":")
+    guard p.count == 3, let a = Double(p[0]), let b = Double(p[1]), let n = Int(p[2]), n >= 1, a <= b else {
+        throw CLIError("--grid expects LOW:HIGH:COUNT in log10 (e.g. -2:1:30), got '\(text)'")
+    }
+    return logspace(a, b, n)
+}
