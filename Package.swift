@@ -17,6 +17,8 @@ let package = Package(
         // randomized-smoothing, pgd-l2), loaded by pag from next to its executable.
         .library(name: "PAGModels", type: .dynamic, targets: ["PAGModels"]),
         .library(name: "PAGObjectives", type: .dynamic, targets: ["PAGObjectives"]),
+        // The score estimators (empirical, denoiser, diffusion): libPAGScores.so.
+        .library(name: "PAGScores", type: .dynamic, targets: ["PAGScores"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -56,6 +58,7 @@ let package = Package(
         .target(name: "PAGExampleSwiftCE", dependencies: ["PAGPluginKit"], path: "Plugins/Examples/SwiftLabelSmoothing"),
         .target(name: "PAGModels", dependencies: ["PAGPluginKit"], path: "Plugins/Models"),
         .target(name: "PAGObjectives", dependencies: ["PAGPluginKit"], path: "Plugins/Objectives"),
+        .target(name: "PAGScores", dependencies: ["PAGPluginKit"], path: "Plugins/Scores"),
         .testTarget(name: "PAGTensorTests", dependencies: ["PAGTensor"], path: "Tests/PAGTensorTests"),
         // Loads libPAGModels.so and libPAGObjectives.so from the build folder (swift build builds them).
         .testTarget(name: "PAGPluginsTests", dependencies: ["PAGHost", "PAGTensor", "pag"], path: "Tests/PAGPluginsTests"),
@@ -63,6 +66,9 @@ let package = Package(
         .testTarget(name: "PAGFormatsTests", dependencies: ["PAGFormats"], path: "Tests/PAGFormatsTests"),
         .testTarget(name: "PAGTrainingTests", dependencies: ["PAGHost", "PAGData", "PAGFormats", "PAGTensor"], path: "Tests/PAGTrainingTests"),
         .testTarget(name: "PAGDataTests", dependencies: ["PAGData"], path: "Tests/PAGDataTests"),
+        // Loads libPAGScores.so from the build folder; checks against the synthetic set's exact score.
+        .testTarget(name: "PAGScoreTests", dependencies: ["PAGHost", "PAGData", "PAGFormats", "PAGTensor"],
+                    path: "Tests/PAGScoreTests"),
         // Compiles the C examples and Fixtures/*.c with cc outside SwiftPM, loads them, runs the pag binary.
         .testTarget(name: "PAGHostTests", dependencies: ["PAGHost", "pag"], path: "Tests/PAGHostTests",
                     exclude: ["Fixtures"]),
