@@ -19,6 +19,8 @@ let package = Package(
         .library(name: "PAGObjectives", type: .dynamic, targets: ["PAGObjectives"]),
         // The score estimators (empirical, denoiser, diffusion): libPAGScores.so.
         .library(name: "PAGScores", type: .dynamic, targets: ["PAGScores"]),
+        // Manifold estimators: oracle, pca, autoencoder.
+        .library(name: "PAGManifolds", type: .dynamic, targets: ["PAGManifolds"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -59,12 +61,15 @@ let package = Package(
         .target(name: "PAGModels", dependencies: ["PAGPluginKit"], path: "Plugins/Models"),
         .target(name: "PAGObjectives", dependencies: ["PAGPluginKit"], path: "Plugins/Objectives"),
         .target(name: "PAGScores", dependencies: ["PAGPluginKit"], path: "Plugins/Scores"),
+        .target(name: "PAGManifolds", dependencies: ["PAGPluginKit"], path: "Plugins/Manifolds", swiftSettings: fast),
         .testTarget(name: "PAGTensorTests", dependencies: ["PAGTensor"], path: "Tests/PAGTensorTests"),
         // Loads libPAGModels.so and libPAGObjectives.so from the build folder (swift build builds them).
         .testTarget(name: "PAGPluginsTests", dependencies: ["PAGHost", "PAGTensor", "pag"], path: "Tests/PAGPluginsTests"),
         // The torch cross-check runs only where /work/venv-torch or $PAG_TORCH_PYTHON exists.
         .testTarget(name: "PAGFormatsTests", dependencies: ["PAGFormats"], path: "Tests/PAGFormatsTests"),
         .testTarget(name: "PAGTrainingTests", dependencies: ["PAGHost", "PAGData", "PAGFormats", "PAGTensor"], path: "Tests/PAGTrainingTests"),
+        // Loads libPAGManifolds.so from the build folder: oracle / pca / autoencoder on the synthetic set.
+        .testTarget(name: "PAGManifoldTests", dependencies: ["PAGHost", "PAGData", "PAGTensor"], path: "Tests/PAGManifoldTests"),
         .testTarget(name: "PAGDataTests", dependencies: ["PAGData"], path: "Tests/PAGDataTests"),
         // Loads libPAGScores.so from the build folder; checks against the synthetic set's exact score.
         .testTarget(name: "PAGScoreTests", dependencies: ["PAGHost", "PAGData", "PAGFormats", "PAGTensor"],

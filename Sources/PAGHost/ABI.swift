@@ -11,8 +11,14 @@ public enum ABI {
     struct Sizes { var descriptor, model, objective, manifold, score: Int }
     static let sizes: [UInt32: Sizes] = [
         0: Sizes(descriptor: 80, model: 32, objective: 32, manifold: 56, score: 48),
+        // 1.1 added pag_host.dataset_signal_basis and signal_mask; no plugin struct grew.
+        1: Sizes(descriptor: 80, model: 32, objective: 32, manifold: 56, score: 48),
     ]
-    static func minimumSizes(minor: UInt32) -> Sizes { sizes[minor] ?? sizes[0]! }
+    /// The row of the newest minor version at or below `minor` (structs that did not grow in a
+    /// minor version keep their earlier minimum).
+    static func minimumSizes(minor: UInt32) -> Sizes {
+        sizes.filter { $0.key <= minor }.max { $0.key < $1.key }!.value
+    }
 }
 
 /// Copies the first `size` bytes of a C struct the plugin owns into a zeroed host struct, so

@@ -35,6 +35,10 @@ final class CallContext {
     var models: [HostModel] = []
     /// The data set of a fit call.
     var dataset: HostDataset?
+    /// Oracle facts the caller passed (pag_host.dataset_signal_basis / signal_mask): the fitted
+    /// data set's signal subspace [D, k], the input batch's signal mask (x's shape).
+    var signalBasis: Tensor?
+    var signalMask: Tensor?
     /// C strings handed out during this call (parameter names).
     var callStrings: CStringStore?
     private(set) var errorMessage: String?

@@ -270,6 +270,28 @@ public enum HostTable {
                 for i in 0..<Int(count) { out![i] = data.labels[Int(start) + i] }
             }
         }
+
+        // ABI 1.1: oracle facts, set by the caller (PluginInstance.fit(_:signalBasis:),
+        // tangentBasis(_:signalMask:), project(_:_:normal:signalMask:); see Oracle.swift).
+        h.dataset_signal_basis = { c, d in
+            withContext(c) { ctx in
+                ctx.op("dataset_signal_basis") {
+                    guard ctx.dataset(d) != nil else { throw RuntimeError("dataset_signal_basis: not a data set handed to this call") }
+                    var p: CallContext? = ctx
+                    while let q = p { if let b = q.signalBasis { return b }; p = q.parent }
+                    throw RuntimeError("dataset_signal_basis: this data set has no known signal subspace (only the synthetic set has one)")
+                }
+            }
+        }
+        h.signal_mask = { c in
+            withContext(c) { ctx in
+                ctx.op("signal_mask") {
+                    var p: CallContext? = ctx
+                    while let q = p { if let m = q.signalMask { return m }; p = q.parent }
+                    throw RuntimeError("signal_mask: the caller passed no signal mask for this batch (only the distractor data sets have one)")
+                }
+            }
+        }
     }
 }
 

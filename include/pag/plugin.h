@@ -52,7 +52,7 @@ extern "C" {
 /** Major version of the ABI: bumped only for incompatible changes. */
 #define PAG_ABI_VERSION_MAJOR 1
 /** Minor version of the ABI: bumped when fields or functions are added at the end of structs. */
-#define PAG_ABI_VERSION_MINOR 0
+#define PAG_ABI_VERSION_MINOR 1
 /** Packs a major and minor version into one uint32_t (major in the high 16 bits). */
 #define PAG_MAKE_VERSION(major, minor) ((uint32_t)(((uint32_t)(major) << 16) | (uint32_t)(minor)))
 /** The ABI version this header describes; store it in pag_plugin_descriptor.abi_version. */
@@ -545,6 +545,18 @@ struct pag_host {
     /** Their labels, written to out[count]. */
     pag_status (*dataset_labels)(pag_ctx *ctx, pag_dataset *data, int64_t start, int64_t count,
                                  int32_t *out);
+
+    /* -- Oracle facts (ABI 1.1; check with PAG_HOST_HAS) ------------------------------------ */
+
+    /** The exact signal subspace of a data set handed to fit, when the data set knows it (the
+     *  synthetic set): [D, k] with orthonormal columns, D the elements of one sample. NULL with
+     *  an error when the data set has none. Added in ABI 1.1. */
+    pag_tensor (*dataset_signal_basis)(pag_ctx *ctx, pag_dataset *data);
+    /** The exact signal mask of the batch x this manifold call (tangent_basis or project) was
+     *  given, when the caller knows it (the distractor data sets know which half of each image
+     *  holds the object): x's shape, 1 on signal elements, 0 elsewhere. NULL with an error when
+     *  the caller passed none. Added in ABI 1.1. */
+    pag_tensor (*signal_mask)(pag_ctx *ctx);
 };
 
 /** True when the host table provides `field` (it was added in a minor version the host has). */
