@@ -20,9 +20,15 @@ public final class MeasureSubject {
         guard samples >= 1 else { throw TrainingError.badConfig("--samples must be at least 1, got \(samples)") }
         self.directory = directory
         config = try Trainer.savedConfig(in: directory)
-        let m = try Evaluation.loadModel(directory: directory, config: config, registry: registry)
+        let test = try DatasetCache.load(data ?? config.data, split: .test, dataDir: dataDir ?? config.dataDir)
+        let own = (data ?? config.data) == config.data ? test : try DatasetCache.load(config.data, split: .test, dataDir: config.dataDir)
+        let modelPlugin = try registry.plugin(named: config.model, kind: .model)
+        let objectivePlugin = try registry.plugin(named: config.objective, kind: .objective)
+        let settings = try config.splitSettings(model: modelPlugin, objective: objectivePlugin).model
+        let m = try ModelFactory.create(modelPlugin, settings: settings, data: own.info, seed: config.seed)
+        let path = directory + "/checkpoint.safetensors"
+        try StateDict.load(try TensorFile.read(path).tensors, into: m, source: path)
         model = m
-        let test = try DatasetCatalog.load(data ?? config.data, split: .test, dataDir: dataDir ?? config.dataDir, seed: config.seed)
         guard test.info.sampleShape == m.inputShape else {
             throw TrainingError.badConfig("model '\(config.model)' takes input \(ModelFactory.shapeText(m.inputShape)) but data set '\(test.info.name)' has \(ModelFactory.shapeText(test.info.sampleShape))")
         }
@@ -39,6 +45,20 @@ public final class MeasureSubject {
     }
 
     var sampleShape: [Int] { Array(images.shape.dropFirst()) }
+}
+
+/// Data sets loaded once per process (a distractor set renders its letters when loaded).
+public enum DatasetCache {
+    nonisolated(unsafe) static var cache: [String: Dataset] = [:]
+    static let lock = NSLock()
+    public static func load(_ name: String, split: Split, dataDir: String?) throws -> Dataset {
+        let key = "\(name)|\(split.rawValue)|\(dataDir ?? "")"
+        lock.lock(); defer { lock.unlock() }
+        if let d = cache[key] { return d }
+        let d = try DatasetCatalog.load(name, split: split, dataDir: dataDir, seed: 0)
+        cache[key] = d
+        return d
+    }
 }
 
 /// noise-ratio.json
@@ -320,7 +340,7 @@ public enum MeasureRunner {
     /// plugin of that name is loaded) or `analytic` (synthetic data only).
     public static func scoreSource(_ name: String, registry: PluginRegistry, subject s: MeasureSubject, fitSamples: Int = 2000,
                                    trainSteps: Int = 500, settings: [String] = []) throws -> ScoreSource {
-        let train = try DatasetCatalog.load(s.data.info.name, split: .train, dataDir: s.config.dataDir, seed: s.config.seed)
+        let train = try DatasetCache.load(s.data.info.name, split: .train, dataDir: s.config.dataDir)
         if name == "analytic" {
             guard let syn = train as? SyntheticDataset else {
                 throw TrainingError.badConfig("--score analytic needs the synthetic data set; '\(train.info.name)' has no closed-form score")
@@ -359,7 +379,7 @@ public enum MeasureRunner {
         }
         let p = try registry.plugin(named: name, kind: .manifold)
         let inst = try PluginInstance(plugin: p, settings: settings, seed: s.config.seed)
-        let train = try DatasetCatalog.load(s.data.info.name, split: .train, dataDir: s.config.dataDir, seed: s.config.seed)
+        let train = try DatasetCache.load(s.data.info.name, split: .train, dataDir: s.config.dataDir)
         let (x, y) = train.allSamples(limit: fitSamples)
         let host = HostDataset(images: x, labels: y.map(Int32.init), classes: train.info.classCount)
         try inst.fit(host)

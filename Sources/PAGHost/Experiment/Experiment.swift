@@ -1,0 +1,315 @@
+import Foundation
+import PAGData
+import PAGFormats
+import PAGTensor
+
+/// An experiment: one data set and model, several objectives (some swept over a
+/// hyperparameter), the measurements to take on every trained model. Read from YAML (the subset
+/// of MiniYAML) or JSON; docs/experiments.md describes every key.
+public struct ExperimentSpec: Sendable {
+    public struct RunSpec: Sendable {
+        public var name: String?
+        public var objective: String
+        /// key=value settings of the objective (or model.KEY=...).
+        public var settings: [String] = []
+        /// One hyperparameter swept over values: one run per value.
+        public var sweepKey: String?
+        public var sweepValues: [String] = []
+        public var epochs: Int?
+        public var trainLimit: Int?
+        public var learningRate: Float?
+        public var batchSize: Int?
+    }
+    public struct AlignmentSpec: Sendable {
+        public var score = "empirical"
+        public var sigma = 0.5
+        public var fitSamples = 2000
+        public var trainSteps = 500
+        public var classLogit = false
+        public var settings: [String] = []
+    }
+    public struct RobustnessSpec: Sendable {
+        public var manifold = "oracle"
+        public var fitSamples = 2000
+        public var trainSteps = 500
+        public var settings: [String] = []
+    }
+
+    public var name = "experiment"
+    public var data = "fashion-mnist-distractor"
+    public var dataDir: String?
+    public var model = "lenet"
+    public var modelSettings: [String] = []
+    public var epochs = 1
+    public var batchSize = 64
+    public var learningRate: Float = 1e-3
+    public var optimizer = "adam"
+    public var seed: UInt64 = 0
+    public var trainLimit: Int?
+    public var testLimit: Int?
+    public var runs: [RunSpec] = []
+    public var samples = 300
+    public var draws = 1
+    public var noiseRatio = true
+    public var alignment: AlignmentSpec? = AlignmentSpec()
+    public var robustness: RobustnessSpec? = RobustnessSpec()
+    /// The text the experiment was read from (copied to OUT/experiment.yaml).
+    public var sourceText: String?
+
+    public init() {}
+
+    /// The built-in default: distractor Fashion-MNIST, LeNet, ce / pgd-l2 / gradnorm sweep /
+    /// randomized smoothing, about 6 to 8 minutes on a 2-core machine.
+    public static let defaultYAML = """
+    # pag's default experiment (pag run without a file).
+    name: default
+    data: fashion-mnist-distractor
+    model: lenet
+    epochs: 1
+    batch_size: 64
+    lr: 1e-3
+    seed: 0
+    train_limit: 10000
+    test_limit: 2000
+    runs:
+      - objective: ce
+      - objective: pgd-l2
+        set: {eps: 2, steps: 3}
+      - objective: randomized-smoothing
+        set: {sigma: 0.5}
+      - objective: gradnorm
+        sweep: {lambda: [1e-3, 1e-2, 1e-1]}
+    measure:
+      samples: 300
+      noise_ratio: true
+      alignment: {score: empirical, sigma: 0.5, fit_samples: 2000}
+      robustness: {manifold: oracle}
+    """
+
+    public static var defaultExperiment: ExperimentSpec { try! ExperimentSpec(text: defaultYAML, source: "built-in default") }
+
+    public struct SpecError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Parses YAML (or JSON, which the YAML subset's flow syntax does not cover entirely, so a
+    /// text starting with '{' is read as JSON).
+    public init(text: String, source: String) throws {
+        let value: JSONValue
+        do {
+            if text.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("{") {
+                value = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
+            } else {
+                value = try MiniYAML.parse(text)
+            }
+        } catch {
+            throw SpecError(description: "\(source): \(error)")
+        }
+        try self.init(value: value, source: source)
+        sourceText = text
+    }
+
+    public init(file path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw SpecError(description: "\(path): no such experiment file")
+        }
+        try self.init(text: String(decoding: data, as: UTF8.self), source: path)
+    }
+
+    public init(value: JSONValue, source: String) throws {
+        guard case .object(let top) = value else { throw SpecError(description: "\(source): the experiment must be a mapping of keys") }
+        var r = Reader(dict: top, path: source)
+        name = try r.string("name") ?? name
+        data = try r.string("data") ?? data
+        dataDir = try r.string("data_dir")
+        model = try r.string("model") ?? model
+        modelSettings = try r.settings("model_set") ?? []
+        epochs = try r.int("epochs") ?? epochs
+        batchSize = try r.int("batch_size") ?? batchSize
+        learningRate = try r.double("lr").map(Float.init) ?? learningRate
+        optimizer = try r.string("optimizer") ?? optimizer
+        seed = try r.int("seed").map(UInt64.init) ?? seed
+        trainLimit = try r.int("train_limit")
+        testLimit = try r.int("test_limit")
+        guard case .array(let list)? = r.take("runs"), !list.isEmpty else {
+            throw SpecError(description: "\(source): 'runs' must be a non-empty list of runs (each with an 'objective')")
+        }
+        runs = try list.enumerated().map { i, v in
+            guard case .object(let d) = v else { throw SpecError(description: "\(source): runs[\(i)] must be a mapping") }
+            var rr = Reader(dict: d, path: "\(source): runs[\(i)]")
+            guard let obj = try rr.string("objective") else { throw SpecError(description: "\(source): runs[\(i)] needs an 'objective'") }
+            var run = RunSpec(objective: obj)
+            run.name = try rr.string("name")
+            run.settings = try rr.settings("set") ?? []
+            if let sweep = rr.take("sweep") {
+                guard case .object(let s) = sweep, s.count == 1, let (k, v) = s.first, case .array(let values) = v, !values.isEmpty else {
+                    throw SpecError(description: "\(source): runs[\(i)].sweep must be one key with a list of values, e.g. {lambda: [1e-3, 1e-2]}")
+                }
+                run.sweepKey = k
+                run.sweepValues = try values.map { try Reader.text($0, "\(source): runs[\(i)].sweep.\(k)") }
+            }
+            run.epochs = try rr.int("epochs")
+            run.trainLimit = try rr.int("train_limit")
+            run.learningRate = try rr.double("lr").map(Float.init)
+            run.batchSize = try rr.int("batch_size")
+            try rr.finish()
+            return run
+        }
+        if let m = r.take("measure") {
+            guard case .object(let md) = m else { throw SpecError(description: "\(source): 'measure' must be a mapping") }
+            var mr = Reader(dict: md, path: "\(source): measure")
+            samples = try mr.int("samples") ?? samples
+            draws = try mr.int("draws") ?? draws
+            noiseRatio = try mr.bool("noise_ratio") ?? noiseRatio
+            alignment = try mr.sub("alignment") { ar in
+                var a = AlignmentSpec()
+                a.score = try ar.string("score") ?? a.score
+                a.sigma = try ar.double("sigma") ?? a.sigma
+                a.fitSamples = try ar.int("fit_samples") ?? a.fitSamples
+                a.trainSteps = try ar.int("train_steps") ?? a.trainSteps
+                a.classLogit = try ar.bool("class_logit") ?? a.classLogit
+                a.settings = try ar.settings("set") ?? []
+                return a
+            } ?? (md["alignment"] == nil ? AlignmentSpec() : nil)
+            robustness = try mr.sub("robustness") { rr in
+                var b = RobustnessSpec()
+                b.manifold = try rr.string("manifold") ?? b.manifold
+                b.fitSamples = try rr.int("fit_samples") ?? b.fitSamples
+                b.trainSteps = try rr.int("train_steps") ?? b.trainSteps
+                b.settings = try rr.settings("set") ?? []
+                return b
+            } ?? (md["robustness"] == nil ? RobustnessSpec() : nil)
+            try mr.finish()
+        }
+        try r.finish()
+        try validate(source: source)
+    }
+
+    func validate(source: String) throws {
+        func need(_ ok: Bool, _ m: String) throws { if !ok { throw SpecError(description: "\(source): \(m)") } }
+        try need(epochs >= 1, "epochs must be at least 1")
+        try need(batchSize >= 1, "batch_size must be at least 1")
+        try need(samples >= 1, "measure.samples must be at least 1")
+        try need(draws >= 1, "measure.draws must be at least 1")
+        let names = expandedRuns().map(\.name)
+        let dup = Dictionary(grouping: names, by: { $0 }).filter { $0.value.count > 1 }.keys.sorted()
+        try need(dup.isEmpty, "two runs are named \(dup.joined(separator: ", ")); give them distinct 'name's")
+    }
+
+    /// One training run of the experiment, after sweeps are expanded.
+    public struct Run: Sendable {
+        public var name: String
+        public var objective: String
+        public var sweepKey: String?
+        public var sweepValue: Double?
+        public var config: TrainingConfig
+    }
+
+    /// The runs, sweeps expanded, each with its full training configuration.
+    public func expandedRuns() -> [Run] {
+        var out: [Run] = []
+        for r in runs {
+            let values: [String?] = r.sweepKey == nil ? [nil] : r.sweepValues.map { $0 }
+            for v in values {
+                var c = TrainingConfig()
+                c.data = data; c.dataDir = dataDir; c.model = model; c.objective = r.objective
+                c.settings = modelSettings.map { $0.hasPrefix("model.") ? $0 : "model." + $0 } + r.settings.map { $0.hasPrefix("model.") || $0.hasPrefix("objective.") ? $0 : "objective." + $0 }
+                if let k = r.sweepKey, let v { c.settings.append("objective.\(k)=\(v)") }
+                c.epochs = r.epochs ?? epochs
+                c.batchSize = r.batchSize ?? batchSize
+                c.learningRate = r.learningRate ?? learningRate
+                c.optimizer = optimizer
+                c.seed = seed
+                c.trainLimit = r.trainLimit ?? trainLimit
+                c.testLimit = testLimit
+                var name = r.name ?? ([r.objective] + r.settings.map { $0.replacingOccurrences(of: "=", with: "") }).joined(separator: "-")
+                if let k = r.sweepKey, let v { name += "-\(k)\(v)" }
+                out.append(Run(name: Self.safeName(name), objective: r.objective, sweepKey: r.sweepKey,
+                               sweepValue: v.flatMap(Double.init), config: c))
+            }
+        }
+        return out
+    }
+
+    /// A folder name: letters, digits, '.', '-', '_' and '+' kept, anything else '_'.
+    static func safeName(_ s: String) -> String {
+        String(s.map { $0.isLetter || $0.isNumber || "-_.+".contains($0) ? $0 : "_" })
+    }
+
+    /// Reads typed keys from a mapping and complains about unknown ones.
+    struct Reader {
+        var dict: [String: JSONValue]
+        let path: String
+        var used: Set<String> = []
+        init(dict: [String: JSONValue], path: String) { self.dict = dict; self.path = path }
+
+        mutating func take(_ k: String) -> JSONValue? {
+            used.insert(k)
+            if case .null? = dict[k] { return nil }
+            return dict[k]
+        }
+        static func text(_ v: JSONValue, _ where_: String) throws -> String {
+            switch v {
+            case .string(let s): return s
+            case .int(let i): return String(i)
+            case .double(let d): return d.description
+            case .bool(let b): return b ? "true" : "false"
+            default: throw SpecError(description: "\(where_) must be a number or text")
+            }
+        }
+        mutating func string(_ k: String) throws -> String? {
+            guard let v = take(k) else { return nil }
+            return try Self.text(v, "\(path).\(k)")
+        }
+        mutating func int(_ k: String) throws -> Int? {
+            guard let v = take(k) else { return nil }
+            switch v {
+            case .int(let i): return i
+            case .double(let d) where d == d.rounded() && abs(d) < 1e15: return Int(d)
+            default: throw SpecError(description: "\(path).\(k) must be a whole number")
+            }
+        }
+        mutating func double(_ k: String) throws -> Double? {
+            guard let v = take(k) else { return nil }
+            switch v {
+            case .int(let i): return Double(i)
+            case .double(let d): return d
+            case .string(let s): if let d = Double(s) { return d }; fallthrough
+            default: throw SpecError(description: "\(path).\(k) must be a number")
+            }
+        }
+        mutating func bool(_ k: String) throws -> Bool? {
+            guard let v = take(k) else { return nil }
+            guard case .bool(let b) = v else { throw SpecError(description: "\(path).\(k) must be true or false") }
+            return b
+        }
+        /// `[k=v, ...]` or `{k: v, ...}`.
+        mutating func settings(_ k: String) throws -> [String]? {
+            guard let v = take(k) else { return nil }
+            switch v {
+            case .array(let a): return try a.map { try Self.text($0, "\(path).\(k)") }
+            case .object(let o): return try o.keys.sorted().map { "\($0)=\(try Self.text(o[$0]!, "\(path).\(k).\($0)"))" }
+            default: throw SpecError(description: "\(path).\(k) must be a list of key=value or a mapping")
+            }
+        }
+        /// A sub-mapping; `false` gives nil, `true` the default.
+        mutating func sub<T>(_ k: String, _ body: (inout Reader) throws -> T) throws -> T? {
+            guard let v = take(k) else { return nil }
+            if case .bool(let b) = v {
+                var empty = Reader(dict: [:], path: "\(path).\(k)")
+                return b ? try body(&empty) : nil
+            }
+            guard case .object(let d) = v else { throw SpecError(description: "\(path).\(k) must be a mapping, true or false") }
+            var r = Reader(dict: d, path: "\(path).\(k)")
+            let out = try body(&r)
+            try r.finish()
+            return out
+        }
+        func finish() throws {
+            let unknown = dict.keys.filter { !used.contains($0) }.sorted()
+            if !unknown.isEmpty {
+                throw SpecError(description: "\(path): unknown \(unknown.count == 1 ? "key" : "keys") \(unknown.joined(separator: ", ")) (see docs/experiments.md)")
+            }
+        }
+    }
+}

@@ -1,0 +1,137 @@
+import Foundation
+import PAGFormats
+
+/// report/index.html: one self-contained page (inline SVG plots, PNG images as data URLs).
+public enum Report {
+    static func esc(_ s: String) -> String { SVGChart.esc(s).replacingOccurrences(of: "\"", with: "&quot;") }
+    static func f(_ v: Double?, _ fmt: String = "%.3f") -> String { v.map { $0.isFinite ? String(format: fmt, $0) : "∞" } ?? "–" }
+
+    public static func html(spec: ExperimentSpec, summary: ExperimentSummary, outDir: String) throws -> String {
+        let runs = summary.runs
+        let color = Dictionary(uniqueKeysWithValues: runs.enumerated().map { ($1.name, SVGChart.palette[$0 % SVGChart.palette.count]) })
+        var h = """
+        <!DOCTYPE html>
+        <html lang="en"><head><meta charset="utf-8"><title>pag report: \(esc(summary.experiment))</title>
+        <style>
+        body { font-family: sans-serif; margin: 24px auto; max-width: 1200px; color: #222; padding: 0 16px; }
+        table { border-collapse: collapse; margin: 12px 0; font-size: 13px; }
+        th, td { border: 1px solid #ccc; padding: 4px 8px; text-align: right; }
+        th { background: #f3f3f3; } td:first-child, th:first-child { text-align: left; }
+        .plots { display: flex; flex-wrap: wrap; gap: 12px; }
+        .grads { display: flex; flex-wrap: wrap; gap: 18px; align-items: flex-start; }
+        .grads figure { margin: 0; text-align: center; font-size: 12px; }
+        .grads img { image-rendering: pixelated; width: 180px; border: 1px solid #ddd; }
+        .note { color: #555; font-size: 13px; max-width: 900px; }
+        code { background: #f3f3f3; padding: 1px 4px; }
+        </style></head><body>
+        <h1>pag report: \(esc(summary.experiment))</h1>
+        <p class="note">Data <code>\(esc(summary.data))</code>, model <code>\(esc(summary.model))</code>,
+        \(spec.epochs) epoch(s) on \(spec.trainLimit.map { "\($0)" } ?? "all") training images, test accuracy on
+        \(spec.testLimit.map { "\($0)" } ?? "all") test images; measurements on the first \(spec.samples) test images.
+        Wall time \(String(format: "%.0f", summary.wallSeconds)) s (this invocation). pag \(PAGVersion.string).</p>
+        <h2>Summary</h2>
+        <table><tr><th>run</th><th>objective</th><th>settings</th><th>test accuracy</th><th>noise ratio<br>(signal / distractor, max)</th>
+        <th>gradient · score<br>cosine</th><th>SSIM</th><th>on / off manifold<br>(max)</th><th>gradient on-manifold<br>fraction</th><th>train s</th></tr>
+
+        """
+        for r in runs {
+            let settings = r.settings.map { $0.replacingOccurrences(of: "objective.", with: "").replacingOccurrences(of: "model.", with: "model:") }.joined(separator: " ")
+            h += "<tr><td><span style=\"color:\(color[r.name]!)\">■</span> \(esc(r.name))</td><td>\(esc(r.objective))</td><td>\(esc(settings))</td>"
+            h += "<td>\(r.testAccuracy.map { String(format: "%.2f%%", $0 * 100) } ?? "–")</td><td>\(f(r.noiseRatio?.maxRatio, "%.2f"))</td>"
+            h += "<td>\(f(r.alignment?.cosineMean))</td><td>\(f(r.alignment?.ssimMean))</td><td>\(f(r.robustness?.maxRatio, "%.2f"))</td>"
+            h += "<td>\(f(r.robustness?.gradientTangentFraction))</td><td>\(String(format: "%.0f", r.trainSeconds)) (\(r.training))</td></tr>\n"
+        }
+        h += "</table>\n"
+        h += """
+        <p class="note"><b>Noise ratio</b>: mean L1 change of the softmax when Gaussian noise is added only to the signal half,
+        divided by the change when the same noise is added only to the distractor half, maximum over std in logspace(-2, 1, 30);
+        about 1 for a model that looks at both halves alike, large for one that ignores the distractor.
+        <b>Cosine / SSIM</b>: the input gradient (\(esc(runs.first?.alignment?.gradient ?? "sum of logits"))) against the
+        score estimate (\(esc(runs.first?.alignment?.score ?? "–")), sigma \(f(runs.first?.alignment?.sigma, "%.2g"))), per image, then averaged;
+        SSIM of the max-abs-normalized maps. <b>On / off manifold</b>: the same change for unit-norm noise in the tangent space vs
+        its orthogonal complement (\(esc(runs.first?.robustness?.manifold ?? "–"))), and the fraction ||P<sub>T</sub>g||²/||g||² of the input gradient
+        in the tangent space.</p>
+
+        """
+
+        // Sweeps: accuracy and the measurements against the swept value, on twin axes.
+        let groups = Dictionary(grouping: runs.filter { $0.sweepKey != nil && $0.sweepValue != nil }) { "\($0.objective) \($0.sweepKey!)" }
+        if !groups.isEmpty {
+            h += "<h2>Sweeps</h2><div class=\"plots\">\n"
+            let reference = runs.first { $0.objective == "ce" && $0.sweepKey == nil }
+            for key in groups.keys.sorted() {
+                let g = groups[key]!.sorted { $0.sweepValue! < $1.sweepValue! }
+                let xs = g.map { $0.sweepValue! }
+                let allPositive = xs.allSatisfy { $0 > 0 }
+                let acc = g.map { ($0.testAccuracy ?? .nan) * 100 }
+                func refLine(_ v: Double?, _ name: String, _ c: String, right: Bool) -> [SVGChart.Series] {
+                    guard let v, let lo = xs.first, let hi = xs.last, hi > lo else { return [] }
+                    return [SVGChart.Series(name: name, xs: [lo, hi], ys: [v, v], color: c, dashed: true, right: right)]
+                }
+                let accSeries = SVGChart.Series(name: "test accuracy (%)", xs: xs, ys: acc, color: "#1f77b4", markers: true)
+                let refAcc = refLine(reference?.testAccuracy.map { $0 * 100 }, "ce accuracy", "#1f77b4", right: false)
+                if g.contains(where: { $0.noiseRatio != nil }) {
+                    h += SVGChart.lineChart(title: "\(key): accuracy and noise ratio", xLabel: g[0].sweepKey!, yLabel: "test accuracy (%)", y2Label: "noise ratio (max)",
+                                            series: [accSeries, SVGChart.Series(name: "noise ratio", xs: xs, ys: g.map { $0.noiseRatio?.maxRatio ?? .nan }, color: "#d62728", right: true, markers: true)]
+                                                + refAcc + refLine(reference?.noiseRatio?.maxRatio, "ce noise ratio", "#d62728", right: true),
+                                            logX: allPositive)
+                }
+                if g.contains(where: { $0.alignment != nil }) {
+                    h += SVGChart.lineChart(title: "\(key): accuracy and alignment", xLabel: g[0].sweepKey!, yLabel: "test accuracy (%)", y2Label: "gradient-score cosine",
+                                            series: [accSeries, SVGChart.Series(name: "cosine", xs: xs, ys: g.map { $0.alignment?.cosineMean ?? .nan }, color: "#2ca02c", right: true, markers: true)]
+                                                + refAcc + refLine(reference?.alignment?.cosineMean, "ce cosine", "#2ca02c", right: true),
+                                            logX: allPositive)
+                }
+                if g.contains(where: { $0.robustness != nil }) {
+                    h += SVGChart.lineChart(title: "\(key): accuracy and on-manifold gradient", xLabel: g[0].sweepKey!, yLabel: "test accuracy (%)", y2Label: "||P_T g||² / ||g||²",
+                                            series: [accSeries, SVGChart.Series(name: "on-manifold fraction", xs: xs, ys: g.map { $0.robustness?.gradientTangentFraction ?? .nan }, color: "#9467bd", right: true, markers: true)]
+                                                + refAcc + refLine(reference?.robustness?.gradientTangentFraction, "ce fraction", "#9467bd", right: true),
+                                            logX: allPositive)
+                }
+            }
+            h += "</div>\n"
+        }
+
+        let withNR = runs.filter { $0.noiseRatio != nil }
+        if !withNR.isEmpty {
+            h += "<h2>Signal vs distractor noise</h2><div class=\"plots\">\n"
+            h += SVGChart.lineChart(title: "noise ratio (signal / distractor)", xLabel: "noise std", yLabel: "ratio",
+                                    series: withNR.map { SVGChart.Series(name: $0.name, xs: $0.noiseRatio!.stds, ys: $0.noiseRatio!.ratio, color: color[$0.name]!) },
+                                    logY: true)
+            h += SVGChart.lineChart(title: "softmax change: signal (solid), distractor (dashed)", xLabel: "noise std", yLabel: "mean L1 change of the softmax",
+                                    series: withNR.flatMap { [SVGChart.Series(name: $0.name, xs: $0.noiseRatio!.stds, ys: $0.noiseRatio!.signal, color: color[$0.name]!),
+                                                              SVGChart.Series(name: $0.name + " (distractor)", xs: $0.noiseRatio!.stds, ys: $0.noiseRatio!.distractor, color: color[$0.name]!, dashed: true)] },
+                                    logY: true)
+            h += "</div>\n"
+        }
+        let withR = runs.filter { $0.robustness != nil }
+        if !withR.isEmpty {
+            h += "<h2>On- vs off-manifold noise</h2><div class=\"plots\">\n"
+            h += SVGChart.lineChart(title: "on / off-manifold ratio", xLabel: "eps (L2 norm of the noise)", yLabel: "ratio",
+                                    series: withR.map { SVGChart.Series(name: $0.name, xs: $0.robustness!.eps, ys: $0.robustness!.ratio, color: color[$0.name]!) },
+                                    logY: true)
+            h += SVGChart.lineChart(title: "softmax change: on (solid), off manifold (dashed)", xLabel: "eps (L2 norm of the noise)", yLabel: "mean L1 change of the softmax",
+                                    series: withR.flatMap { [SVGChart.Series(name: $0.name, xs: $0.robustness!.eps, ys: $0.robustness!.onManifold, color: color[$0.name]!),
+                                                             SVGChart.Series(name: $0.name + " (off)", xs: $0.robustness!.eps, ys: $0.robustness!.offManifold, color: color[$0.name]!, dashed: true)] },
+                                    logY: true)
+            h += "</div>\n"
+        }
+
+        h += "<h2>Input gradients</h2><p class=\"note\">Per model, rows of test images: input | input gradient"
+        h += runs.contains { $0.alignment != nil } ? " | score estimate" : ""
+        h += " (red positive, blue negative, each map scaled by its own largest |value|).</p><div class=\"grads\">\n"
+        for r in runs {
+            let dir = outDir + "/" + r.directory + "/measure/"
+            let path = FileManager.default.fileExists(atPath: dir + "alignment.png") ? dir + "alignment.png" : dir + "gradients.png"
+            guard let img = try? Image.readPNG(path) else { continue }
+            h += "<figure><img src=\"\(try img.pngDataURL())\" alt=\"gradients of \(esc(r.name))\"><figcaption>\(esc(r.name))<br>"
+            h += "acc \(r.testAccuracy.map { String(format: "%.1f%%", $0 * 100) } ?? "–"), ratio \(f(r.noiseRatio?.maxRatio, "%.2f")), cos \(f(r.alignment?.cosineMean))</figcaption></figure>\n"
+        }
+        h += "</div>\n"
+        if let text = spec.sourceText {
+            h += "<h2>Experiment</h2><pre>\(esc(text))</pre>\n"
+        }
+        h += "</body></html>\n"
+        return h
+    }
+}
