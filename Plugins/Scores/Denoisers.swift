@@ -185,22 +185,20 @@ func droppedLabels(_ labels: [Int32]?, net: DenoiserNet, p: Double, context c: C
     return labels.map { c.randomUniform() < p ? Int32(net.classes) : $0 }
 }
 
-/// D(x; sigma) with EDM preconditioning, for one sigma for the whole batch.
-func denoise(_ net: DenoiserNet, _ x: Tensor, sigma: Double, sigmaData: Double, labels: [Int32]?) throws -> Tensor {
-    let c = x.context, n = x.shape[0]
-    let k = EDM(sigma: sigma, sigmaData: sigmaData)
-    let noise = net.noiseConditioned ? try c.full([n, 1], Float(k.noise)) : nil
-    let cond = try net.condition(c, n: n, noise: noise, labels: labels)
-    let f = try net(x * Float(k.input), condition: cond)
-    return try x * Float(k.skip) + f * Float(k.out)
-}
-
 /// Tweedie's formula: grad log p_sigma(x) = (D(x; sigma) - x) / sigma^2, computed without
-/// recording for differentiation.
-func tweedieScore(_ net: DenoiserNet, _ x: Tensor, sigma: Double, sigmaData: Double, labels: [Int32]?) throws -> Tensor {
-    try x.context.withGradient(enabled: false) {
-        let d = try denoise(net, x.detached(), sigma: sigma, sigmaData: sigmaData, labels: labels)
-        return try (d - x) * Float(1 / (sigma * sigma))
+/// recording for differentiation. With D = c_skip x + c_out F and c_skip - 1 = -sigma^2 /
+/// (sigma^2 + sd^2) it is -x / (sigma^2 + sd^2) + (c_out / sigma^2) F: the same number without
+/// the cancellation of D - x at small sigma (float32 would lose ~eps |x| / sigma^2 there).
+func tweedieScore(_ net: DenoiserNet, _ x: Tensor, sigma: Double, sigmaData sd: Double, labels: [Int32]?) throws -> Tensor {
+    let c = x.context
+    return try c.withGradient(enabled: false) {
+        let x = try x.detached()
+        let n = x.shape[0]
+        let k = EDM(sigma: sigma, sigmaData: sd)
+        let noise = net.noiseConditioned ? try c.full([n, 1], Float(k.noise)) : nil
+        let cond = try net.condition(c, n: n, noise: noise, labels: labels)
+        let f = try net(x * Float(k.input), condition: cond)
+        return try x * Float(-1 / (sigma * sigma + sd * sd)) + f * Float(k.out / (sigma * sigma))
     }
 }
 
