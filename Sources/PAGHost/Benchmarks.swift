@@ -1,4 +1,5 @@
 import Foundation
+import PAGData
 import PAGTensor
 
 /// The benchmark workloads of `pag bench`. The first six are written with the engine directly so
@@ -7,7 +8,13 @@ import PAGTensor
 /// boundary. Shapes and hyperparameters match bench/pytorch_peer.py.
 public enum Benchmarks {
     public static let names = ["mlp-ce", "mlp-gradnorm", "lenet-ce", "lenet-gradnorm", "conv2d-fwd", "sgemm"]
-        + pluginWorkloads.map(\.name)
+        + pluginWorkloads.map(\.name) + autoencoderWorkloads
+
+    /// The autoencoder manifold plugin's tangent basis on 28x28 Fashion-MNIST test images (random
+    /// images when the data set is missing), latent 16, batch 8, reported in ms per image: with
+    /// k = 16 Jacobian-vector products in one batched pass (pag's method), and with one backward
+    /// pass per output pixel, 784 per batch (the reference's method).
+    public static let autoencoderWorkloads = ["autoencoder-tangent", "autoencoder-tangent-per-pixel"]
 
     /// A workload run through plugins: a model plugin with its settings, an objective plugin with
     /// its default hyperparameters, a random batch of the given shape with labels in 0..<10.
@@ -31,7 +38,9 @@ public enum Benchmarks {
     ]
 
     /// True when `name` runs through the model and objective plugins.
-    public static func needsPlugins(_ name: String) -> Bool { pluginWorkloads.contains { $0.name == name } }
+    public static func needsPlugins(_ name: String) -> Bool {
+        pluginWorkloads.contains { $0.name == name } || autoencoderWorkloads.contains(name)
+    }
 
     /// One workload's timings.
     public struct Result: Codable, Sendable {
@@ -136,6 +145,9 @@ public enum Benchmarks {
             }
             return summarize(name, ms)
         }
+        if autoencoderWorkloads.contains(name) {
+            return try autoencoderTangent(perPixel: name.hasSuffix("per-pixel"), steps: steps, warmup: warmup, plugins: plugins)
+        }
         switch name {
         case "mlp-ce", "mlp-gradnorm", "lenet-ce", "lenet-gradnorm":
             let net = name.hasPrefix("mlp") ? mlp(rng: &rng) : lenet(rng: &rng)
@@ -160,6 +172,29 @@ public enum Benchmarks {
         default:
             throw BenchmarkError.unknownWorkload(name)
         }
+    }
+
+    /// ms per image of the autoencoder plugin's tangent basis (see `autoencoderWorkloads`). The
+    /// per-pixel method runs at most 3 timed steps after 1 warm-up: it is ~50x slower.
+    static func autoencoderTangent(perPixel: Bool, steps: Int, warmup: Int, plugins: PluginRegistry?) throws -> Result {
+        let name = perPixel ? "autoencoder-tangent-per-pixel" : "autoencoder-tangent"
+        guard let plugins, let p = try? plugins.plugin(named: "autoencoder") else {
+            throw BenchmarkError.missingPlugins(name, ["autoencoder"])
+        }
+        let batch = 8
+        let e = try PluginInstance(plugin: p, settings: ["channels=1", "height=28", "width=28", "latent=16",
+                                                         "jacobian=\(perPixel ? "per-pixel" : "jvp")"], seed: 0)
+        let x: Tensor
+        if let data = try? DatasetRegistry.standard.load("fashion-mnist", split: .test) {
+            x = data.batch(Array(0..<batch)).images
+        } else {
+            var rng = RandomGenerator(seed: 0, stream: name)
+            x = Tensor.rand([batch, 1, 28, 28], low: -1, high: 1, rng: &rng)
+        }
+        let ms = try time(steps: perPixel ? min(steps, 3) : steps, warmup: perPixel ? min(warmup, 1) : warmup) {
+            _ = try e.tangentBasis(x)
+        }
+        return summarize(name, ms.map { $0 / Double(batch) })
     }
 
     /// Peak resident memory of this process in MiB (getrusage's ru_maxrss).

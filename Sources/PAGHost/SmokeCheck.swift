@@ -1,4 +1,5 @@
 import Foundation
+import PAGData
 import PAGTensor
 
 /// Smoke calls for `pag plugins check`: each kind's functions on small random input, checking
@@ -20,7 +21,11 @@ public enum SmokeCheck {
     public static func run(_ plugin: Plugin, settings: [String] = []) -> Result {
         var details: [String] = []
         do {
-            let inst = try PluginInstance(plugin: plugin, settings: settings, seed: 1)
+            // Manifold estimators that declare the sample shape (channels, height, width) get the
+            // check data's [1, 4, 4] unless the user set them.
+            let shaped = plugin.kind == .manifold
+                ? LearnedEstimator.settings(for: plugin, user: settings, data: checkInfo) : settings
+            let inst = try PluginInstance(plugin: plugin, settings: shaped, seed: 1)
             details.append("create: ok")
             switch plugin.kind {
             case .model: try model(inst, &details)
@@ -86,12 +91,15 @@ public enum SmokeCheck {
         }
     }
 
-    /// 32 samples of shape [1, 4, 4] on a 2-D plane through the origin, two classes.
+    /// 32 samples of shape [1, 4, 4] near a 2-D plane through the origin, two classes.
     static func planeData() -> HostDataset {
         var rng = RandomGenerator(seed: 11, stream: "check.plane")
         let basis = Tensor.randn([2, 16], rng: &rng)
         let coeffs = Tensor.randn([32, 2], rng: &rng)
-        let x = noGrad { Tensor.matmul(coeffs, basis).reshape([32, 1, 4, 4]) }
+        // Plus a little noise off the plane (1e-3), as real data has: estimators that look at
+        // the local spread in more than 2 directions (pca with its default dimension) work.
+        let noise = Tensor.randn([32, 16], std: 1e-3, rng: &rng)
+        let x = noGrad { (Tensor.matmul(coeffs, basis) + noise).reshape([32, 1, 4, 4]) }
         return HostDataset(images: x, labels: (0..<32).map { Int32($0 % 2) }, classes: 2)
     }
 
@@ -111,9 +119,27 @@ public enum SmokeCheck {
         details.append("train_loss: finite scalar \(loss.item); gradients for \(params.count) parameter tensors finite")
     }
 
+    /// What the estimators are told about the check data (shape [1, 4, 4], two classes).
+    static let checkInfo = DatasetInfo(name: "check", sampleShape: [1, 4, 4], classCount: 2, normalization: .identity)
+
+    /// The plane of `planeData` as orthonormal columns [16, 2]: the data set's exact subspace,
+    /// handed to fit as oracle facts (pag_host.dataset_signal_basis).
+    static func planeBasis(_ data: HostDataset) -> Tensor {
+        var rng = RandomGenerator(seed: 11, stream: "check.plane")
+        let b = Tensor.randn([2, 16], rng: &rng).values.map(Double.init)
+        var u = Array(b[0..<16]), v = Array(b[16..<32])
+        let nu = u.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        u = u.map { $0 / nu }
+        let d = zip(u, v).reduce(0) { $0 + $1.0 * $1.1 }
+        v = zip(v, u).map { $0 - d * $1 }
+        let nv = v.reduce(0) { $0 + $1 * $1 }.squareRoot()
+        v = v.map { $0 / nv }
+        return Tensor((0..<16).flatMap { [Float(u[$0]), Float(v[$0])] }, shape: [16, 2])
+    }
+
     static func manifold(_ e: PluginInstance, _ details: inout [String]) throws {
         let data = planeData()
-        try e.fit(data)
+        try e.fit(data, signalBasis: planeBasis(data))
         details.append("fit: ok on \(data.count) samples of [1, 4, 4] on a plane")
         let x = noGrad { data.images.slice(axis: 0, 0..<2) }
         if e.hasTangentBasis {

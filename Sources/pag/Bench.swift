@@ -26,6 +26,13 @@ struct Bench: ParsableCommand {
           lenet-pgd-l2                pgd-l2 (eps 0.5, 15 eval-mode steps)
           resnet18-ce                 cross-entropy
           resnet18-gradnorm           gradnorm (lambda 1e-3)
+        Manifold workloads (libPAGManifolds.so), in ms per image: the autoencoder
+        plugin's tangent basis (latent 16) on 8 Fashion-MNIST 28x28 test images
+        (random images without the data set), untrained weights (the cost does not
+        depend on them).
+          autoencoder-tangent            16 Jacobian-vector products, one batched pass
+          autoencoder-tangent-per-pixel  one backward pass per output pixel (784, the
+                                         reference's method; at most 3 timed steps)
         Compare with PyTorch on the same machine: bench/compare (see bench/README.md).
         """
     )
