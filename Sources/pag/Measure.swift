@@ -72,6 +72,8 @@ extension Measure {
         var scoreSettings: [String] = []
         @Option(help: "Training images the score estimator is fitted on.") var fitSamples: Int = 2000
         @Option(help: "Training steps for a score estimator that learns.") var trainSteps: Int = 500
+        @Option(help: "Where a learned score estimator is saved and reused (default: estimators/NAME-STEPSsteps.safetensors beside the checkpoint folder).")
+        var estimatorCheckpoint: String?
         @Flag(help: "Differentiate the class logit instead of the sum of logits.") var classLogit = false
         @Option(help: "Images in the PNG grid.") var gridImages: Int = 8
 
@@ -79,7 +81,8 @@ extension Measure {
             let reg = common.paths.load(quiet: true)
             let s = try common.subject(reg)
             let src = try MeasureRunner.scoreSource(score, registry: reg, subject: s, fitSamples: fitSamples, trainSteps: trainSteps,
-                                                    settings: scoreSettings)
+                                                    settings: scoreSettings,
+                                                    checkpoint: estimatorCheckpoint ?? defaultEstimatorPath(common.checkpoint, score, trainSteps))
             let r = try MeasureRunner.alignment(s, score: src, sigma: sigma, classLogit: classLogit, out: common.outDir,
                                                 gridImages: gridImages, progress: common.showProgress)
             try emit(r, json: common.json, text: String(format: "gradient vs %@ score at sigma %.3g on %d images: cosine %.4f ± %.4f, SSIM %.4f ± %.4f; wrote %@/alignment.{json,csv,png}",
@@ -99,12 +102,15 @@ extension Measure {
         @Option(help: "Training steps for a manifold estimator that learns.") var trainSteps: Int = 500
         @Option(help: "Noise draws per image.") var draws: Int = 1
         @Option(help: "Grid: smallest and largest log10 eps and the number of points.") var grid: String = "-3:2:20"
+        @Option(help: "Where a learned manifold estimator is saved and reused (default: estimators/NAME-STEPSsteps.safetensors beside the checkpoint folder).")
+        var estimatorCheckpoint: String?
 
         func run() throws {
             let reg = common.paths.load(quiet: true)
             let s = try common.subject(reg)
             let m = try MeasureRunner.manifoldSource(manifold, registry: reg, subject: s, fitSamples: fitSamples, trainSteps: trainSteps,
-                                                     settings: manifoldSettings)
+                                                     settings: manifoldSettings,
+                                                     checkpoint: estimatorCheckpoint ?? defaultEstimatorPath(common.checkpoint, manifold, trainSteps))
             let r = try MeasureRunner.robustness(s, manifold: m, eps: try parseGrid(grid), draws: draws, seed: common.seed,
                                                  out: common.outDir, progress: common.showProgress)
             try emit(r, json: common.json, text: String(format: "on/off-manifold ratio (max over eps) %.3f at eps %.3g, gradient on-manifold fraction %.4f ± %.4f (%@, %d images); wrote %@/robustness.{json,csv,png}",
@@ -112,6 +118,13 @@ extension Measure {
                                                         r.manifold, r.samples, common.outDir))
         }
     }
+}
+
+/// estimators/NAME-STEPSsteps.safetensors in the folder that holds the checkpoint folder.
+func defaultEstimatorPath(_ checkpoint: String, _ name: String, _ steps: Int) -> String {
+    let parent = (checkpoint.hasSuffix("/") ? String(checkpoint.dropLast()) : checkpoint) as NSString
+    let dir = parent.deletingLastPathComponent
+    return (dir.isEmpty ? "" : dir + "/") + "estimators/\(name)-\(steps)steps.safetensors"
 }
 
 /// "A:B:N" -> logspace(A, B, N).

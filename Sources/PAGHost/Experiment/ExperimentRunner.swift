@@ -83,11 +83,13 @@ public final class ExperimentRunner {
             let subject = try MeasureSubject(directory: dir, registry: registry, samples: spec.samples)
             if score == nil, let a = spec.alignment {
                 score = try MeasureRunner.scoreSource(a.score, registry: registry, subject: subject, fitSamples: a.fitSamples,
-                                                      trainSteps: a.trainSteps, settings: a.settings)
+                                                      trainSteps: a.trainSteps, settings: a.settings,
+                                                      checkpoint: outDir + "/estimators/\(a.score)-\(a.trainSteps)steps.safetensors")
             }
             if manifold == nil, let b = spec.robustness {
                 manifold = try MeasureRunner.manifoldSource(b.manifold, registry: registry, subject: subject, fitSamples: b.fitSamples,
-                                                            trainSteps: b.trainSteps, settings: b.settings)
+                                                            trainSteps: b.trainSteps, settings: b.settings,
+                                                            checkpoint: outDir + "/estimators/\(b.manifold)-\(b.trainSteps)steps.safetensors")
             }
             var result = RunResult(name: r.name, objective: r.objective, settings: r.config.settings, sweepKey: r.sweepKey,
                                    sweepValue: r.sweepValue, directory: "runs/" + r.name, testAccuracy: metrics.testAccuracy,

@@ -28,14 +28,17 @@ public final class PluginScore: ScoreSource {
     }
 }
 
-/// A manifold estimator plugin: its project, or its tangent basis (orthonormalized here).
+/// A manifold estimator plugin: its project, or its tangent basis (orthonormalized here). The
+/// measured images' signal masks, when the data set has them, are passed to the plugin.
 public final class PluginTangent: TangentSource {
     public let instance: PluginInstance
+    let masks: Tensor?
     public var name: String { instance.plugin.name }
-    public init(_ instance: PluginInstance) { self.instance = instance }
+    public init(_ instance: PluginInstance, masks: Tensor? = nil) { self.instance = instance; self.masks = masks }
     public func project(_ x: Tensor, _ v: Tensor, rows: Range<Int>, normal: Bool) throws -> Tensor {
-        if instance.hasProject { return try instance.project(x, v, normal: normal) }
-        let basis = try instance.tangentBasis(x)
+        let m = masks.map { rows.count == $0.shape[0] ? $0 : $0.slice(axis: 0, rows).copy() }
+        if instance.hasProject { return try instance.project(x, v, normal: normal, signalMask: m) }
+        let basis = try instance.tangentBasis(x, signalMask: m)
         return BasisTangent.project(v, basis: basis, normal: normal)
     }
 }

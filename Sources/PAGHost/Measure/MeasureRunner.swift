@@ -336,10 +336,12 @@ public enum MeasureRunner {
     // MARK: estimators by name
 
     /// A score source by name: a loaded score plugin (fitted on `fitSamples` training images; a
-    /// learning estimator is trained for `trainSteps` steps), or the host's `empirical` (when no
-    /// plugin of that name is loaded) or `analytic` (synthetic data only).
+    /// learning estimator such as `denoiser` is trained for `trainSteps` steps and saved to
+    /// `checkpoint`, or loaded from there when that file was made with the same settings), or
+    /// the host's `empirical` (when no plugin of that name is loaded) or `analytic` (synthetic
+    /// data only).
     public static func scoreSource(_ name: String, registry: PluginRegistry, subject s: MeasureSubject, fitSamples: Int = 2000,
-                                   trainSteps: Int = 500, settings: [String] = []) throws -> ScoreSource {
+                                   trainSteps: Int = 500, settings: [String] = [], checkpoint: String? = nil) throws -> ScoreSource {
         let train = try DatasetCache.load(s.data.info.name, split: .train, dataDir: s.config.dataDir)
         if name == "analytic" {
             guard let syn = train as? SyntheticDataset else {
@@ -353,42 +355,46 @@ public enum MeasureRunner {
             return EmpiricalScore(images: x, labels: y)
         }
         let p = try registry.plugin(named: name, kind: .score)
-        let inst = try PluginInstance(plugin: p, settings: settings, seed: s.config.seed)
-        let (x, y) = train.allSamples(limit: fitSamples)
-        let host = HostDataset(images: x, labels: y.map(Int32.init), classes: train.info.classCount)
-        try inst.fit(host)
-        if inst.hasTrainLoss {
-            var loop = TrainLoop()
-            loop.steps = trainSteps; loop.batchSize = 64; loop.learningRate = 1e-3; loop.optimizer = .adam
-            log("training score estimator '\(name)' for \(trainSteps) steps on \(host.count) images")
-            _ = try loop.fit(estimator: inst, data: host)
-        }
+        var cfg = EstimatorTrainingConfig()
+        cfg.steps = trainSteps; cfg.seed = s.config.seed
+        let inst = try LearnedEstimator.prepare(p, settings: settings, data: train, config: cfg, checkpoint: checkpoint,
+                                                fitSamples: fitSamples, log: log, progress: estimatorBar(name, trainSteps))
         return PluginScore(inst)
     }
 
+    static func estimatorBar(_ name: String, _ steps: Int) -> ((Int, Double) -> Void)? {
+        var b: ProgressBar?
+        return { step, loss in
+            if b == nil { b = ProgressBar(title: "estimator \(name)", total: steps) }
+            b!.update(step, status: String(format: "loss %.4f", loss))
+        }
+    }
+
     /// A tangent source by name: a loaded manifold plugin (fitted on `fitSamples` training
-    /// images), or for `oracle` the host's exact one (signal mask, or the synthetic set's
-    /// signal subspace).
+    /// images, with the data set's signal facts; a learning one such as `autoencoder` is trained
+    /// and saved like a score estimator), or for `oracle` the host's exact one (signal mask, or
+    /// the synthetic set's signal subspace).
     public static func manifoldSource(_ name: String, registry: PluginRegistry, subject s: MeasureSubject, fitSamples: Int = 2000,
-                                      trainSteps: Int = 500, settings: [String] = []) throws -> TangentSource {
-        // The host's oracle knows the measured images' masks; the plugin would need them passed.
+                                      trainSteps: Int = 500, settings: [String] = [], checkpoint: String? = nil) throws -> TangentSource {
         if name == "oracle" && (s.masks != nil || s.data is SubspaceOracle) {
             if let m = s.masks { return MaskTangent(masks: m) }
             if let o = s.data as? SubspaceOracle { return SubspaceTangent(basis: o.signalBasis) }
-            throw TrainingError.badConfig("--manifold oracle needs a data set that knows its signal (a distractor set or synthetic); '\(s.data.info.name)' does not")
         }
         let p = try registry.plugin(named: name, kind: .manifold)
-        let inst = try PluginInstance(plugin: p, settings: settings, seed: s.config.seed)
         let train = try DatasetCache.load(s.data.info.name, split: .train, dataDir: s.config.dataDir)
-        let (x, y) = train.allSamples(limit: fitSamples)
-        let host = HostDataset(images: x, labels: y.map(Int32.init), classes: train.info.classCount)
-        try inst.fit(host)
-        if inst.hasTrainLoss {
-            var loop = TrainLoop()
-            loop.steps = trainSteps; loop.batchSize = 64; loop.learningRate = 1e-3; loop.optimizer = .adam
-            log("training manifold estimator '\(name)' for \(trainSteps) steps on \(host.count) images")
-            _ = try loop.fit(estimator: inst, data: host)
+        let inst: PluginInstance
+        let basis = (train as? SubspaceOracle)?.signalBasis
+        let full = LearnedEstimator.settings(for: p, user: settings, data: train.info)
+        let probe = try PluginInstance(plugin: p, settings: full, seed: s.config.seed)
+        if probe.hasTrainLoss {
+            var cfg = EstimatorTrainingConfig()
+            cfg.steps = trainSteps; cfg.seed = s.config.seed
+            inst = try LearnedEstimator.prepare(p, settings: settings, data: train, config: cfg, checkpoint: checkpoint,
+                                                fitSamples: fitSamples, log: log, progress: estimatorBar(name, trainSteps))
+        } else {
+            inst = probe
+            if inst.hasFit { try inst.fit(LearnedEstimator.hostDataset(train, limit: fitSamples), signalBasis: basis) }
         }
-        return PluginTangent(inst)
+        return PluginTangent(inst, masks: s.masks)
     }
 }
