@@ -103,15 +103,16 @@ final class AutoencoderTests: XCTestCase {
         var config = EstimatorTrainingConfig()
         config.steps = 150
         config.batchSize = 32
-        config.learningRate = 3e-3
+        config.learningRate = 5e-3
+        config.trainLimit = 1000
         let dir = NSTemporaryDirectory() + "pag-ae-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/autoencoder.safetensors"
         var losses: [Double] = []
-        let e = try LearnedEstimator.prepare(plugin, settings: ["latent=8", "features=8", "activation=softplus"], data: data,
+        let e = try LearnedEstimator.prepare(plugin, settings: ["latent=8", "features=8"], data: data,
                                              config: config, checkpoint: path) { _, l in losses.append(l) }
         XCTAssertEqual(losses.count, 150)
-        let first = losses.prefix(20).reduce(0, +) / 20, last = losses.suffix(20).reduce(0, +) / 20
+        let first = losses.prefix(10).reduce(0, +) / 10, last = losses.suffix(10).reduce(0, +) / 10
         print("autoencoder on synthetic (8x8, latent 8): MSE \(first) -> \(last) in 150 steps")
         XCTAssertLessThan(last, 0.5 * first)
         XCTAssertTrue(FileManager.default.fileExists(atPath: path))
@@ -119,7 +120,7 @@ final class AutoencoderTests: XCTestCase {
         let x = smallSynthetic(split: .test).batch(Array(0..<8)).images
         let b1 = try e.tangentBasis(x)
         var logs: [String] = []
-        let again = try LearnedEstimator.prepare(plugin, settings: ["latent=8", "features=8", "activation=softplus"], data: data,
+        let again = try LearnedEstimator.prepare(plugin, settings: ["latent=8", "features=8"], data: data,
                                                  config: config, checkpoint: path, log: { logs.append($0) })
         XCTAssertTrue(logs.contains { $0.contains("reusing") }, "\(logs)")
         XCTAssertEqual(try again.tangentBasis(x).values, b1.values)
@@ -149,5 +150,19 @@ final class AutoencoderTests: XCTestCase {
         XCTAssertEqual(b.shape, [2, 16, 784])
         for s in 0..<2 { XCTAssertLessThan(orthonormalityError(basisRows(b, sample: s)), 1e-5) }
         print("autoencoder on Fashion-MNIST (latent 16, 30 steps): MSE \(losses.first!) -> \(losses.last!); tangent basis \(String(format: "%.1f", ms)) ms per image (debug build)")
+    }
+}
+
+/// `pag bench`'s autoencoder workload runs through the plugin (the per-pixel one is timed by
+/// `pag bench` itself: ~50x slower, too slow for a debug-build test).
+final class AutoencoderBenchTests: XCTestCase {
+    func testBenchWorkloadRuns() throws {
+        XCTAssertTrue(Benchmarks.names.contains("autoencoder-tangent"))
+        XCTAssertTrue(Benchmarks.needsPlugins("autoencoder-tangent-per-pixel"))
+        let r = try Benchmarks.run("autoencoder-tangent", steps: 1, warmup: 0, plugins: Manifolds.registry.get())
+        XCTAssertGreaterThan(r.ms_median, 0)
+        XCTAssertThrowsError(try Benchmarks.run("autoencoder-tangent", steps: 1, warmup: 0, plugins: PluginRegistry())) {
+            XCTAssertTrue("\($0)".contains("autoencoder"), "\($0)")
+        }
     }
 }
