@@ -1,0 +1,174 @@
+import Foundation
+import XCTest
+import PAGData
+import PAGFormats
+import PAGHost
+import PAGTensor
+
+/// The measurements on models whose answers are known exactly.
+final class MeasureTests: XCTestCase {
+    /// A linear model [N, 1, H, W] -> classes with weights given per class as H*W floats.
+    func linear(_ w: [[Float]], shape: [Int]) -> NativeModel {
+        let d = shape.reduce(1, *)
+        let wt = Tensor(w.flatMap { $0 }, shape: [w.count, d])
+        let b = Tensor.zeros([w.count])
+        return NativeModel(name: "linear", inputShape: shape, outputs: w.count, parameters: [("weight", wt), ("bias", b)]) { x, _ in
+            Tensor.linear(x.reshape([x.shape[0], d]), weight: wt, bias: b)
+        }
+    }
+
+    func randomImages(_ n: Int, _ shape: [Int], seed: UInt64 = 1) -> Tensor {
+        var rng = RandomGenerator(seed: seed, stream: "test")
+        return Tensor.randn([n] + shape, std: 0.5, rng: &rng)
+    }
+
+    /// Masks with the top half (rows 0..<h/2) as signal.
+    func topMasks(_ n: Int, h: Int, w: Int) -> Tensor {
+        let m = Tensor.zeros([n, 1, h, w])
+        for i in 0..<n { for p in 0..<(h / 2 * w) { m.pointer[i * h * w + p] = 1 } }
+        return m
+    }
+
+    func randomWeights(classes: Int, h: Int, w: Int, seed: UInt64, keepTop: Bool = true, keepBottom: Bool = true, mirror: Bool = false) -> [[Float]] {
+        var rng = RandomGenerator(seed: seed, stream: "weights")
+        return (0..<classes).map { _ in
+            var row = (0..<(h * w)).map { _ in rng.nextFloat() * 2 - 1 }
+            for p in 0..<(h * w) {
+                let top = p < h / 2 * w
+                if top && !keepTop || !top && !keepBottom { row[p] = 0 }
+                if mirror && !top { row[p] = row[p - h / 2 * w] }
+            }
+            return row
+        }
+    }
+
+    func testLogspace() {
+        let g = logspace(-2, 1, 30)
+        XCTAssertEqual(g.count, 30)
+        XCTAssertEqual(g.first!, 0.01, accuracy: 1e-12)
+        XCTAssertEqual(g.last!, 10, accuracy: 1e-9)
+        XCTAssertEqual(g[1] / g[0], g[29] / g[28], accuracy: 1e-9)
+    }
+
+    func testNoiseRatioOfASignalOnlyModelIsHuge() throws {
+        let (h, w) = (8, 4)
+        let model = linear(randomWeights(classes: 3, h: h, w: w, seed: 2, keepBottom: false), shape: [1, h, w])
+        let x = randomImages(64, [1, h, w])
+        let c = try Measures.noiseRatio(model: model, images: x, masks: topMasks(64, h: h, w: w))
+        XCTAssertEqual(c.second.max()!, 0, "noise on pixels with zero weight changes nothing")
+        XCTAssertGreaterThan(c.first.last!, 0.1)
+        XCTAssertGreaterThan(c.maxRatio, 1e6)
+        // And the reverse: a model that only looks at the distractor has ratio 0.
+        let blind = linear(randomWeights(classes: 3, h: h, w: w, seed: 2, keepTop: false), shape: [1, h, w])
+        let r = try Measures.noiseRatio(model: blind, images: x, masks: topMasks(64, h: h, w: w))
+        XCTAssertEqual(r.maxRatio, 0)
+    }
+
+    func testNoiseRatioOfASymmetricModelIsAboutOne() throws {
+        let (h, w) = (8, 4)
+        let model = linear(randomWeights(classes: 4, h: h, w: w, seed: 3, mirror: true), shape: [1, h, w])
+        let x = randomImages(400, [1, h, w], seed: 4)
+        let c = try Measures.noiseRatio(model: model, images: x, masks: topMasks(400, h: h, w: w), draws: 2)
+        for (k, r) in c.ratio.enumerated() { XCTAssertEqual(r, 1, accuracy: 0.15, "std \(c.scales[k])") }
+    }
+
+    func testCurvesOfATwoClassModelRiseWithTheNoise() throws {
+        let (h, w) = (6, 4)
+        let model = linear(randomWeights(classes: 2, h: h, w: w, seed: 5), shape: [1, h, w])
+        let x = randomImages(50, [1, h, w], seed: 6)
+        let c = try Measures.noiseRatio(model: model, images: x, masks: topMasks(50, h: h, w: w))
+        for k in 1..<c.scales.count {
+            XCTAssertGreaterThanOrEqual(c.first[k], c.first[k - 1])
+            XCTAssertGreaterThanOrEqual(c.second[k], c.second[k - 1])
+        }
+        XCTAssertLessThan(c.first[0], 0.05)
+        XCTAssertLessThanOrEqual(c.first.last!, 2)
+    }
+
+    func testInputGradientOfALinearModel() throws {
+        let w: [[Float]] = [[1, 2, 3, 4], [0, -1, 0, 1], [5, 0, 0, 0]]
+        let model = linear(w, shape: [1, 2, 2])
+        let x = randomImages(3, [1, 2, 2])
+        let g = try Measures.inputGradient(model: model, x: x)
+        for i in 0..<3 { for j in 0..<4 { XCTAssertEqual(g.pointer[i * 4 + j], w[0][j] + w[1][j] + w[2][j], accuracy: 1e-6) } }
+        let gc = try Measures.inputGradient(model: model, x: x, labels: [2, 0, 1])
+        for (i, y) in [2, 0, 1].enumerated() { for j in 0..<4 { XCTAssertEqual(gc.pointer[i * 4 + j], w[y][j], accuracy: 1e-6) } }
+    }
+
+    func testCosineAndSSIM() {
+        let a = randomImages(3, [1, 8, 8], seed: 7)
+        let neg = Tensor(a.values.map { -$0 }, shape: a.shape)
+        let scaled = Tensor(a.values.map { 3 * $0 }, shape: a.shape)
+        for c in Measures.cosine(a, a) { XCTAssertEqual(c, 1, accuracy: 1e-9) }
+        for c in Measures.cosine(a, neg) { XCTAssertEqual(c, -1, accuracy: 1e-9) }
+        let e1 = Tensor([1, 0, 0, 0], shape: [1, 4]), e2 = Tensor([0, 1, 0, 0], shape: [1, 4])
+        XCTAssertEqual(Measures.cosine(e1, e2)[0], 0)
+        for s in Measures.ssimPerImage(a, a) { XCTAssertEqual(s, 1, accuracy: 1e-9) }
+        for s in Measures.ssimPerImage(a, scaled) { XCTAssertEqual(s, 1, accuracy: 1e-9, "max-abs normalization removes the scale") }
+        // SSIM's luminance and structure terms both flip sign for a negated map, so only the
+        // loss of identity shows: below 1, and near 0 for an unrelated map.
+        for s in Measures.ssimPerImage(a, neg) { XCTAssertLessThan(s, 0.99) }
+        let other = randomImages(3, [1, 8, 8], seed: 8)
+        for s in Measures.ssimPerImage(a, other) { XCTAssertLessThan(abs(s), 0.5) }
+    }
+
+    func testOnManifoldFractionAndRobustnessWithTheMaskOracle() throws {
+        let (h, w) = (8, 4)
+        let model = linear(randomWeights(classes: 3, h: h, w: w, seed: 9, keepBottom: false), shape: [1, h, w])
+        let x = randomImages(32, [1, h, w], seed: 10)
+        let oracle = MaskTangent(masks: topMasks(32, h: h, w: w))
+        let g = try Measures.inputGradient(model: model, x: x)
+        let f = Measures.tangentFraction(g, tangent: try oracle.project(x, g, rows: 0..<32, normal: false))
+        for v in f { XCTAssertEqual(v, 1, accuracy: 1e-9) }
+        let c = try Measures.manifoldRobustness(model: model, images: x, eps: logspace(-2, 1, 8), manifold: oracle)
+        XCTAssertEqual(c.second.max()!, 0)
+        XCTAssertGreaterThan(c.maxRatio, 1e6)
+        // A model on the other half: fraction 0.
+        let other = linear(randomWeights(classes: 3, h: h, w: w, seed: 9, keepTop: false), shape: [1, h, w])
+        let g2 = try Measures.inputGradient(model: other, x: x)
+        for v in Measures.tangentFraction(g2, tangent: try oracle.project(x, g2, rows: 0..<32, normal: false)) { XCTAssertEqual(v, 0, accuracy: 1e-9) }
+    }
+
+    func testBasisProjectionOrthonormalizes() {
+        // Basis rows (1, 1, 0) and (1, 0, 0) span the x-y plane.
+        let basis = Tensor([1, 1, 0, 1, 0, 0], shape: [1, 2, 3])
+        let v = Tensor([2, 3, 4], shape: [1, 3])
+        let t = BasisTangent.project(v, basis: basis, normal: false), n = BasisTangent.project(v, basis: basis, normal: true)
+        assertClose(t.values, [2, 3, 0], accuracy: 1e-6)
+        assertClose(n.values, [0, 0, 4], accuracy: 1e-6)
+    }
+
+    func testEmpiricalScoreMatchesBruteForce() throws {
+        let refs = Tensor([0, 0, 1, 0, 0, 2, 3, 3], shape: [4, 1, 1, 2])
+        let labels = [0, 0, 1, 1]
+        let e = EmpiricalScore(images: refs, labels: labels)
+        let x = Tensor([0.5, 0.2, 2, 2], shape: [2, 1, 1, 2])
+        let sigma = 0.7
+        let s = try e.score(x, sigma: sigma, labels: nil)
+        let sc = try e.score(x, sigma: sigma, labels: [1, 0])
+        let r = refs.values
+        for i in 0..<2 {
+            for conditional in [false, true] {
+                var w: [Double] = [], total = 0.0
+                for k in 0..<4 {
+                    let allowed = !conditional || labels[k] == [1, 0][i]
+                    let d2 = pow(Double(x.values[2 * i] - r[2 * k]), 2) + pow(Double(x.values[2 * i + 1] - r[2 * k + 1]), 2)
+                    let v = allowed ? exp(-d2 / (2 * sigma * sigma)) : 0
+                    w.append(v); total += v
+                }
+                for j in 0..<2 {
+                    let mean = (0..<4).reduce(0.0) { $0 + w[$1] / total * Double(r[2 * $1 + j]) }
+                    let expected = (mean - Double(x.values[2 * i + j])) / (sigma * sigma)
+                    XCTAssertEqual(Double((conditional ? sc : s).values[2 * i + j]), expected, accuracy: 1e-4)
+                }
+            }
+        }
+    }
+}
+
+extension XCTestCase {
+    func assertClose(_ a: [Float], _ b: [Float], accuracy: Float, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, file: file, line: line)
+        for (x, y) in zip(a, b) { XCTAssertEqual(x, y, accuracy: accuracy, file: file, line: line) }
+    }
+}
