@@ -154,7 +154,7 @@ final class AutoencoderTests: XCTestCase {
 }
 
 /// `pag bench`'s autoencoder workload runs through the plugin (the per-pixel one is timed by
-/// `pag bench` itself: ~50x slower, too slow for a debug-build test).
+/// `pag bench` itself: ~20x slower, too slow for a debug-build test).
 final class AutoencoderBenchTests: XCTestCase {
     func testBenchWorkloadRuns() throws {
         XCTAssertTrue(Benchmarks.names.contains("autoencoder-tangent"))
