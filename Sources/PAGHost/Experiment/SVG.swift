@@ -51,7 +51,8 @@ public enum SVGChart {
                 return stride(from: a, through: b, by: every).map { pow(10, Double($0)) }
             }
             let step = Axis.niceStep((high - low) / 5)
-            return stride(from: low, through: high + step / 1e6, by: step).map { $0 }
+            // Snapped to multiples of the step, so a tick at 0 is 0 and not 1e-17.
+            return stride(from: low, through: high + step / 1e6, by: step).map { abs($0) < step * 1e-6 ? 0 : ($0 / step).rounded() * step }
         }
     }
 
@@ -74,7 +75,7 @@ public enum SVGChart {
     public static func lineChart(title: String, xLabel: String, yLabel: String, y2Label: String? = nil, series: [Series],
                                  logX: Bool = true, logY: Bool = false, logY2: Bool = false,
                                  width: Double = 560, height: Double = 330) -> String {
-        let left = 64.0, right = y2Label == nil ? 20.0 : 64.0, top = 30.0, bottom = 48.0
+        let left = 64.0, right = y2Label == nil ? 20.0 : 76.0, top = 30.0, bottom = 48.0
         let legendRows = Double((series.count + 2) / 3)
         let h = height + legendRows * 16
         let pw = width - left - right, ph = height - top - bottom
