@@ -6,6 +6,37 @@ public enum Report {
     static func esc(_ s: String) -> String { SVGChart.esc(s).replacingOccurrences(of: "\"", with: "&quot;") }
     static func f(_ v: Double?, _ fmt: String = "%.3f") -> String { v.map { $0.isFinite ? String(format: fmt, $0) : "∞" } ?? "–" }
 
+    /// Plain statements of what the numbers show, including where an expected effect is absent.
+    public static func findings(_ runs: [RunResult]) -> [String] {
+        var out: [String] = []
+        if let ce = runs.first(where: { $0.objective == "ce" && $0.sweepKey == nil }), let base = ce.noiseRatio?.maxRatio {
+            let others = runs.filter { $0.name != ce.name && $0.noiseRatio != nil }
+            let above = others.filter { $0.noiseRatio!.maxRatio > base * 1.25 }
+            let parts = others.map { String(format: "%@ %.2f", $0.name, $0.noiseRatio!.maxRatio) }.joined(separator: ", ")
+            out.append(String(format: "Noise ratio of the standard model (ce): %.2f; the others: %@.", base, parts))
+            out.append(above.isEmpty
+                ? "No robust model's noise ratio is clearly (25%) above the standard model's: the paper's effect does not appear at this training budget."
+                : "Clearly (25%) above the standard model: " + above.map(\.name).joined(separator: ", ") + ". These models react less to the distractor than to the object, as the paper finds for robust models.")
+        }
+        let groups = Dictionary(grouping: runs.filter { $0.sweepKey != nil && $0.sweepValue != nil && $0.alignment != nil }) { "\($0.objective) \($0.sweepKey!)" }
+        for key in groups.keys.sorted() {
+            let g = groups[key]!.sorted { $0.sweepValue! < $1.sweepValue! }
+            guard g.count >= 3 else { continue }
+            let cos = g.map { $0.alignment!.cosineMean }
+            let best = cos.indices.max { cos[$0] < cos[$1] }!
+            let values = zip(g, cos).map { String(format: "%g: %.3f", $0.sweepValue!, $1) }.joined(separator: ", ")
+            if best > 0 && best < g.count - 1 {
+                out.append("\(key): the gradient-score cosine rises, then falls (\(values)), peaking inside the sweep, the paper's three regimes.")
+            } else {
+                out.append("\(key): the gradient-score cosine does not rise then fall over this sweep (\(values)).")
+            }
+        }
+        if let a = runs.first(where: { $0.alignment != nil })?.alignment, a.score.hasPrefix("empirical") {
+            out.append("The score is the smoothed-empirical one: for a test image it points to the nearest training images, so cosines near 0 are expected for every model; a learned score (score: denoiser) is needed for alignment to say more.")
+        }
+        return out
+    }
+
     public static func html(spec: ExperimentSpec, summary: ExperimentSummary, outDir: String) throws -> String {
         let runs = summary.runs
         let color = Dictionary(uniqueKeysWithValues: runs.enumerated().map { ($1.name, SVGChart.palette[$0 % SVGChart.palette.count]) })
@@ -53,6 +84,11 @@ public enum Report {
         in the tangent space.</p>
 
         """
+
+        let found = findings(runs)
+        if !found.isEmpty {
+            h += "<h2>Findings</h2><ul class=\"note\">\n" + found.map { "<li>\(esc($0))</li>\n" }.joined() + "</ul>\n"
+        }
 
         // Sweeps: accuracy and the measurements against the swept value, on twin axes.
         let groups = Dictionary(grouping: runs.filter { $0.sweepKey != nil && $0.sweepValue != nil }) { "\($0.objective) \($0.sweepKey!)" }
