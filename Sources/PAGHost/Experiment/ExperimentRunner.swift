@@ -65,8 +65,11 @@ public final class ExperimentRunner {
         for r in runs {
             let m = try registry.plugin(named: r.config.model, kind: .model)
             let o = try registry.plugin(named: r.config.objective, kind: .objective)
-            do { _ = try r.config.splitSettings(model: m, objective: o) }
-            catch { throw TrainingError.badConfig("run '\(r.name)': \(error)") }
+            do {
+                let (ms, os) = try r.config.splitSettings(model: m, objective: o)
+                _ = try HyperparameterValues(plugin: m.name, specs: m.hyperparameters, settings: ms)
+                _ = try HyperparameterValues(plugin: o.name, specs: o.hyperparameters, settings: os)
+            } catch { throw TrainingError.badConfig("run '\(r.name)': \(error)") }
             try r.config.validate()
         }
         try FileManager.default.createDirectory(atPath: outDir + "/runs", withIntermediateDirectories: true)
