@@ -3,6 +3,9 @@ import PackageDescription
 
 // Release builds use -Ounchecked for the kernels: bounds are checked at the Tensor API level.
 let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+// The engine and the data loaders are optimized in debug builds too: `swift test` runs real
+// training steps, and unoptimized Swift loops are 10-50x slower. (-enable-testing still applies.)
+let fastEvenInDebug: [SwiftSetting] = fast + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let package = Package(
     name: "pag",
@@ -33,7 +36,7 @@ let package = Package(
                 cSettings: [.unsafeFlags(["-O3"])],
                 linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]),
         .target(name: "PAGTensor", dependencies: ["CPAGKernels"], path: "Sources/PAGTensor",
-                swiftSettings: fast),
+                swiftSettings: fastEvenInDebug),
         // The plugin ABI header (include/pag/plugin.h) as a Clang module.
         .systemLibrary(name: "CPAGPlugin", path: "Sources/CPAGPlugin"),
         // libffi (Debian libffi-dev), for calling plugins' extra functions by signature.
@@ -44,7 +47,7 @@ let package = Package(
                        providers: [.apt(["libfreetype-dev"])]),
         // Data sets: IDX, CIFAR, distractor letters, the synthetic manifold set.
         .target(name: "PAGData", dependencies: ["PAGTensor", "CZlib", "CFreeType"], path: "Sources/PAGData",
-                swiftSettings: fast),
+                swiftSettings: fastEvenInDebug),
         // libpng (Debian libpng-dev) behind a small C layer that turns libpng's longjmp errors into statuses.
         .target(name: "CPNG", path: "Sources/CPNG", linkerSettings: [.linkedLibrary("png")]),
         // Files users keep: safetensors, NPY, PNG, CSV, JSON, all written atomically.
