@@ -25,8 +25,13 @@ public enum Report {
             let cos = g.map { $0.alignment!.cosineMean }
             let best = cos.indices.max { cos[$0] < cos[$1] }!
             let values = zip(g, cos).map { String(format: "%g: %.3f", $0.sweepValue!, $1) }.joined(separator: ", ")
-            if best > 0 && best < g.count - 1 {
+            // Differences count only beyond twice the standard errors of the means compared.
+            let se = g.map { $0.alignment!.cosineStd / Double(max($0.alignment!.samples, 1)).squareRoot() }
+            func clear(_ i: Int, _ j: Int) -> Bool { cos[i] - cos[j] > 2 * (se[i] * se[i] + se[j] * se[j]).squareRoot() }
+            if best > 0 && best < g.count - 1 && clear(best, 0) && clear(best, g.count - 1) {
                 out.append("\(key): the gradient-score cosine rises, then falls (\(values)), peaking inside the sweep, the paper's three regimes.")
+            } else if best > 0 && best < g.count - 1 {
+                out.append("\(key): the gradient-score cosine peaks inside the sweep (\(values)), but the rise or the fall is within twice the standard error: not a clear rise and fall.")
             } else {
                 out.append("\(key): the gradient-score cosine does not rise then fall over this sweep (\(values)).")
             }
