@@ -188,22 +188,6 @@ public final class PluginInstance {
 
     // MARK: estimators
 
-    /// Fits a manifold or score estimator (a no-op when it has no fit).
-    public func fit(_ data: HostDataset) throws {
-        let fit: (@convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, OpaquePointer?) -> pag_status)?
-        switch plugin.vtable {
-        case .manifold(let v): fit = v.fit
-        case .score(let v): fit = v.fit
-        default: throw wrongKind("fit")
-        }
-        guard let fit else { return }
-        try withCall(nil) { ctx in
-            ctx.dataset = data
-            let st = fit(ctx.pointer, selfPointer, ctx.datasetPointer(data))
-            try ctx.check(st, "fit")
-        }
-    }
-
     /// Whether a manifold or score estimator provides train_loss.
     public var hasTrainLoss: Bool {
         switch plugin.vtable {
@@ -214,36 +198,6 @@ public final class PluginInstance {
     }
     public var hasTangentBasis: Bool { if case .manifold(let v) = plugin.vtable { return v.tangent_basis != nil }; return false }
     public var hasProject: Bool { if case .manifold(let v) = plugin.vtable { return v.project != nil }; return false }
-
-    /// Tangent basis [N, k, D] at x.
-    public func tangentBasis(_ x: Tensor) throws -> Tensor {
-        guard case .manifold(let vt) = plugin.vtable, let f = vt.tangent_basis else { throw wrongKind("tangent_basis") }
-        return try withCall(nil) { ctx in
-            var out: OpaquePointer?
-            try ctx.check(f(ctx.pointer, selfPointer, ctx.push(x), &out), "tangent_basis")
-            let b = try output(ctx, out, "tangent_basis")
-            let d = x.count / max(x.shape.first ?? 1, 1)
-            guard b.rank == 3, b.shape[0] == x.shape[0], b.shape[2] == d else {
-                throw PluginError(plugin: plugin.name, message: "tangent_basis returned shape \(b.shape), expected [\(x.shape[0]), k, \(d)]")
-            }
-            return b
-        }
-    }
-
-    /// The tangent (or normal) component of v at x.
-    public func project(_ x: Tensor, _ v: Tensor, normal: Bool) throws -> Tensor {
-        guard case .manifold(let vt) = plugin.vtable, let f = vt.project else { throw wrongKind("project") }
-        return try withCall(nil) { ctx in
-            var out: OpaquePointer?
-            let which = Int32(normal ? PAG_PROJECT_NORMAL.rawValue : PAG_PROJECT_TANGENT.rawValue)
-            try ctx.check(f(ctx.pointer, selfPointer, ctx.push(x), ctx.push(v), which, &out), "project")
-            let p = try output(ctx, out, "project")
-            guard p.shape == v.shape else {
-                throw PluginError(plugin: plugin.name, message: "project returned shape \(p.shape), expected \(v.shape)")
-            }
-            return p
-        }
-    }
 
     /// The score estimate at x for noise level sigma (labels nil: unconditional).
     public func score(_ x: Tensor, sigma: Double, labels: [Int32]?) throws -> Tensor {

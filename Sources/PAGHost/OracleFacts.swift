@@ -6,13 +6,13 @@ import PAGTensor
 // part, handed to a plugin through pag_host.dataset_signal_basis (the synthetic set's signal
 // subspace, at fit) and pag_host.signal_mask (the distractor sets' per-image signal half, with
 // the batch of a tangent_basis / project call). The `oracle` manifold plugin is built on them;
-// any other estimator may use them too. The caller (a measurement) passes what it knows; the
-// plain fit / tangentBasis / project pass nothing, and a plugin asking then gets a clear error.
+// any other estimator may use them too. The caller (a measurement) passes what it knows; calls
+// without the facts pass nil, and a plugin asking then gets a clear error.
 
 extension PluginInstance {
-    /// Fits a manifold or score estimator; `signalBasis` [D, k] (orthonormal columns) is what
-    /// the plugin reads with pag_host.dataset_signal_basis.
-    public func fit(_ data: HostDataset, signalBasis: Tensor?) throws {
+    /// Fits a manifold or score estimator (a no-op when it has no fit); `signalBasis` [D, k]
+    /// (orthonormal columns) is what the plugin reads with pag_host.dataset_signal_basis.
+    public func fit(_ data: HostDataset, signalBasis: Tensor? = nil) throws {
         let fit: (@convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, OpaquePointer?) -> pag_status)?
         switch plugin.vtable {
         case .manifold(let v): fit = v.fit
@@ -36,7 +36,7 @@ extension PluginInstance {
 
     /// Tangent basis [N, k, D] at x, with x's signal mask (x's shape, 1 = signal) readable by
     /// the plugin through pag_host.signal_mask.
-    public func tangentBasis(_ x: Tensor, signalMask: Tensor?) throws -> Tensor {
+    public func tangentBasis(_ x: Tensor, signalMask: Tensor? = nil) throws -> Tensor {
         guard case .manifold(let vt) = plugin.vtable, let f = vt.tangent_basis else { throw wrongKind("tangent_basis") }
         try checkMask(signalMask, x)
         return try withCall(nil) { ctx in
@@ -53,7 +53,7 @@ extension PluginInstance {
     }
 
     /// The tangent (or normal) component of v at x, with x's signal mask readable by the plugin.
-    public func project(_ x: Tensor, _ v: Tensor, normal: Bool, signalMask: Tensor?) throws -> Tensor {
+    public func project(_ x: Tensor, _ v: Tensor, normal: Bool, signalMask: Tensor? = nil) throws -> Tensor {
         guard case .manifold(let vt) = plugin.vtable, let f = vt.project else { throw wrongKind("project") }
         try checkMask(signalMask, x)
         return try withCall(nil) { ctx in
