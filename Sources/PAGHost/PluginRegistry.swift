@@ -44,6 +44,16 @@ public final class PluginRegistry {
         return path.isEmpty ? nil : path
     }
 
+    /// A registry of the plugins built next to the running executable (pag, or a test bundle:
+    /// inside an .xctest bundle the libraries sit beside the bundle).
+    public static func besideExecutable() -> PluginRegistry {
+        var dir = URL(fileURLWithPath: executableDirectory() ?? "")
+        if dir.lastPathComponent.hasSuffix(".xctest") { dir.deleteLastPathComponent() }
+        let reg = PluginRegistry()
+        reg.loadAll(searchPath: [dir.path])
+        return reg
+    }
+
     /// Loads every library found on `searchPath`.
     public func loadAll(searchPath: [String]) {
         let fm = FileManager.default

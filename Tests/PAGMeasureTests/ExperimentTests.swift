@@ -7,14 +7,7 @@ import PAGTensor
 
 /// Experiment files, the YAML subset, and `pag run` end to end on the synthetic set.
 final class ExperimentTests: XCTestCase {
-    static let registry: PluginRegistry = {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
-        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
-        if dir.lastPathComponent.hasSuffix(".xctest") { dir.deleteLastPathComponent() }
-        let reg = PluginRegistry()
-        reg.loadAll(searchPath: [dir.path])
-        return reg
-    }()
+    static let registry = PluginRegistry.besideExecutable()
 
     func testYAMLSubset() throws {
         let v = try MiniYAML.parse("""

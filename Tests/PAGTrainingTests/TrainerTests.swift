@@ -8,15 +8,7 @@ import PAGTensor
 /// The trainer end to end on the synthetic data set with the built model and objective plugins.
 final class TrainerTests: XCTestCase {
     /// Plugins built next to this test bundle (.build/<config>/).
-    static let registry: PluginRegistry = {
-        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? ""
-        var dir = URL(fileURLWithPath: exe).deletingLastPathComponent()
-        // The bundle is .build/<triple>/<config>/pagPackageTests.xctest; the libraries sit beside it.
-        if dir.lastPathComponent.hasSuffix(".xctest") { dir.deleteLastPathComponent() }
-        let reg = PluginRegistry()
-        reg.loadAll(searchPath: [dir.path])
-        return reg
-    }()
+    static let registry = PluginRegistry.besideExecutable()
 
     func tempDir(_ name: String) -> String {
         let d = FileManager.default.temporaryDirectory.appendingPathComponent("pag-train-\(name)-\(UUID().uuidString)").path
