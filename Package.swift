@@ -74,7 +74,9 @@ let package = Package(
         // Loads libPAGManifolds.so from the build folder: oracle / pca / autoencoder on the synthetic set.
         .testTarget(name: "PAGManifoldTests", dependencies: ["PAGHost", "PAGData", "PAGTensor"], path: "Tests/PAGManifoldTests"),
         // Measurements and `pag run` (the end-to-end test loads the model plugins built beside it).
-        .testTarget(name: "PAGMeasureTests", dependencies: ["PAGHost", "PAGData", "PAGFormats", "PAGTensor"], path: "Tests/PAGMeasureTests"),
+        // Fixtures/ holds PyTorch reference values the tests read by path (scripts/lpips_fixture.py).
+        .testTarget(name: "PAGMeasureTests", dependencies: ["PAGHost", "PAGData", "PAGFormats", "PAGTensor"], path: "Tests/PAGMeasureTests",
+                    exclude: ["Fixtures"]),
         .testTarget(name: "PAGDataTests", dependencies: ["PAGData"], path: "Tests/PAGDataTests"),
         // Loads libPAGScores.so from the build folder; checks against the synthetic set's exact score.
         .testTarget(name: "PAGScoreTests", dependencies: ["PAGHost", "PAGData", "PAGFormats", "PAGTensor"],

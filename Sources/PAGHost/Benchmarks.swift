@@ -8,7 +8,7 @@ import PAGTensor
 /// boundary. Shapes and hyperparameters match bench/pytorch_peer.py.
 public enum Benchmarks {
     public static let names = ["mlp-ce", "mlp-gradnorm", "lenet-ce", "lenet-gradnorm", "conv2d-fwd", "sgemm"]
-        + pluginWorkloads.map(\.name) + autoencoderWorkloads
+        + pluginWorkloads.map(\.name) + autoencoderWorkloads + ["lpips-alex"]
 
     /// The autoencoder manifold plugin's tangent basis on 28x28 Fashion-MNIST test images (random
     /// images when the data set is missing), latent 16, batch 8, reported in ms per image: with
@@ -165,6 +165,8 @@ public enum Benchmarks {
             let flops = 2.0 * 32 * 64 * 32 * 32 * 64 * 9
             let ms = time(steps: steps, warmup: warmup) { _ = noGrad { Tensor.conv2d(x, weight: w, bias: b, padding: 1) } }
             return summarize(name, ms, flops: flops)
+        case "lpips-alex":
+            return summarize(name, try lpipsAlex(steps: steps, warmup: warmup, rng: &rng))
         case "sgemm":
             let a = Tensor.randn([1024, 1024], rng: &rng), b = Tensor.randn([1024, 1024], rng: &rng)
             let ms = time(steps: steps, warmup: warmup) { _ = noGrad { Tensor.matmul(a, b) } }
@@ -195,6 +197,21 @@ public enum Benchmarks {
             _ = try e.tangentBasis(x)
         }
         return summarize(name, ms.map { $0 / Double(batch) })
+    }
+
+    /// ms per image pair of LPIPS (alex) on 64 pairs of 1x56x28 images (resized to 128x64, as
+    /// `pag measure alignment --lpips` does for the distractor sets), random He-scaled weights
+    /// (the cost does not depend on them).
+    static func lpipsAlex(steps: Int, warmup: Int, rng: inout RandomGenerator) throws -> [Double] {
+        var w: [String: Tensor] = [:]
+        for (name, shape) in LPIPS.expectedTensors(backbone: "alex") {
+            let fanIn = shape.dropFirst().reduce(1, *)
+            w[name] = name.hasPrefix("lin") ? Tensor.rand(shape, rng: &rng)
+                : name.hasSuffix(".bias") ? Tensor.zeros(shape) : Tensor.randn(shape, std: (2 / Float(fanIn)).squareRoot(), rng: &rng)
+        }
+        let lpips = try LPIPS(tensors: w)
+        let a = Tensor.rand([64, 1, 56, 28], low: -1, high: 1, rng: &rng), b = Tensor.rand([64, 1, 56, 28], low: -1, high: 1, rng: &rng)
+        return try time(steps: steps, warmup: warmup) { _ = try lpips.distance(a, b) }.map { $0 / 64 }
     }
 
     /// Peak resident memory of this process in MiB (getrusage's ru_maxrss).

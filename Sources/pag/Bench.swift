@@ -33,6 +33,9 @@ struct Bench: ParsableCommand {
           autoencoder-tangent            16 Jacobian-vector products, one batched pass
           autoencoder-tangent-per-pixel  one backward pass per output pixel (784, the
                                          reference's method; at most 3 timed steps)
+        Measurement workload, in ms per image pair:
+          lpips-alex  LPIPS (AlexNet) of 64 pairs of 1x56x28 images, resized to 128x64
+                      as `pag measure alignment --lpips` does; random weights
         Compare with PyTorch on the same machine: bench/compare (see bench/README.md).
         """
     )

@@ -63,8 +63,8 @@ extension Measure {
 
     struct Alignment: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Input gradient vs score estimate: cosine similarity and SSIM per image, PNG grid input | gradient | score.",
-            discussion: "The gradient is d/dx of the sum of logits (or of the class logit with --class-logit, which also asks the score for the class-conditional score). --score names a score plugin; `empirical` falls back to the host's exact smoothed-empirical score when no such plugin is loaded, and `analytic` is the synthetic set's closed form. Writes alignment.json, alignment.csv and alignment.png.")
+            abstract: "Input gradient vs score estimate: cosine similarity, SSIM and (with --lpips) LPIPS per image, PNG grid input | gradient | score.",
+            discussion: "The gradient is d/dx of the sum of logits (or of the class logit with --class-logit, which also asks the score for the class-conditional score). --score names a score plugin; `empirical` falls back to the host's exact smoothed-empirical score when no such plugin is loaded, and `analytic` is the synthetic set's closed form. With --lpips, gradient and score are each divided by their max |value| and compared with LPIPS (the paper plots 1 - LPIPS); images with a shorter side below --lpips-min-side are resized bilinearly up to it. Writes alignment.json, alignment.csv and alignment.png.")
         @OptionGroup var common: MeasureCommon
         @Option(help: "Score estimator (plugin name, or empirical / analytic).") var score: String = "empirical"
         @Option(help: "Noise level of the score, in the [-1, 1] image scale.") var sigma: Double = 0.5
@@ -76,17 +76,27 @@ extension Measure {
         var estimatorCheckpoint: String?
         @Flag(help: "Differentiate the class logit instead of the sum of logits.") var classLogit = false
         @Option(help: "Images in the PNG grid.") var gridImages: Int = 8
+        @Option(help: ArgumentHelp("LPIPS weights (safetensors, lpips state_dict names; see docs/file-formats.md).", valueName: "path"))
+        var lpips: String?
+        @Option(help: "LPIPS resizes images whose shorter side is below this up to it (the original takes 64x64 patches).")
+        var lpipsMinSide: Int = 64
 
         func run() throws {
+            // The weights are read and checked before any model, data or estimator work.
+            let lp = try lpips.map { path in
+                do { return try LPIPS(contentsOf: path, minSide: lpipsMinSide) } catch { throw CLIError("--lpips: \(error)") }
+            }
             let reg = common.paths.load(quiet: true)
             let s = try common.subject(reg)
+            try lp?.check(sampleShape: s.sampleShape)
             let src = try MeasureRunner.scoreSource(score, registry: reg, subject: s, fitSamples: fitSamples, trainSteps: trainSteps,
                                                     settings: scoreSettings,
                                                     checkpoint: estimatorCheckpoint ?? defaultEstimatorPath(common.checkpoint, score, trainSteps))
             let r = try MeasureRunner.alignment(s, score: src, sigma: sigma, classLogit: classLogit, out: common.outDir,
-                                                gridImages: gridImages, progress: common.showProgress)
-            try emit(r, json: common.json, text: String(format: "gradient vs %@ score at sigma %.3g on %d images: cosine %.4f ± %.4f, SSIM %.4f ± %.4f; wrote %@/alignment.{json,csv,png}",
-                                                        r.score, r.sigma, r.samples, r.cosineMean, r.cosineStd, r.ssimMean, r.ssimStd, common.outDir))
+                                                gridImages: gridImages, progress: common.showProgress, lpips: lp)
+            let lpipsText = r.lpipsMean.map { String(format: ", 1 - LPIPS %.4f (LPIPS %@ %.4f ± %.4f)", 1 - $0, r.lpipsBackbone ?? "", $0, r.lpipsStd ?? 0) } ?? ""
+            try emit(r, json: common.json, text: String(format: "gradient vs %@ score at sigma %.3g on %d images: cosine %.4f ± %.4f, SSIM %.4f ± %.4f%@; wrote %@/alignment.{json,csv,png}",
+                                                        r.score, r.sigma, r.samples, r.cosineMean, r.cosineStd, r.ssimMean, r.ssimStd, lpipsText, common.outDir))
         }
     }
 

@@ -44,7 +44,8 @@ public final class MeasureSubject {
         self.images = images; self.labels = labels; self.masks = masks
     }
 
-    var sampleShape: [Int] { Array(images.shape.dropFirst()) }
+    /// The shape of one measured image, e.g. [1, 56, 28].
+    public var sampleShape: [Int] { Array(images.shape.dropFirst()) }
 }
 
 /// Data sets loaded once per process (a distractor set renders its letters when loaded).
@@ -85,7 +86,11 @@ public struct NoiseRatioReport: Codable, Sendable {
 
 /// alignment.json
 public struct AlignmentReport: Codable, Sendable {
-    public struct PerImage: Codable, Sendable { public var index: Int; public var label: Int; public var cosine: Double; public var ssim: Double }
+    public struct PerImage: Codable, Sendable {
+        public var index: Int; public var label: Int; public var cosine: Double; public var ssim: Double
+        /// LPIPS of the max-abs-normalized gradient and score (when LPIPS weights were given).
+        public var lpips: Double? = nil
+    }
     public var pagVersion = PAGVersion.string
     public var measurement = "alignment"
     public var checkpoint: String
@@ -101,6 +106,13 @@ public struct AlignmentReport: Codable, Sendable {
     public var cosineStd: Double
     public var ssimMean: Double
     public var ssimStd: Double
+    /// LPIPS over images (methods.md plots 1 - LPIPS), with the weights file, its backbone and
+    /// the resize rule's minimum side; all nil without LPIPS weights.
+    public var lpipsMean: Double? = nil
+    public var lpipsStd: Double? = nil
+    public var lpipsWeights: String? = nil
+    public var lpipsBackbone: String? = nil
+    public var lpipsMinSide: Int? = nil
     public var images: [PerImage]
 }
 
@@ -226,8 +238,11 @@ public enum MeasureRunner {
 
     /// The model's input gradient against the score at sigma, per image; writes alignment.json,
     /// alignment.csv and alignment.png (input | gradient | score per row, first `gridImages`).
+    /// With `lpips`, also the LPIPS distance of the two maps, each divided by its max |value|
+    /// (methods.md, "Perceptual alignment").
     public static func alignment(_ s: MeasureSubject, score: ScoreSource, sigma: Double = 0.5, classLogit: Bool = false,
-                                 out: String?, gridImages: Int = 8, progress: Bool = false) throws -> AlignmentReport {
+                                 out: String?, gridImages: Int = 8, progress: Bool = false, lpips: LPIPS? = nil) throws -> AlignmentReport {
+        try lpips?.check(sampleShape: s.sampleShape)
         let n = s.images.shape[0], d = s.sampleShape.reduce(1, *)
         let g = try Measures.inputGradient(model: s.model, x: s.images, labels: classLogit ? s.labels : nil)
         var scores: [Tensor] = []
@@ -246,14 +261,21 @@ public enum MeasureRunner {
         let cos = Measures.cosine(g, sc)
         let ss = Measures.ssimPerImage(four(g), four(sc))
         let (cm, cs) = meanStd(cos), (sm, sd) = meanStd(ss)
-        let r = AlignmentReport(checkpoint: s.directory, model: s.config.model, objective: s.config.objective, data: s.data.info.name,
+        let lp = try lpips?.distance(Measures.maxAbsNormalizedRows(g), Measures.maxAbsNormalizedRows(sc))
+        var r = AlignmentReport(checkpoint: s.directory, model: s.config.model, objective: s.config.objective, data: s.data.info.name,
                                 score: score.name, sigma: sigma, gradient: classLogit ? "class-logit" : "sum-of-logits",
                                 samples: n, cosineMean: cm, cosineStd: cs, ssimMean: sm, ssimStd: sd,
-                                images: (0..<n).map { .init(index: $0, label: s.labels[$0], cosine: cos[$0], ssim: ss[$0]) })
+                                images: (0..<n).map { .init(index: $0, label: s.labels[$0], cosine: cos[$0], ssim: ss[$0], lpips: lp?[$0]) })
+        if let lpips, let lp {
+            let (m, v) = meanStd(lp)
+            r.lpipsMean = m; r.lpipsStd = v
+            r.lpipsWeights = lpips.source; r.lpipsBackbone = lpips.backbone; r.lpipsMinSide = lpips.minSide
+        }
         if let out {
             try prepare(out)
             try writeJSON(r, to: out + "/alignment.json")
-            try CSV.write(header: ["index", "label", "cosine", "ssim"], rows: r.images.map { [$0.index, $0.label, $0.cosine, $0.ssim] },
+            try CSV.write(header: ["index", "label", "cosine", "ssim"] + (lp == nil ? [] : ["lpips"]),
+                          rows: r.images.map { i -> [CSVField] in [i.index, i.label, i.cosine, i.ssim] + (i.lpips.map { [$0 as CSVField] } ?? []) },
                           to: out + "/alignment.csv")
             try alignmentGrid(s, gradient: g, score: sc, count: gridImages).writePNG(to: out + "/alignment.png")
         }

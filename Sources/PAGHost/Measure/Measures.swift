@@ -202,6 +202,20 @@ public enum Measures {
         return m > 0 ? v.map { $0 / m } : v
     }
 
+    /// Every sample (row of the leading axis) divided by its largest |value|, as a new tensor;
+    /// zero rows stay zero.
+    public static func maxAbsNormalizedRows(_ t: Tensor) -> Tensor {
+        let n = t.shape[0], d = t.count / max(n, 1)
+        let out = t.detached().copy()
+        let p = out.pointer
+        for i in 0..<n {
+            var m: Float = 0
+            for j in 0..<d { m = max(m, abs(p[i * d + j])) }
+            if m > 0 { for j in 0..<d { p[i * d + j] /= m } }
+        }
+        return out
+    }
+
     /// SSIM (Wang et al. 2004) of two single-channel images of `height` x `width` with values in
     /// a range of width `dataRange`: 7x7 Gaussian window (sigma 1.5) over every position where it
     /// fits, C1 = (0.01 L)^2, C2 = (0.03 L)^2, mean over positions. Identical images give 1.
