@@ -72,7 +72,7 @@ extension Measure {
         var scoreSettings: [String] = []
         @Option(help: "Training images the score estimator is fitted on.") var fitSamples: Int = 2000
         @Option(help: "Training steps for a score estimator that learns.") var trainSteps: Int = 500
-        @Option(help: "Where a learned score estimator is saved and reused (default: estimators/NAME-STEPSsteps.safetensors beside the checkpoint folder).")
+        @Option(help: "Where a learned score estimator is saved and reused (default: estimators/NAME-STEPSsteps[-HASH of the settings].safetensors beside the checkpoint folder).")
         var estimatorCheckpoint: String?
         @Flag(help: "Differentiate the class logit instead of the sum of logits.") var classLogit = false
         @Option(help: "Images in the PNG grid.") var gridImages: Int = 8
@@ -91,7 +91,7 @@ extension Measure {
             try lp?.check(sampleShape: s.sampleShape)
             let src = try MeasureRunner.scoreSource(score, registry: reg, subject: s, fitSamples: fitSamples, trainSteps: trainSteps,
                                                     settings: scoreSettings,
-                                                    checkpoint: estimatorCheckpoint ?? defaultEstimatorPath(common.checkpoint, score, trainSteps))
+                                                    checkpoint: estimatorCheckpoint ?? defaultEstimatorPath(common.checkpoint, score, trainSteps, scoreSettings))
             let r = try MeasureRunner.alignment(s, score: src, sigma: sigma, classLogit: classLogit, out: common.outDir,
                                                 gridImages: gridImages, progress: common.showProgress, lpips: lp)
             let lpipsText = r.lpipsMean.map { String(format: ", 1 - LPIPS %.4f (LPIPS %@ %.4f ± %.4f)", 1 - $0, r.lpipsBackbone ?? "", $0, r.lpipsStd ?? 0) } ?? ""
@@ -112,7 +112,7 @@ extension Measure {
         @Option(help: "Training steps for a manifold estimator that learns.") var trainSteps: Int = 500
         @Option(help: "Noise draws per image.") var draws: Int = 1
         @Option(help: "Grid: smallest and largest log10 eps and the number of points.") var grid: String = "-3:2:20"
-        @Option(help: "Where a learned manifold estimator is saved and reused (default: estimators/NAME-STEPSsteps.safetensors beside the checkpoint folder).")
+        @Option(help: "Where a learned manifold estimator is saved and reused (default: estimators/NAME-STEPSsteps[-HASH of the settings].safetensors beside the checkpoint folder).")
         var estimatorCheckpoint: String?
 
         func run() throws {
@@ -120,7 +120,7 @@ extension Measure {
             let s = try common.subject(reg)
             let m = try MeasureRunner.manifoldSource(manifold, registry: reg, subject: s, fitSamples: fitSamples, trainSteps: trainSteps,
                                                      settings: manifoldSettings,
-                                                     checkpoint: estimatorCheckpoint ?? defaultEstimatorPath(common.checkpoint, manifold, trainSteps))
+                                                     checkpoint: estimatorCheckpoint ?? defaultEstimatorPath(common.checkpoint, manifold, trainSteps, manifoldSettings))
             let r = try MeasureRunner.robustness(s, manifold: m, eps: try parseGrid(grid), draws: draws, seed: common.seed,
                                                  out: common.outDir, progress: common.showProgress)
             try emit(r, json: common.json, text: String(format: "on/off-manifold ratio (max over eps) %.3f at eps %.3g, gradient on-manifold fraction %.4f ± %.4f (%@, %d images); wrote %@/robustness.{json,csv,png}",
@@ -131,10 +131,10 @@ extension Measure {
 }
 
 /// estimators/NAME-STEPSsteps.safetensors in the folder that holds the checkpoint folder.
-func defaultEstimatorPath(_ checkpoint: String, _ name: String, _ steps: Int) -> String {
+func defaultEstimatorPath(_ checkpoint: String, _ name: String, _ steps: Int, _ settings: [String]) -> String {
     let parent = (checkpoint.hasSuffix("/") ? String(checkpoint.dropLast()) : checkpoint) as NSString
     let dir = parent.deletingLastPathComponent
-    return (dir.isEmpty ? "" : dir + "/") + "estimators/\(name)-\(steps)steps.safetensors"
+    return (dir.isEmpty ? "" : dir + "/") + "estimators/" + LearnedEstimator.checkpointName(name, steps: steps, settings: settings)
 }
 
 /// "A:B:N" -> logspace(A, B, N).

@@ -51,9 +51,14 @@ final class ExperimentTests: XCTestCase {
         let d = ExperimentSpec.defaultExperiment
         XCTAssertEqual(d.data, "fashion-mnist-distractor")
         let runs = d.expandedRuns()
-        XCTAssertEqual(runs.map(\.objective), ["ce", "pgd-l2", "randomized-smoothing", "gradnorm", "gradnorm", "gradnorm"])
-        XCTAssertEqual(runs[3].sweepValue, 1e-3)
-        XCTAssertTrue(runs[3].config.settings.contains("objective.lambda=0.001"), "\(runs[3].config.settings)")
+        XCTAssertEqual(runs.map(\.objective), ["ce", "pgd-l2"] + Array(repeating: "randomized-smoothing", count: 5) + Array(repeating: "gradnorm", count: 3))
+        XCTAssertEqual(runs[7].sweepValue, 1e-3)
+        XCTAssertTrue(runs[7].config.settings.contains("objective.lambda=0.001"), "\(runs[7].config.settings)")
+        XCTAssertEqual(runs[2].name, "randomized-smoothing-sigma0.1")
+        // Alignment needs a learned score to say anything (issue 6): the default trains a denoiser.
+        XCTAssertEqual(d.alignment?.score, "denoiser")
+        XCTAssertEqual(d.alignment?.classLogit, true)
+        XCTAssertNil(d.alignment?.lpips)
         XCTAssertEqual(Set(runs.map(\.name)).count, runs.count)
         XCTAssertThrowsError(try ExperimentSpec(text: "runs:\n  - objective: ce\n    sett: [a=1]\n", source: "x.yaml")) {
             XCTAssertTrue("\($0)".contains("unknown key sett"), "\($0)")
@@ -127,5 +132,115 @@ final class ExperimentTests: XCTestCase {
         let s2 = try again.run()
         XCTAssertEqual(s2.runs.map(\.training), ["reused", "reused", "reused"])
         XCTAssertEqual(s2.runs.map { $0.alignment?.cosineMean }, s.runs.map { $0.alignment?.cosineMean })
+    }
+
+    /// A run result as the report sees it (built from JSON: the types are Codable).
+    func result(_ name: String, _ objective: String, sweep: (String, Double)? = nil, ratio: Double? = nil,
+                ssim: Double? = nil, cosine: Double = 0.1, lpips: Double? = nil) throws -> RunResult {
+        var r: [String: Any] = ["name": name, "objective": objective, "settings": [String](), "directory": "runs/" + name,
+                                "testAccuracy": 0.8, "trainSeconds": 1.0, "steps": 10, "training": "trained", "measureSeconds": 1.0]
+        if let (k, v) = sweep { r["sweepKey"] = k; r["sweepValue"] = v }
+        if let ratio {
+            r["noiseRatio"] = ["pagVersion": "x", "measurement": "noise-ratio", "checkpoint": "", "model": "lenet", "objective": objective,
+                               "data": "d", "samples": 300, "draws": 1, "seed": 0, "stds": [0.1], "signal": [ratio], "distractor": [1.0],
+                               "ratio": [ratio], "maxRatio": ratio, "maxRatioStd": 0.1]
+        }
+        if let ssim {
+            var a: [String: Any] = ["pagVersion": "x", "measurement": "alignment", "checkpoint": "", "model": "lenet", "objective": objective,
+                                    "data": "d", "score": "denoiser", "sigma": 0.5, "gradient": "class-logit", "samples": 300,
+                                    "cosineMean": cosine, "cosineStd": 0.1, "ssimMean": ssim, "ssimStd": 0.1, "images": [Any]()]
+            if let lpips { a["lpipsMean"] = lpips; a["lpipsStd"] = 0.05 }
+            r["alignment"] = a
+        }
+        return try JSONDecoder().decode(RunResult.self, from: JSONSerialization.data(withJSONObject: r))
+    }
+
+    /// The report's findings: thresholds at twice the standard errors, the alignment measure
+    /// (SSIM, or 1 - LPIPS when present), and the statements where an effect is absent.
+    func testFindings() throws {
+        // SE of an SSIM mean here: 0.1 / sqrt(300) = 0.0058; "clearly" needs > 0.016 apart.
+        let sweep = try [0.1, 0.5, 2].enumerated().map { i, v in
+            try result("rs-\(v)", "randomized-smoothing", sweep: ("sigma", v), ratio: 2, ssim: [0.16, 0.23, 0.04][i], cosine: -0.1)
+        }
+        let runs = try [result("ce", "ce", ratio: 1.5, ssim: 0.165, cosine: -0.11)] + sweep
+        let f = Report.findings(runs)
+        XCTAssertTrue(f.contains { $0.contains("randomized-smoothing sigma: alignment (SSIM) rises, then falls") }, "\(f)")
+        XCTAssertTrue(f.contains { $0.contains("better (beyond twice the standard errors) than the standard model: rs-0.5") }, "\(f)")
+        XCTAssertTrue(f.contains { $0.contains("cosine is negative for every model") }, "\(f)")
+        XCTAssertTrue(f.contains { $0.contains("Clearly (25%) above the standard model: rs-0.1, rs-0.5, rs-2") }, "\(f)")
+        // A peak within the noise is not a rise and fall.
+        let flat = try [0.1, 0.5, 2].enumerated().map { i, v in
+            try result("rs-\(v)", "randomized-smoothing", sweep: ("sigma", v), ssim: [0.20, 0.21, 0.20][i])
+        }
+        let g = Report.findings(flat)
+        XCTAssertTrue(g.contains { $0.contains("peaks inside the sweep") && $0.contains("not a clear rise and fall") }, "\(g)")
+        XCTAssertFalse(g.contains { $0.contains("negative") })
+        // Monotone: said plainly.
+        let mono = try [0.1, 0.5, 2].enumerated().map { i, v in
+            try result("gn-\(v)", "gradnorm", sweep: ("lambda", v), ssim: [0.13, 0.08, 0.05][i])
+        }
+        XCTAssertTrue(Report.findings(mono).contains { $0.contains("does not rise then fall") })
+        // With LPIPS, 1 - LPIPS is the measure (SSIM would say the opposite here).
+        let lp = try [0.1, 0.5, 2].enumerated().map { i, v in
+            try result("rs-\(v)", "randomized-smoothing", sweep: ("sigma", v), ssim: [0.3, 0.1, 0.3][i], lpips: [0.6, 0.4, 0.7][i])
+        }
+        let h = Report.findings(lp)
+        XCTAssertTrue(h.contains { $0.contains("alignment (1 - LPIPS) rises, then falls (0.1: 0.400, 0.5: 0.600, 2: 0.300)") }, "\(h)")
+        XCTAssertEqual(Report.alignmentMetric(lp[1].alignment!).value, 0.6, accuracy: 1e-12)
+    }
+
+    /// LPIPS weights named by an experiment are checked before anything trains, and used: the
+    /// summary, CSV and report carry 1 - LPIPS, and the findings use it.
+    func testExperimentWithLPIPS() throws {
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("pag-run-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        func run(_ lpips: String) throws -> ExperimentSummary {
+            let spec = try ExperimentSpec(text: """
+            data: synthetic
+            model: mlp
+            model_set: [widths=8]
+            train_limit: 64
+            test_limit: 32
+            runs:
+              - objective: ce
+            measure:
+              samples: 6
+              alignment: {score: analytic, lpips: \(lpips), lpips_min_side: 32}
+              robustness: false
+            """, source: "l.yaml")
+            XCTAssertEqual(spec.alignment?.lpips, lpips)
+            let runner = ExperimentRunner(spec: spec, outDir: out, registry: Self.registry)
+            runner.showProgress = false; runner.log = { _ in }
+            return try runner.run()
+        }
+        XCTAssertThrowsError(try run(out + "/missing.safetensors")) {
+            XCTAssertTrue("\($0)".contains("measure.alignment.lpips") && "\($0)".contains("missing.safetensors"), "\($0)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/runs"), "nothing trained")
+        guard Self.registry.plugins.contains(where: { $0.name == "mlp" }) else { throw XCTSkip("model plugins not built next to the tests") }
+        // Random weights (the LPIPS tests' formula); the synthetic samples are 1x16x16 images.
+        try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+        let weights = out + "/alex.safetensors"
+        try SafeTensors(LPIPSTests.weights("alex")).write(to: weights)
+        let s = try run(weights)
+        let a = try XCTUnwrap(s.runs.first?.alignment)
+        let l = try XCTUnwrap(a.lpipsMean)
+        XCTAssertTrue(l.isFinite && l > 0, "\(l)")
+        XCTAssertEqual(a.images.count, 6)
+        XCTAssertEqual(Report.alignmentMetric(a).name, "1 - LPIPS")
+        let csv = try String(contentsOfFile: out + "/summary.csv", encoding: .utf8)
+        XCTAssertTrue(csv.contains("lpips_mean") && csv.contains(String(l)), csv)
+        let html = try String(contentsOfFile: out + "/report/index.html", encoding: .utf8)
+        XCTAssertTrue(html.contains("1 − LPIPS"))
+    }
+
+    /// Learned estimators are saved under a name that changes with their settings, so a new
+    /// setting trains a new estimator instead of tripping over the old checkpoint.
+    func testEstimatorCheckpointName() {
+        XCTAssertEqual(LearnedEstimator.checkpointName("denoiser", steps: 600, settings: []), "denoiser-600steps.safetensors")
+        let a = LearnedEstimator.checkpointName("denoiser", steps: 600, settings: ["width=16", "sigma=0.25"])
+        XCTAssertEqual(a, LearnedEstimator.checkpointName("denoiser", steps: 600, settings: ["sigma=0.25", "width=16"]), "order does not matter")
+        XCTAssertNotEqual(a, LearnedEstimator.checkpointName("denoiser", steps: 600, settings: ["width=16", "sigma=0.5"]))
+        XCTAssertTrue(a.hasPrefix("denoiser-600steps-") && a.hasSuffix(".safetensors"), a)
     }
 }

@@ -72,6 +72,16 @@ public final class ExperimentRunner {
             } catch { throw TrainingError.badConfig("run '\(r.name)': \(error)") }
             try r.config.validate()
         }
+        // LPIPS weights are read and checked before anything trains.
+        let lpips = try spec.alignment?.lpips.map { path in
+            do { return try LPIPS(contentsOf: path, minSide: spec.alignment!.lpipsMinSide) }
+            catch { throw TrainingError.badConfig("measure.alignment.lpips: \(error)") }
+        }
+        if let lpips {
+            let info = try DatasetCache.load(spec.data, split: .test, dataDir: spec.dataDir).info
+            do { try lpips.check(sampleShape: info.sampleShape) }
+            catch { throw TrainingError.badConfig("measure.alignment.lpips: \(error)") }
+        }
         try FileManager.default.createDirectory(atPath: outDir + "/runs", withIntermediateDirectories: true)
         try AtomicFile.write(spec.sourceText ?? "", to: outDir + "/experiment.yaml")
         var results: [RunResult] = []
@@ -87,18 +97,18 @@ public final class ExperimentRunner {
             if score == nil, let a = spec.alignment {
                 score = try MeasureRunner.scoreSource(a.score, registry: registry, subject: subject, fitSamples: a.fitSamples,
                                                       trainSteps: a.trainSteps, settings: a.settings,
-                                                      checkpoint: outDir + "/estimators/\(a.score)-\(a.trainSteps)steps.safetensors")
+                                                      checkpoint: outDir + "/estimators/" + LearnedEstimator.checkpointName(a.score, steps: a.trainSteps, settings: a.settings))
             }
             if manifold == nil, let b = spec.robustness {
                 manifold = try MeasureRunner.manifoldSource(b.manifold, registry: registry, subject: subject, fitSamples: b.fitSamples,
                                                             trainSteps: b.trainSteps, settings: b.settings,
-                                                            checkpoint: outDir + "/estimators/\(b.manifold)-\(b.trainSteps)steps.safetensors")
+                                                            checkpoint: outDir + "/estimators/" + LearnedEstimator.checkpointName(b.manifold, steps: b.trainSteps, settings: b.settings))
             }
             var result = RunResult(name: r.name, objective: r.objective, settings: r.config.settings, sweepKey: r.sweepKey,
                                    sweepValue: r.sweepValue, directory: "runs/" + r.name, testAccuracy: metrics.testAccuracy,
                                    trainSeconds: metrics.wallTimeSeconds, steps: metrics.steps, training: how,
                                    noiseRatio: nil, alignment: nil, robustness: nil, measureSeconds: 0)
-            try measure(subject, dir: dir, score: score, manifold: manifold, into: &result)
+            try measure(subject, dir: dir, score: score, manifold: manifold, lpips: lpips, into: &result)
             result.measureSeconds = Date().timeIntervalSince(t0)
             log(line(result))
             results.append(result)
@@ -106,10 +116,10 @@ public final class ExperimentRunner {
         let summary = ExperimentSummary(experiment: spec.name, data: spec.data, model: spec.model,
                                         wallSeconds: Date().timeIntervalSince(started), runs: results)
         try MeasureRunner.writeJSON(summary, to: outDir + "/summary.json")
-        try CSV.write(header: ["run", "objective", "sweep_key", "sweep_value", "test_accuracy", "noise_ratio_max", "cosine_mean", "ssim_mean",
+        try CSV.write(header: ["run", "objective", "sweep_key", "sweep_value", "test_accuracy", "noise_ratio_max", "cosine_mean", "ssim_mean", "lpips_mean",
                                "on_off_ratio_max", "gradient_tangent_fraction", "train_seconds", "training"],
                       rows: results.map { r in [r.name, r.objective, r.sweepKey, r.sweepValue, r.testAccuracy, r.noiseRatio?.maxRatio,
-                                                r.alignment?.cosineMean, r.alignment?.ssimMean, r.robustness?.maxRatio,
+                                                r.alignment?.cosineMean, r.alignment?.ssimMean, r.alignment?.lpipsMean, r.robustness?.maxRatio,
                                                 r.robustness?.gradientTangentFraction, r.trainSeconds, r.training] as [CSVField] },
                       to: outDir + "/summary.csv")
         try FileManager.default.createDirectory(atPath: outDir + "/report", withIntermediateDirectories: true)
@@ -121,7 +131,9 @@ public final class ExperimentRunner {
     func line(_ r: RunResult) -> String {
         var parts = ["accuracy " + (r.testAccuracy.map { String(format: "%.2f%%", $0 * 100) } ?? "-")]
         if let n = r.noiseRatio { parts.append(String(format: "noise ratio %.2f", n.maxRatio)) }
-        if let a = r.alignment { parts.append(String(format: "cosine %.3f, SSIM %.3f", a.cosineMean, a.ssimMean)) }
+        if let a = r.alignment {
+            parts.append(String(format: "cosine %.3f, SSIM %.3f", a.cosineMean, a.ssimMean) + (a.lpipsMean.map { String(format: ", 1 - LPIPS %.3f", 1 - $0) } ?? ""))
+        }
         if let b = r.robustness { parts.append(String(format: "on/off %.2f, grad on-manifold %.3f", b.maxRatio, b.gradientTangentFraction)) }
         return "    " + parts.joined(separator: ", ") + String(format: " (train %.0f s %@, measure %.0f s)", r.trainSeconds, r.training, r.measureSeconds)
     }
@@ -151,10 +163,11 @@ public final class ExperimentRunner {
         return (try t.run(), "trained")
     }
 
-    func measure(_ s: MeasureSubject, dir: String, score: ScoreSource?, manifold: TangentSource?, into r: inout RunResult) throws {
+    func measure(_ s: MeasureSubject, dir: String, score: ScoreSource?, manifold: TangentSource?, lpips: LPIPS?,
+                 into r: inout RunResult) throws {
         let out = dir + "/measure"
         let stamp = MeasureStamp(samples: spec.samples, draws: spec.draws, seed: spec.seed, noiseRatio: spec.noiseRatio && s.masks != nil,
-                                 alignment: spec.alignment.map { "\($0.score) sigma=\($0.sigma) fit=\($0.fitSamples) steps=\($0.trainSteps) class=\($0.classLogit) \($0.settings)" },
+                                 alignment: spec.alignment.map { "\($0.score) sigma=\($0.sigma) fit=\($0.fitSamples) steps=\($0.trainSteps) class=\($0.classLogit) \($0.settings)" + ($0.lpips.map { " lpips=\($0) side=\(spec.alignment!.lpipsMinSide)" } ?? "") },
                                  robustness: spec.robustness.map { "\($0.manifold) fit=\($0.fitSamples) steps=\($0.trainSteps) \($0.settings)" })
         let stampPath = out + "/stamp.json"
         let checkpointDate = (try? FileManager.default.attributesOfItem(atPath: dir + "/checkpoint.safetensors")[.modificationDate]) as? Date
@@ -176,7 +189,8 @@ public final class ExperimentRunner {
             r.noiseRatio = try MeasureRunner.noiseRatio(s, out: out, draws: spec.draws, seed: spec.seed, progress: showProgress)
         }
         if let a = spec.alignment, let score {
-            r.alignment = try MeasureRunner.alignment(s, score: score, sigma: a.sigma, classLogit: a.classLogit, out: out, progress: false)
+            r.alignment = try MeasureRunner.alignment(s, score: score, sigma: a.sigma, classLogit: a.classLogit, out: out, progress: false,
+                                               lpips: lpips)
         }
         if let manifold {
             r.robustness = try MeasureRunner.robustness(s, manifold: manifold, draws: spec.draws, seed: spec.seed, out: out, progress: showProgress)

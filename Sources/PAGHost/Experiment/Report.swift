@@ -6,10 +6,25 @@ public enum Report {
     static func esc(_ s: String) -> String { SVGChart.esc(s).replacingOccurrences(of: "\"", with: "&quot;") }
     static func f(_ v: Double?, _ fmt: String = "%.3f") -> String { v.map { $0.isFinite ? String(format: fmt, $0) : "∞" } ?? "–" }
 
+    /// How well a run's gradient matches the score, as the paper measures it: 1 - LPIPS of the
+    /// max-abs-normalized maps when LPIPS weights were given, else their SSIM; with the
+    /// standard error of the mean over images.
+    public static func alignmentMetric(_ a: AlignmentReport) -> (name: String, value: Double, se: Double) {
+        let n = Double(max(a.samples, 1)).squareRoot()
+        if let l = a.lpipsMean { return ("1 - LPIPS", 1 - l, (a.lpipsStd ?? 0) / n) }
+        return ("SSIM", a.ssimMean, a.ssimStd / n)
+    }
+
+    /// a is above b by more than twice the standard error of their difference.
+    static func clearlyAbove(_ a: (name: String, value: Double, se: Double), _ b: (name: String, value: Double, se: Double)) -> Bool {
+        a.value - b.value > 2 * (a.se * a.se + b.se * b.se).squareRoot()
+    }
+
     /// Plain statements of what the numbers show, including where an expected effect is absent.
     public static func findings(_ runs: [RunResult]) -> [String] {
         var out: [String] = []
-        if let ce = runs.first(where: { $0.objective == "ce" && $0.sweepKey == nil }), let base = ce.noiseRatio?.maxRatio {
+        let ce = runs.first { $0.objective == "ce" && $0.sweepKey == nil }
+        if let ce, let base = ce.noiseRatio?.maxRatio {
             let others = runs.filter { $0.name != ce.name && $0.noiseRatio != nil }
             let above = others.filter { $0.noiseRatio!.maxRatio > base * 1.25 }
             let parts = others.map { String(format: "%@ %.2f", $0.name, $0.noiseRatio!.maxRatio) }.joined(separator: ", ")
@@ -18,23 +33,37 @@ public enum Report {
                 ? "No robust model's noise ratio is clearly (25%) above the standard model's: the paper's effect does not appear at this training budget."
                 : "Clearly (25%) above the standard model: " + above.map(\.name).joined(separator: ", ") + ". These models react less to the distractor than to the object, as the paper finds for robust models.")
         }
+        // Alignment: the perceptual similarity of gradient and score (1 - LPIPS, else SSIM).
+        if let ce, let base = ce.alignment.map(alignmentMetric) {
+            let others = runs.filter { $0.name != ce.name && $0.alignment != nil }
+            let above = others.filter { let m = alignmentMetric($0.alignment!); return clearlyAbove(m, base) }
+            let parts = others.map { String(format: "%@ %.3f", $0.name, alignmentMetric($0.alignment!).value) }.joined(separator: ", ")
+            out.append(String(format: "Gradient-score alignment (%@) of the standard model (ce): %.3f; the others: %@.", base.name, base.value, parts))
+            if !others.isEmpty {
+                out.append(above.isEmpty
+                    ? "No model's alignment is above the standard model's by more than twice the standard errors."
+                    : "Aligned with the score clearly better (beyond twice the standard errors) than the standard model: " + above.map(\.name).joined(separator: ", ") + ".")
+            }
+        }
         let groups = Dictionary(grouping: runs.filter { $0.sweepKey != nil && $0.sweepValue != nil && $0.alignment != nil }) { "\($0.objective) \($0.sweepKey!)" }
         for key in groups.keys.sorted() {
             let g = groups[key]!.sorted { $0.sweepValue! < $1.sweepValue! }
             guard g.count >= 3 else { continue }
-            let cos = g.map { $0.alignment!.cosineMean }
-            let best = cos.indices.max { cos[$0] < cos[$1] }!
-            let values = zip(g, cos).map { String(format: "%g: %.3f", $0.sweepValue!, $1) }.joined(separator: ", ")
-            // Differences count only beyond twice the standard errors of the means compared.
-            let se = g.map { $0.alignment!.cosineStd / Double(max($0.alignment!.samples, 1)).squareRoot() }
-            func clear(_ i: Int, _ j: Int) -> Bool { cos[i] - cos[j] > 2 * (se[i] * se[i] + se[j] * se[j]).squareRoot() }
-            if best > 0 && best < g.count - 1 && clear(best, 0) && clear(best, g.count - 1) {
-                out.append("\(key): the gradient-score cosine rises, then falls (\(values)), peaking inside the sweep, the paper's three regimes.")
+            let m = g.map { alignmentMetric($0.alignment!) }
+            let best = m.indices.max { m[$0].value < m[$1].value }!
+            let values = zip(g, m).map { String(format: "%g: %.3f", $0.sweepValue!, $1.value) }.joined(separator: ", ")
+            let metric = m[0].name
+            if best > 0 && best < g.count - 1 && clearlyAbove(m[best], m[0]) && clearlyAbove(m[best], m[g.count - 1]) {
+                out.append("\(key): alignment (\(metric)) rises, then falls (\(values)), peaking inside the sweep: the paper's weak, Bayes-aligned and excessive regimes.")
             } else if best > 0 && best < g.count - 1 {
-                out.append("\(key): the gradient-score cosine peaks inside the sweep (\(values)), but the rise or the fall is within twice the standard error: not a clear rise and fall.")
+                out.append("\(key): alignment (\(metric)) peaks inside the sweep (\(values)), but the rise or the fall is within twice the standard error: not a clear rise and fall.")
             } else {
-                out.append("\(key): the gradient-score cosine does not rise then fall over this sweep (\(values)).")
+                out.append("\(key): alignment (\(metric)) does not rise then fall over this sweep (\(values)).")
             }
+        }
+        let cosines = runs.compactMap { $0.alignment?.cosineMean }
+        if cosines.count >= 2 && cosines.allSatisfy({ $0 < 0 }) {
+            out.append("The gradient-score cosine is negative for every model: at a clean test image the score and the gradient point in partly opposite directions, so the raw cosine says little here; the similarity of the normalized maps (SSIM, LPIPS) compares their structure, as the paper does.")
         }
         if let a = runs.first(where: { $0.alignment != nil })?.alignment, a.score.hasPrefix("empirical") {
             out.append("The score is the smoothed-empirical one: for a test image it points to the nearest training images, so cosines near 0 are expected for every model; a learned score (score: denoiser) is needed for alignment to say more.")
@@ -44,6 +73,7 @@ public enum Report {
 
     public static func html(spec: ExperimentSpec, summary: ExperimentSummary, outDir: String) throws -> String {
         let runs = summary.runs
+        let lpipsColumn = runs.contains { $0.alignment?.lpipsMean != nil }
         let color = Dictionary(uniqueKeysWithValues: runs.enumerated().map { ($1.name, SVGChart.palette[$0 % SVGChart.palette.count]) })
         var h = """
         <!DOCTYPE html>
@@ -67,14 +97,16 @@ public enum Report {
         Wall time \(String(format: "%.0f", summary.wallSeconds)) s (this invocation). pag \(PAGVersion.string).</p>
         <h2>Summary</h2>
         <table><tr><th>run</th><th>objective</th><th>settings</th><th>test accuracy</th><th>noise ratio<br>(signal / distractor, max)</th>
-        <th>gradient · score<br>cosine</th><th>SSIM</th><th>on / off manifold<br>(max)</th><th>gradient on-manifold<br>fraction</th><th>train s</th></tr>
+        <th>gradient · score<br>cosine</th><th>SSIM</th>\(lpipsColumn ? "<th>1 − LPIPS</th>" : "")<th>on / off manifold<br>(max)</th><th>gradient on-manifold<br>fraction</th><th>train s</th></tr>
 
         """
         for r in runs {
             let settings = r.settings.map { $0.replacingOccurrences(of: "objective.", with: "").replacingOccurrences(of: "model.", with: "model:") }.joined(separator: " ")
             h += "<tr><td><span style=\"color:\(color[r.name]!)\">■</span> \(esc(r.name))</td><td>\(esc(r.objective))</td><td>\(esc(settings))</td>"
             h += "<td>\(r.testAccuracy.map { String(format: "%.2f%%", $0 * 100) } ?? "–")</td><td>\(f(r.noiseRatio?.maxRatio, "%.2f"))</td>"
-            h += "<td>\(f(r.alignment?.cosineMean))</td><td>\(f(r.alignment?.ssimMean))</td><td>\(f(r.robustness?.maxRatio, "%.2f"))</td>"
+            h += "<td>\(f(r.alignment?.cosineMean))</td><td>\(f(r.alignment?.ssimMean))</td>"
+            if lpipsColumn { h += "<td>\(f(r.alignment?.lpipsMean.map { 1 - $0 }))</td>" }
+            h += "<td>\(f(r.robustness?.maxRatio, "%.2f"))</td>"
             h += "<td>\(f(r.robustness?.gradientTangentFraction))</td><td>\(String(format: "%.0f", r.trainSeconds)) (\(r.training))</td></tr>\n"
         }
         h += "</table>\n"
@@ -84,7 +116,7 @@ public enum Report {
         about 1 for a model that looks at both halves alike, large for one that ignores the distractor.
         <b>Cosine / SSIM</b>: the input gradient (\(esc(runs.first?.alignment?.gradient ?? "sum of logits"))) against the
         score estimate (\(esc(runs.first?.alignment?.score ?? "–")), sigma \(f(runs.first?.alignment?.sigma, "%.2g"))), per image, then averaged;
-        SSIM of the max-abs-normalized maps. <b>On / off manifold</b>: the same change for unit-norm noise in the tangent space vs
+        SSIM\(lpipsColumn ? " and 1 − LPIPS (the paper's measure)" : "") of the max-abs-normalized maps; the sweeps and findings use \(lpipsColumn ? "1 − LPIPS" : "SSIM (give LPIPS weights, measure.alignment.lpips, for the paper's 1 − LPIPS)"). <b>On / off manifold</b>: the same change for unit-norm noise in the tangent space vs
         its orthogonal complement (\(esc(runs.first?.robustness?.manifold ?? "–"))), and the fraction ||P<sub>T</sub>g||²/||g||² of the input gradient
         in the tangent space.</p>
 
@@ -118,9 +150,11 @@ public enum Report {
                                             logX: allPositive)
                 }
                 if g.contains(where: { $0.alignment != nil }) {
-                    h += SVGChart.lineChart(title: "\(key): accuracy and alignment", xLabel: g[0].sweepKey!, yLabel: "test accuracy (%)", y2Label: "gradient-score cosine",
-                                            series: [accSeries, SVGChart.Series(name: "cosine", xs: xs, ys: g.map { $0.alignment?.cosineMean ?? .nan }, color: "#2ca02c", right: true, markers: true)]
-                                                + refAcc + refLine(reference?.alignment?.cosineMean, "ce cosine", "#2ca02c", right: true),
+                    let metric = g.compactMap(\.alignment).first.map { alignmentMetric($0).name } ?? "SSIM"
+                    let value = { (r: RunResult?) in r?.alignment.map { alignmentMetric($0).value } }
+                    h += SVGChart.lineChart(title: "\(key): accuracy and alignment", xLabel: g[0].sweepKey!, yLabel: "test accuracy (%)", y2Label: "gradient-score \(metric)",
+                                            series: [accSeries, SVGChart.Series(name: metric, xs: xs, ys: g.map { value($0) ?? .nan }, color: "#2ca02c", right: true, markers: true)]
+                                                + refAcc + refLine(value(reference), "ce \(metric)", "#2ca02c", right: true),
                                             logX: allPositive)
                 }
                 if g.contains(where: { $0.robustness != nil }) {
@@ -166,7 +200,7 @@ public enum Report {
             let path = FileManager.default.fileExists(atPath: dir + "alignment.png") ? dir + "alignment.png" : dir + "gradients.png"
             guard let img = try? Image.readPNG(path) else { continue }
             h += "<figure><img src=\"\(try img.pngDataURL())\" alt=\"gradients of \(esc(r.name))\"><figcaption>\(esc(r.name))<br>"
-            h += "acc \(r.testAccuracy.map { String(format: "%.1f%%", $0 * 100) } ?? "–"), ratio \(f(r.noiseRatio?.maxRatio, "%.2f")), cos \(f(r.alignment?.cosineMean))</figcaption></figure>\n"
+            h += "acc \(r.testAccuracy.map { String(format: "%.1f%%", $0 * 100) } ?? "–"), ratio \(f(r.noiseRatio?.maxRatio, "%.2f"))\(r.alignment.map { a in ", " + alignmentMetric(a).name + " " + f(alignmentMetric(a).value) } ?? "")</figcaption></figure>\n"
         }
         h += "</div>\n"
         if let text = spec.sourceText {
