@@ -8,7 +8,7 @@ import PAGTensor
 /// boundary. Shapes and hyperparameters match bench/pytorch_peer.py.
 public enum Benchmarks {
     public static let names = ["mlp-ce", "mlp-gradnorm", "lenet-ce", "lenet-gradnorm", "conv2d-fwd", "sgemm"]
-        + pluginWorkloads.map(\.name) + autoencoderWorkloads + ["lpips-alex"]
+        + pluginWorkloads.map(\.name) + autoencoderWorkloads + ["denoiser-train", "lpips-alex"]
 
     /// The autoencoder manifold plugin's tangent basis on 28x28 Fashion-MNIST test images (random
     /// images when the data set is missing), latent 16, batch 8, reported in ms per image: with
@@ -39,7 +39,7 @@ public enum Benchmarks {
 
     /// True when `name` runs through the model and objective plugins.
     public static func needsPlugins(_ name: String) -> Bool {
-        pluginWorkloads.contains { $0.name == name } || autoencoderWorkloads.contains(name)
+        pluginWorkloads.contains { $0.name == name } || autoencoderWorkloads.contains(name) || name == "denoiser-train"
     }
 
     /// One workload's timings.
@@ -148,6 +148,7 @@ public enum Benchmarks {
         if autoencoderWorkloads.contains(name) {
             return try autoencoderTangent(perPixel: name.hasSuffix("per-pixel"), steps: steps, warmup: warmup, plugins: plugins)
         }
+        if name == "denoiser-train" { return try denoiserTrain(steps: steps, warmup: warmup, plugins: plugins, rng: &rng) }
         switch name {
         case "mlp-ce", "mlp-gradnorm", "lenet-ce", "lenet-gradnorm":
             let net = name.hasPrefix("mlp") ? mlp(rng: &rng) : lenet(rng: &rng)
@@ -199,6 +200,24 @@ public enum Benchmarks {
         return summarize(name, ms.map { $0 / Double(batch) })
     }
 
+    /// ms per training step of the `denoiser` score plugin as the default experiment trains it:
+    /// width 32, class-conditional (10 classes), batch 64 of 1x56x28, EDM loss, backward, Adam.
+    static func denoiserTrain(steps: Int, warmup: Int, plugins: PluginRegistry?, rng: inout RandomGenerator) throws -> Result {
+        guard let plugins, let p = try? plugins.plugin(named: "denoiser") else {
+            throw BenchmarkError.missingPlugins("denoiser-train", ["denoiser"])
+        }
+        let e = try PluginInstance(plugin: p, settings: ["channels=1", "classes=10"], seed: 0)
+        let x = Tensor.rand([64, 1, 56, 28], low: -1, high: 1, rng: &rng)
+        let labels = (0..<64).map { _ in Int32(rng.nextInt(below: 10)) }
+        let opt = Adam(params: e.parameters.map(\.tensor), learningRate: 2e-3)
+        let ms = try time(steps: steps, warmup: warmup) {
+            opt.zeroGrad()
+            try e.trainLoss(x, labels: labels).backward()
+            opt.step()
+        }
+        return summarize("denoiser-train", ms)
+    }
+
     /// ms per image pair of LPIPS (alex) on 64 pairs of 1x56x28 images (resized to 128x64, as
     /// `pag measure alignment --lpips` does for the distractor sets), random He-scaled weights
     /// (the cost does not depend on them).
@@ -230,7 +249,7 @@ public enum BenchmarkError: Error, CustomStringConvertible {
         case .unknownWorkload(let n):
             return "unknown benchmark workload '\(n)'; valid names: \(Benchmarks.names.joined(separator: ", "))"
         case .missingPlugins(let n, let plugins):
-            return "workload '\(n)' needs the plugins \(plugins.joined(separator: " and ")) (libPAGModels.so, libPAGObjectives.so): "
+            return "workload '\(n)' needs the plugin\(plugins.count == 1 ? "" : "s") \(plugins.joined(separator: " and ")): "
                 + "build them with `swift build -c release` (they go next to pag), or point --plugin-path or $PAG_PLUGIN_PATH at them"
         }
     }

@@ -289,3 +289,17 @@ final class LearnedScoreQualityTests: XCTestCase {
         }
     }
 }
+
+/// `pag bench`'s denoiser-train workload (the default experiment's score estimator step) runs
+/// through the plugin, and says which plugin it misses.
+final class DenoiserBenchTests: XCTestCase {
+    func testBenchWorkloadRuns() throws {
+        XCTAssertTrue(Benchmarks.names.contains("denoiser-train"))
+        XCTAssertTrue(Benchmarks.needsPlugins("denoiser-train"))
+        let r = try Benchmarks.run("denoiser-train", steps: 1, warmup: 0, plugins: ScoreLibrary.registry.get())
+        XCTAssertGreaterThan(r.ms_median, 0)
+        XCTAssertThrowsError(try Benchmarks.run("denoiser-train", steps: 1, warmup: 0, plugins: PluginRegistry())) {
+            XCTAssertTrue("\($0)".contains("needs the plugin denoiser:"), "\($0)")
+        }
+    }
+}
