@@ -127,6 +127,43 @@ class ResNet18(nn.Module):
         return self.linear(F.avg_pool2d(out, 4).flatten(1))
 
 
+class DenoiserNet(nn.Module):
+    """The denoiser score plugin's F (Plugins/Scores/Denoisers.swift), class-conditional: a
+    two-resolution U-Net (3x3 convs, avg-pool 2, nearest 2x upsampling, skip additions) with
+    per-channel biases from an MLP of the one-hot class (classes + 1 entries, the last "no
+    class"). out_conv starts at zero. Odd H/W are zero-padded by one and cropped back."""
+
+    def __init__(self, channels=1, width=32, classes=10):
+        super().__init__()
+        w = width
+        self.classes = classes
+        self.in_conv = nn.Conv2d(channels, w, 3, padding=1)
+        self.conv1 = nn.Conv2d(w, w, 3, padding=1)
+        self.down1 = nn.Conv2d(w, 2 * w, 3, padding=1)
+        self.down2 = nn.Conv2d(2 * w, 2 * w, 3, padding=1)
+        self.up1 = nn.Conv2d(2 * w, w, 3, padding=1)
+        self.conv2 = nn.Conv2d(w, w, 3, padding=1)
+        self.out_conv = nn.Conv2d(w, channels, 3, padding=1)
+        self.embed = nn.ModuleList([nn.Linear(classes + 1, w), nn.Linear(w, w),
+                                    nn.Linear(w, 2 * w), nn.Linear(w, w)])
+        nn.init.zeros_(self.out_conv.weight)
+        nn.init.zeros_(self.out_conv.bias)
+
+    def forward(self, x, labels):
+        h, w = x.shape[2:]
+        x = F.pad(x, (0, w % 2, 0, h % 2))
+        cond = F.one_hot(labels, self.classes + 1).float()
+        t = F.relu(self.embed[0](cond))
+        b1, b2, b3 = (self.embed[i](t)[:, :, None, None] for i in (1, 2, 3))
+        h0 = F.relu(self.in_conv(x) + b1)
+        h1 = F.relu(self.conv1(h0))
+        d = self.down1(F.avg_pool2d(h1, 2)) + b2
+        d = F.relu(self.down2(F.relu(d)))
+        u = F.relu(self.up1(F.interpolate(d, scale_factor=2, mode="nearest")) + b3)
+        v = F.relu(self.conv2(u + h1))
+        return self.out_conv(v + h0)[:, :, :h, :w]
+
+
 # --------------------------------------------------------------------------
 # Objectives of the plugin workloads: the same computations as Plugins/Objectives, including
 # the metrics each reports (read with .item(), as the plugins read them). Each returns
@@ -199,6 +236,22 @@ def obj_pgd_l2(model, x, y):
     return F.cross_entropy(model(x_adv), y), metrics
 
 
+def edm_loss(net, x, sigma, sigma_data, labels):
+    """edmLoss of Plugins/Scores/Denoisers.swift: mean (F(c_in x~) - (x - c_skip x~) / c_out)^2
+    for x~ = x + sigma eps, sigma [N, 1, 1, 1]; plus its no-grad "mse" metric, mean (D - x)^2."""
+    sd2 = sigma_data * sigma_data
+    variance = sigma.pow(2) + sd2
+    root_inv = variance.pow(-0.5)              # c_in
+    skip = variance.pow(-1) * sd2              # c_skip
+    out = sigma * root_inv * sigma_data        # c_out
+    noisy = x + torch.randn_like(x) * sigma
+    f = net(noisy * root_inv, labels)
+    loss = F.mse_loss(f, (x - skip * noisy) / out)
+    with torch.no_grad():
+        metrics = {"mse": F.mse_loss(skip * noisy + out * f.detach(), x).item()}
+    return loss, metrics
+
+
 # --------------------------------------------------------------------------
 # Workloads: each factory returns (step_fn, flops_per_step or None)
 
@@ -251,6 +304,31 @@ def make_plugin_train(model_cls, objective, shape):
     return step, None
 
 
+DENOISER_SIGMA = 0.5
+DENOISER_SIGMA_DATA = 0.5
+DENOISER_LABEL_DROPOUT = 0.2
+
+
+def make_denoiser_train():
+    """One training step of the denoiser score plugin as the default experiment trains it:
+    width 32, 10 classes, batch 64 of 1x56x28 in [-1, 1], label dropout, EDM loss, Adam 2e-3."""
+    torch.manual_seed(0)
+    net = DenoiserNet(channels=1, width=32, classes=10)
+    opt = torch.optim.Adam(net.parameters(), lr=2e-3)
+    data = torch.rand(64, 1, 56, 28) * 2 - 1
+    labels = torch.randint(0, 10, (64,))
+
+    def step():
+        opt.zero_grad()
+        sigma = torch.full((64, 1, 1, 1), DENOISER_SIGMA)
+        dropped = torch.where(torch.rand(64) < DENOISER_LABEL_DROPOUT, net.classes, labels)
+        loss, _ = edm_loss(net, data, sigma, DENOISER_SIGMA_DATA, dropped)
+        loss.backward()
+        opt.step()
+
+    return step, None
+
+
 def make_conv2d_fwd():
     torch.manual_seed(0)
     n, c, h, w = 32, 64, 32, 32
@@ -297,6 +375,7 @@ WORKLOADS = {
     "lenet-pgd-l2": lambda: make_plugin_train(LeNetDropout, obj_pgd_l2, (BATCH, 1, 28, 28)),
     "resnet18-ce": lambda: make_plugin_train(ResNet18, obj_ce, (32, 3, 32, 32)),
     "resnet18-gradnorm": lambda: make_plugin_train(ResNet18, obj_gradnorm, (32, 3, 32, 32)),
+    "denoiser-train": make_denoiser_train,
 }
 
 
