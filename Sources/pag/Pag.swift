@@ -14,4 +14,9 @@ struct Pag: ParsableCommand {
         """,
         subcommands: [Train.self, Eval.self, Predict.self, Measure.self, Run.self, Plugins.self, Bench.self]
     )
+
+    static func main() {
+        ThreadPolicy.restartWithShortSpinIfUnset()
+        main(nil)
+    }
 }
