@@ -59,6 +59,15 @@ public enum PluginChecker {
         return report
     }
 
+    /// Loads `file` in a child process: nil when that process finished loading it (whatever
+    /// problems it found), else how it ended ("crashed with signal 11 (SIGSEGV)", ...).
+    public static func probeLoad(file: String, executable: String, timeout: Double) -> String? {
+        if case .failure(let why) = worker(executable, ["plugins", "check-worker", file], timeout: timeout, as: LoadResult.self) {
+            return why
+        }
+        return nil
+    }
+
     enum WorkerOutcome<T> { case success(T), failure(String) }
 
     /// Runs one worker; its result arrives as JSON in a temporary file.

@@ -17,7 +17,24 @@ public final class PluginRegistry {
     public private(set) var problems: [LoadProblem] = []
     private var loaded = Set<String>()
 
+    /// Loads a library in a throwaway process and says why it must not be loaded into this one
+    /// (it crashed, hung or exited while loading), or nil when it loaded there. With a probe,
+    /// a broken third-party library costs a warning instead of taking pag down. nil: every
+    /// library is loaded into this process directly.
+    public var probe: ((String) -> String?)?
+    /// Libraries in this folder (pag's own, built with it) are loaded without a probe.
+    public var trustedDirectory: String?
+
     public init() {}
+
+    /// A registry whose libraries from outside pag's own folder are first loaded in a child
+    /// process (`pag plugins check-worker`, run with `executable`), each within `timeout` seconds.
+    public static func probing(with executable: String, timeout: Double = 30) -> PluginRegistry {
+        let reg = PluginRegistry()
+        reg.trustedDirectory = (executable as NSString).deletingLastPathComponent
+        reg.probe = { file in PluginChecker.probeLoad(file: file, executable: executable, timeout: timeout) }
+        return reg
+    }
 
     /// Where plugins are searched, in order: the folder of the pag executable, then each
     /// entry of $PAG_PLUGIN_PATH (colon-separated), then the --plugin-path values. An entry may
@@ -79,6 +96,11 @@ public final class PluginRegistry {
         let magic = [UInt8](fh.readData(ofLength: 4))
         try? fh.close()
         guard Self.isSharedLibraryMagic(magic) else { problem("not a shared library (no ELF header)"); return }
+        let trusted = trustedDirectory.map { ((real as NSString).deletingLastPathComponent as NSString).resolvingSymlinksInPath == ($0 as NSString).resolvingSymlinksInPath } ?? false
+        if let probe, !trusted, let why = probe(file) {
+            problem("loading it in a separate process \(why); skipped (pag plugins check \(file) tells more)")
+            return
+        }
 
         // dlopen searches the system library path for names without a '/': make it a path.
         let openPath = file.contains("/") ? file : "./" + file

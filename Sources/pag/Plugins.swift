@@ -21,9 +21,11 @@ struct PluginPathOptions: ParsableArguments {
     @Option(name: .customLong("plugin-path"), help: ArgumentHelp("A folder of plugin libraries or one library (repeatable; ':' separates several).", valueName: "path"))
     var pluginPath: [String] = []
 
-    /// Loads every plugin on the search path; problems go to stderr unless `quiet`.
+    /// Loads every plugin on the search path; problems go to stderr unless `quiet`. Libraries
+    /// from outside pag's own folder are tried in a child process first, so one that crashes
+    /// while loading is skipped with a warning.
     func load(quiet: Bool = false) -> PluginRegistry {
-        let reg = PluginRegistry()
+        let reg = PluginRegistry.executablePath().map { PluginRegistry.probing(with: $0) } ?? PluginRegistry()
         reg.loadAll(searchPath: PluginRegistry.searchPath(pluginPaths: pluginPath))
         if !quiet { for p in reg.problems { warn("warning: \(p)") } }
         return reg

@@ -82,6 +82,25 @@ final class FailureTests: XCTestCase {
         XCTAssertTrue(r.stdout.hasPrefix("checking \(lib)\n  problem  \(lib): loading crashed with signal 11 (SIGSEGV)"), r.stdout)
     }
 
+    /// A library on the plugin path that crashes while loading is tried in a child process
+    /// first: every command skips it with one warning and goes on with the other plugins.
+    func testAListedLibraryThatCrashesWhileLoadingIsSkipped() throws {
+        let dir = try Support.tempDir("crash-list")
+        let bad = try Support.compile(Support.fixture("crash_in_init"), into: dir)
+        try Support.compile(Support.example("label_smoothing_ce"), into: dir)
+        let r = try Support.runPag(["plugins", "list", "--plugin-path", dir.path])
+        XCTAssertFalse(r.signaled, r.stderr)
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("label_smoothing_ce"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("lenet"), "pag's own plugins are listed too: \(r.stdout)")
+        XCTAssertTrue(r.stderr.contains("warning: \(bad): loading it in a separate process crashed with signal 11 (SIGSEGV)"), r.stderr)
+        XCTAssertTrue(r.stderr.contains("; skipped (pag plugins check \(bad) tells more)"), r.stderr)
+        // The same for a command that only uses other plugins.
+        let info = try Support.runPag(["plugins", "info", "label_smoothing_ce", "--plugin-path", dir.path])
+        XCTAssertEqual(info.status, 0, info.stderr)
+        XCTAssertFalse(info.signaled)
+    }
+
     func testCheckReportsNaN() throws {
         let r = try Support.runPag(["plugins", "check", Self.lib("nan_loss")])
         XCTAssertEqual(r.status, 1)
