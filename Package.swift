@@ -65,27 +65,30 @@ let package = Package(
         .target(name: "PAGObjectives", dependencies: ["PAGPluginKit"], path: "Plugins/Objectives"),
         .target(name: "PAGScores", dependencies: ["PAGPluginKit"], path: "Plugins/Scores"),
         .target(name: "PAGManifolds", dependencies: ["PAGPluginKit"], path: "Plugins/Manifolds", swiftSettings: fast),
+        // Helpers shared by the test targets (SetupError, runProgram, torchPython, builtPluginRegistry,
+        // createTemporaryDirectory). A plain target in no product; no XCTest, so `swift build` compiles it too.
+        .target(name: "PAGTestSupport", dependencies: ["PAGHost"], path: "Tests/PAGTestSupport"),
         .testTarget(name: "PAGTensorTests", dependencies: ["PAGTensor"], path: "Tests/PAGTensorTests"),
         // Loads libPAGModels.so and libPAGObjectives.so from the build folder (swift build builds them).
-        .testTarget(name: "PAGPluginsTests", dependencies: ["PAGHost", "PAGTensor", "pag"], path: "Tests/PAGPluginsTests"),
+        .testTarget(name: "PAGPluginsTests", dependencies: ["PAGHost", "PAGTensor", "pag", "PAGTestSupport"], path: "Tests/PAGPluginsTests"),
         // The torch cross-check runs only where /work/venv-torch or $PAG_TORCH_PYTHON exists.
-        .testTarget(name: "PAGFormatsTests", dependencies: ["PAGFormats"], path: "Tests/PAGFormatsTests"),
+        .testTarget(name: "PAGFormatsTests", dependencies: ["PAGFormats", "PAGTestSupport"], path: "Tests/PAGFormatsTests"),
         .testTarget(name: "PAGTrainingTests", dependencies: ["PAGHost", "PAGData", "PAGFormats", "PAGTensor"], path: "Tests/PAGTrainingTests"),
         // Loads libPAGManifolds.so from the build folder: oracle / pca / autoencoder on the synthetic set.
-        .testTarget(name: "PAGManifoldTests", dependencies: ["PAGHost", "PAGData", "PAGTensor"], path: "Tests/PAGManifoldTests"),
+        .testTarget(name: "PAGManifoldTests", dependencies: ["PAGHost", "PAGData", "PAGTensor", "PAGTestSupport"], path: "Tests/PAGManifoldTests"),
         // Measurements and `pag run` (the end-to-end test loads the model plugins built beside it).
         // Fixtures/ holds PyTorch reference values the tests read by path (scripts/lpips_fixture.py).
         .testTarget(name: "PAGMeasureTests", dependencies: ["PAGHost", "PAGData", "PAGFormats", "PAGTensor"], path: "Tests/PAGMeasureTests",
                     exclude: ["Fixtures"]),
-        .testTarget(name: "PAGDataTests", dependencies: ["PAGData"], path: "Tests/PAGDataTests"),
+        .testTarget(name: "PAGDataTests", dependencies: ["PAGData", "PAGTestSupport"], path: "Tests/PAGDataTests"),
         // Loads libPAGScores.so from the build folder; checks against the synthetic set's exact score.
-        .testTarget(name: "PAGScoreTests", dependencies: ["PAGHost", "PAGData", "PAGFormats", "PAGTensor"],
+        .testTarget(name: "PAGScoreTests", dependencies: ["PAGHost", "PAGData", "PAGFormats", "PAGTensor", "PAGTestSupport"],
                     path: "Tests/PAGScoreTests"),
         // Compiles the C examples and Fixtures/*.c with cc outside SwiftPM, loads them, runs the pag binary.
-        .testTarget(name: "PAGHostTests", dependencies: ["PAGHost", "pag"], path: "Tests/PAGHostTests",
+        .testTarget(name: "PAGHostTests", dependencies: ["PAGHost", "pag", "PAGTestSupport"], path: "Tests/PAGHostTests",
                     exclude: ["Fixtures"]),
         // Needs libPAGExampleSwiftCE.so built (swift build builds it; so does swift test).
-        .testTarget(name: "PAGPluginKitTests", dependencies: ["PAGPluginKit", "PAGHost"],
+        .testTarget(name: "PAGPluginKitTests", dependencies: ["PAGPluginKit", "PAGHost", "PAGTestSupport"],
                     path: "Tests/PAGPluginKitTests"),
     ],
     swiftLanguageModes: [.v5]

@@ -1,13 +1,11 @@
 import XCTest
 import Foundation
+import PAGTestSupport
 @testable import PAGData
 
 /// A fresh temporary folder, removed when the test ends.
 func temporaryDirectory(_ test: XCTestCase) throws -> String {
-    let dir = NSTemporaryDirectory() + "pagdata-\(UUID().uuidString)"
-    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
-    test.addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-    return dir
+    try createTemporaryDirectory(prefix: "pagdata", registerCleanup: { test.addTeardownBlock($0) })
 }
 
 func write(_ bytes: [UInt8], to path: String) throws {

@@ -1,13 +1,11 @@
 import Foundation
+import PAGTestSupport
 import XCTest
 @testable import PAGFormats
 
 /// A fresh empty directory under the system temporary directory, removed at test teardown.
 func makeTemporaryDirectory(_ test: XCTestCase) throws -> String {
-    let path = NSTemporaryDirectory() + "pagformats-\(UUID().uuidString)"
-    try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    test.addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
-    return path
+    try createTemporaryDirectory(prefix: "pagformats", registerCleanup: { test.addTeardownBlock($0) })
 }
 
 /// Names in a directory, hidden ones included.

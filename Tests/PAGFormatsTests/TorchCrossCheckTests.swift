@@ -1,5 +1,6 @@
 import Foundation
 import PAGTensor
+import PAGTestSupport
 import XCTest
 @testable import PAGFormats
 
@@ -8,8 +9,7 @@ import XCTest
 /// /work/venv-torch/bin/python exists (with `pip install safetensors numpy` done).
 final class TorchCrossCheckTests: XCTestCase {
     func python() throws -> String {
-        let candidates = [ProcessInfo.processInfo.environment["PAG_TORCH_PYTHON"], "/work/venv-torch/bin/python"]
-        guard let python = candidates.compactMap({ $0 }).first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+        guard let python = torchPython() else {
             throw XCTSkip("no PyTorch Python: set PAG_TORCH_PYTHON or create /work/venv-torch")
         }
         let probe = try run(python, ["-c", "import torch, safetensors, numpy"])
@@ -18,16 +18,7 @@ final class TorchCrossCheckTests: XCTestCase {
     }
 
     func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: executable)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+        try runProgram(executable, arguments)
     }
 
     func testSafeTensorsAndNPYAgainstReference() throws {

@@ -1,4 +1,5 @@
 import Foundation
+import PAGTestSupport
 import XCTest
 
 /// Paths, compilation with cc outside SwiftPM, and running the built pag binary.
@@ -12,9 +13,7 @@ enum Support {
 
     /// A fresh temporary folder.
     static func tempDir(_ name: String) throws -> URL {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("pag-tests-\(name)-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
-        return d
+        URL(fileURLWithPath: try createTemporaryDirectory(prefix: "pag-tests-\(name)"), isDirectory: true)
     }
 
     struct Run { var status: Int32; var signaled: Bool; var stdout: String; var stderr: String }

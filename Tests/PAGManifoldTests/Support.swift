@@ -2,30 +2,18 @@ import Foundation
 import PAGData
 import PAGHost
 import PAGTensor
+import PAGTestSupport
 import XCTest
 
 /// libPAGManifolds.so as SwiftPM builds it, next to the test bundle.
 enum Manifolds {
-    static var library: String { (PluginRegistry.executableDirectory() ?? ".") + "/libPAGManifolds.so" }
+    static var library: String { builtProductsDirectory + "/libPAGManifolds.so" }
 
-    static let registry: Result<PluginRegistry, SetupError> = {
-        guard FileManager.default.fileExists(atPath: library) else {
-            return .failure(SetupError("\(library) is missing: run `swift build` (it builds the PAGManifolds product)"))
-        }
-        let r = PluginRegistry()
-        r.load(file: library)
-        guard r.problems.isEmpty else { return .failure(SetupError("\(r.problems)")) }
-        return .success(r)
-    }()
+    static let registry = builtPluginRegistry(libraries: ["libPAGManifolds.so"])
 
     static func instance(_ name: String, _ settings: [String] = [], seed: UInt64 = 1) throws -> PluginInstance {
         try PluginInstance(plugin: registry.get().plugin(named: name), settings: settings, seed: seed)
     }
-}
-
-struct SetupError: Error, CustomStringConvertible {
-    var description: String
-    init(_ d: String) { description = d }
 }
 
 /// A small synthetic set: 8x8 samples, signal 4, distractor 4, little pixel noise.

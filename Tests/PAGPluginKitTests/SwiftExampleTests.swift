@@ -3,6 +3,7 @@
 // differences, and the C example (compiled here with cc).
 import Foundation
 import PAGHost
+import PAGTestSupport
 import XCTest
 
 final class SwiftExampleTests: XCTestCase {
@@ -34,11 +35,6 @@ final class SwiftExampleTests: XCTestCase {
         guard registry.problems.isEmpty else { return .failure(SetupError("\(registry.problems)")) }
         return .success(registry)
     }()
-
-    struct SetupError: Error, CustomStringConvertible {
-        var description: String
-        init(_ d: String) { description = d }
-    }
 
     func plugin(_ name: String) throws -> Plugin { try Self.loaded.get().plugin(named: name) }
 

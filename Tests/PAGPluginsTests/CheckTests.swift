@@ -1,4 +1,5 @@
 // `pag plugins check` on the two built-in libraries: every plugin loads and passes the smoke calls.
+import PAGTestSupport
 import XCTest
 
 final class CheckTests: XCTestCase {

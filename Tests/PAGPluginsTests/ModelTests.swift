@@ -4,6 +4,7 @@
 import Foundation
 import PAGHost
 import PAGTensor
+import PAGTestSupport
 import XCTest
 
 final class ModelTests: XCTestCase {
@@ -157,8 +158,9 @@ final class ModelTests: XCTestCase {
     /// The models give PyTorch's logits (eval and train mode) and running statistics for the same
     /// weights. Needs a Python with torch: $PAG_TORCH_PYTHON or /work/venv-torch/bin/python.
     func testSameLogitsAsPyTorch() throws {
-        let python = ProcessInfo.processInfo.environment["PAG_TORCH_PYTHON"] ?? "/work/venv-torch/bin/python"
-        guard FileManager.default.isExecutableFile(atPath: python) else { throw XCTSkip("no torch python at \(python)") }
+        guard let python = torchPython() else {
+            throw XCTSkip("no torch python: set PAG_TORCH_PYTHON or create /work/venv-torch")
+        }
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("pag-models-torch-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -7,6 +7,7 @@ import PAGData
 import PAGFormats
 import PAGHost
 import PAGTensor
+import PAGTestSupport
 import XCTest
 
 /// Images with i.i.d. N(0, std^2) pixels and labels i % classes: the smoothed score is

@@ -1,48 +1,22 @@
 import Foundation
 import PAGHost
 import PAGTensor
+import PAGTestSupport
 import XCTest
 
 /// libPAGScores.so as SwiftPM builds it, next to the test bundle (and pag).
 enum ScoreLibrary {
-    static var directory: String { PluginRegistry.executableDirectory() ?? "." }
+    static var directory: String { builtProductsDirectory }
     static var path: String { directory + "/libPAGScores.so" }
     static var pag: String { directory + "/pag" }
 
-    static let registry: Result<PluginRegistry, SetupError> = {
-        guard FileManager.default.fileExists(atPath: path) else {
-            return .failure(SetupError("\(path) is missing: run `swift build` (it builds the PAGScores product)"))
-        }
-        let r = PluginRegistry()
-        r.load(file: path)
-        guard r.problems.isEmpty else { return .failure(SetupError("\(r.problems)")) }
-        return .success(r)
-    }()
+    static let registry = builtPluginRegistry(libraries: ["libPAGScores.so"])
 
     static func plugin(_ name: String) throws -> Plugin { try registry.get().plugin(named: name) }
 
     static func instance(_ name: String, _ settings: [String] = [], seed: UInt64 = 1) throws -> PluginInstance {
         try PluginInstance(plugin: plugin(name), settings: settings, seed: seed)
     }
-}
-
-struct SetupError: Error, CustomStringConvertible {
-    var description: String
-    init(_ d: String) { description = d }
-}
-
-/// Runs a program to completion; returns status and combined output.
-func runProgram(_ exe: String, _ args: [String]) throws -> (status: Int32, output: String) {
-    let p = Process()
-    p.executableURL = URL(fileURLWithPath: exe)
-    p.arguments = args
-    let pipe = Pipe()
-    p.standardOutput = pipe
-    p.standardError = pipe
-    try p.run()
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    p.waitUntilExit()
-    return (p.terminationStatus, String(decoding: data, as: UTF8.self))
 }
 
 /// The message of an error as pag prints it.
