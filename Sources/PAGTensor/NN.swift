@@ -102,35 +102,20 @@ extension Tensor {
         precondition(x.rank == 2 || x.rank == 4, "batch_norm: input must be [N, C] or [N, C, H, W], got \(x.shape)")
         let c = x.shape[1]
         let statShape = x.rank == 4 ? [1, c, 1, 1] : [1, c]
-        let axes = x.rank == 4 ? [0, 2, 3] : [0]
         for (name, t) in [("weight", weight), ("bias", bias), ("running_mean", runningMean), ("running_var", runningVar)] {
             if let t { precondition(t.shape == [c], "batch_norm: \(name) shape \(t.shape), expected [\(c)]") }
         }
-        let xhat: Tensor
         if training {
             let n = x.count / c
             precondition(n > 1, "batch_norm: training needs more than one value per channel, got input \(x.shape)")
-            let mean = x.mean(axes: axes, keepDims: true)
-            let centered = x - mean
-            let variance = centered.square().mean(axes: axes, keepDims: true)
-            xhat = centered / (variance + eps).sqrt()
-            noGrad {
-                if let rm = runningMean {
-                    let m = mean.pointer
-                    for i in 0..<c { rm.pointer[i] = (1 - momentum) * rm.pointer[i] + momentum * m[i] }
-                }
-                if let rv = runningVar {
-                    let v = variance.pointer, unbias = Float(n) / Float(n - 1)
-                    for i in 0..<c { rv.pointer[i] = (1 - momentum) * rv.pointer[i] + momentum * v[i] * unbias }
-                }
-            }
-        } else {
-            guard let rm = runningMean, let rv = runningVar else {
-                preconditionFailure("batch_norm: evaluation mode needs running_mean and running_var")
-            }
-            xhat = (x - rm.reshape(statShape)) / (rv.reshape(statShape) + eps).sqrt()
+            // One fused node (BatchNorm.swift); its backward is differentiable to any order.
+            return batchNormTraining(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
+                                     momentum: momentum, eps: eps)
         }
-        var y = xhat
+        guard let rm = runningMean, let rv = runningVar else {
+            preconditionFailure("batch_norm: evaluation mode needs running_mean and running_var")
+        }
+        var y = (x - rm.reshape(statShape)) / (rv.reshape(statShape) + eps).sqrt()
         if let weight { y = y * weight.reshape(statShape) }
         if let bias { y = y + bias.reshape(statShape) }
         return y
