@@ -237,8 +237,9 @@ final class DenoiserTests: XCTestCase {
 }
 
 /// How close the learned scores get to the synthetic set's exact smoothed score (and the
-/// empirical one, for comparison). Slow in a debug build: runs only with PAG_SCORE_SLOW=1, and
-/// prints its numbers rather than asserting tight bounds. The subspace cosine is the robust
+/// empirical one, for comparison): about 20 s in a debug build. It asserts the subspace cosine
+/// with a margin below what is measured, and that the learned scores beat the empirical one
+/// where the issue says they should (sigma 0.5). The subspace cosine is the robust
 /// number: the mean relative error in the subspace is inflated by points where the exact
 /// subspace score is near zero. Measured (400 steps, default widths, seed 0), subspace cosine:
 /// sigma 0.5: denoiser 0.82, diffusion 0.81, empirical 0.52; sigma 1: diffusion 0.91, empirical
@@ -246,9 +247,7 @@ final class DenoiserTests: XCTestCase {
 /// local conv net finds harder than images.)
 final class LearnedScoreQualityTests: XCTestCase {
     func testLearnedScoresAgainstTheExactSyntheticScore() throws {
-        let env = ProcessInfo.processInfo.environment
-        guard env["PAG_SCORE_SLOW"] != nil else { throw XCTSkip("set PAG_SCORE_SLOW=1 (trains two networks)") }
-        let steps = Int(env["PAG_SCORE_STEPS"] ?? "") ?? 600
+        let steps = 600
         var c = SyntheticConfig()
         c.testCount = 200
         let train = SyntheticDataset(config: c, split: .train)
@@ -268,6 +267,7 @@ final class LearnedScoreQualityTests: XCTestCase {
         let empirical = try ScoreLibrary.instance("empirical")
         try empirical.fit(LearnedEstimator.hostDataset(train))
         estimators.append(("empirical", empirical))
+        var cosine: [String: Double] = [:]
         for sigma in [0.5, 1.0] {
             let (clean, _) = test.allSamples()
             var rng = RandomGenerator(seed: 5, stream: "quality.noise")
@@ -286,8 +286,16 @@ final class LearnedScoreQualityTests: XCTestCase {
                 let n = Double(got.count)
                 print(String(format: "sigma %.1f %@: relative error %.4f, in the 16-dim subspace %.4f, cosine there %.4f",
                              sigma, name, full / n, sub / n, cos / n))
+                cosine["\(name) \(sigma)"] = cos / n
             }
         }
+        // Measured: denoiser 0.823, diffusion 0.817, empirical 0.519 at sigma 0.5; diffusion 0.913,
+        // empirical 0.767 at sigma 1.
+        XCTAssertGreaterThan(cosine["denoiser 0.5"]!, 0.75)
+        XCTAssertGreaterThan(cosine["diffusion 0.5"]!, 0.75)
+        XCTAssertGreaterThan(cosine["diffusion 1.0"]!, 0.85)
+        XCTAssertGreaterThan(cosine["denoiser 0.5"]!, cosine["empirical 0.5"]! + 0.2)
+        XCTAssertGreaterThan(cosine["diffusion 1.0"]!, cosine["empirical 1.0"]! + 0.1)
     }
 }
 
