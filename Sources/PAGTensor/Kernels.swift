@@ -71,17 +71,24 @@ func mapBinary<K: BinaryKernel>(_ k: K, _ a: Tensor, _ b: Tensor, outShape: [Int
         }
         return out
     }
-    // Outer dims are walked as one flat index; each step runs the inner loop.
-    let outer = Array(dims.dropLast())
+    // Outer dims are walked as one flat index; each step runs the inner loop. A short inner loop
+    // (e.g. the 2 of a 2x upsampling broadcast) takes the next dim along, so the index
+    // arithmetic is paid once per block rather than once per couple of elements.
+    var outer = Array(dims.dropLast())
+    let block = inner.n < 16 && outer.count > 0 ? outer.removeLast() : BroadcastDim(n: 1, sa: 0, sb: 0)
     let outerCount = outer.reduce(1) { $0 * $1.n }
-    Parallel.forEach(outerCount, cost: inner.n) { r in
+    let blockCount = block.n * inner.n
+    Parallel.forEach(outerCount, cost: blockCount) { r in
         for flat in r {
             var rem = flat, offA = 0, offB = 0
             for d in outer.reversed() {
                 let i = rem % d.n; rem /= d.n
                 offA += i * d.sa; offB += i * d.sb
             }
-            binaryInner(k, inner.n, pa + offA, inner.sa, pb + offB, inner.sb, po + flat * inner.n)
+            let o = po + flat * blockCount
+            for j in 0..<block.n {
+                binaryInner(k, inner.n, pa + offA + j * block.sa, inner.sa, pb + offB + j * block.sb, inner.sb, o + j * inner.n)
+            }
         }
     }
     return out
@@ -121,7 +128,9 @@ func reduceSum(_ x: Tensor, to target: [Int]) -> Tensor {
     }
     if dims.isEmpty { po[0] = x.count == 0 ? 0 : px[0]; return out }
     let inner = dims[dims.count - 1]
-    let outer = Array(dims.dropLast())
+    var outer = Array(dims.dropLast())
+    // A short inner loop takes the next dim along (see mapBinary).
+    let block = inner.n < 16 && outer.count > 0 ? outer.removeLast() : (n: 1, si: 0, so: 0)
     let outerCount = outer.reduce(1) { $0 * $1.n }
 
     // Runs the outer flat indices in `r`, accumulating into `dst` (laid out like `out`).
@@ -132,13 +141,16 @@ func reduceSum(_ x: Tensor, to target: [Int]) -> Tensor {
                 let i = rem % d.n; rem /= d.n
                 offI += i * d.si; offO += i * d.so
             }
-            let src = px + offI, o = dst + offO
-            if inner.so == 0 {
-                o[0] += inner.si == 1 ? simdSum(src, inner.n) : (0..<inner.n).reduce(0) { $0 + src[$1 * inner.si] }
-            } else if inner.si == 1 && inner.so == 1 {
-                for i in 0..<inner.n { o[i] += src[i] }
-            } else {
-                for i in 0..<inner.n { o[i * inner.so] += src[i * inner.si] }
+            for j in 0..<block.n {
+                let src = px + offI + j * block.si, o = dst + offO + j * block.so
+                if inner.so == 0 {
+                    if inner.si == 1 && inner.n >= 16 { o[0] += simdSum(src, inner.n) }
+                    else { var acc: Float = 0; for i in 0..<inner.n { acc += src[i * inner.si] }; o[0] += acc }
+                } else if inner.si == 1 && inner.so == 1 {
+                    for i in 0..<inner.n { o[i] += src[i] }
+                } else {
+                    for i in 0..<inner.n { o[i * inner.so] += src[i * inner.si] }
+                }
             }
         }
     }
