@@ -80,6 +80,17 @@ final class ExperimentTests: XCTestCase {
         XCTAssertTrue(svg.hasPrefix("<svg"))
         XCTAssertEqual(svg.components(separatedBy: "<polyline").count - 1, 2)
         XCTAssertTrue(svg.contains("t &lt;1&gt;"))
+        // A log axis ends at 1, 2 or 5 times a power of ten, with 1-2-5 ticks inside two decades.
+        let sweep = SVGChart.lineChart(title: "s", xLabel: "sigma", yLabel: "y", series: [.init(name: "a", xs: [0.1, 0.25, 0.5, 1, 2], ys: [1, 2, 3, 2, 1], color: "#000")])
+        for tick in [">0.1<", ">0.2<", ">0.5<", ">1<", ">2<"] { XCTAssertTrue(sweep.contains(tick), "tick \(tick) missing") }
+        XCTAssertFalse(sweep.contains(">5<") || sweep.contains(">10<"), "the axis stops at 2")
+        // Legend: entries without `legend` are drawn but not listed.
+        let twins = SVGChart.lineChart(title: "t", xLabel: "x", yLabel: "y", series: [
+            .init(name: "run-a", xs: [1, 2], ys: [1, 2], color: "#000"),
+            .init(name: "run-a (distractor)", xs: [1, 2], ys: [2, 3], color: "#000", dashed: true, legend: false)])
+        XCTAssertEqual(twins.components(separatedBy: "<polyline").count - 1, 2)
+        XCTAssertTrue(twins.contains(">run-a<"))
+        XCTAssertFalse(twins.contains("(distractor)"))
     }
 
     /// A tiny experiment on the synthetic set: trains, measures (analytic score, oracle

@@ -175,7 +175,7 @@ public enum Report {
                                     logY: true)
             h += SVGChart.lineChart(title: "softmax change: signal (solid), distractor (dashed)", xLabel: "noise std", yLabel: "mean L1 change of the softmax",
                                     series: withNR.flatMap { [SVGChart.Series(name: $0.name, xs: $0.noiseRatio!.stds, ys: $0.noiseRatio!.signal, color: color[$0.name]!),
-                                                              SVGChart.Series(name: $0.name + " (distractor)", xs: $0.noiseRatio!.stds, ys: $0.noiseRatio!.distractor, color: color[$0.name]!, dashed: true)] },
+                                                              SVGChart.Series(name: $0.name + " (distractor)", xs: $0.noiseRatio!.stds, ys: $0.noiseRatio!.distractor, color: color[$0.name]!, dashed: true, legend: false)] },
                                     logY: true)
             h += "</div>\n"
         }
@@ -187,7 +187,7 @@ public enum Report {
                                     logY: true)
             h += SVGChart.lineChart(title: "softmax change: on (solid), off manifold (dashed)", xLabel: "eps (L2 norm of the noise)", yLabel: "mean L1 change of the softmax",
                                     series: withR.flatMap { [SVGChart.Series(name: $0.name, xs: $0.robustness!.eps, ys: $0.robustness!.onManifold, color: color[$0.name]!),
-                                                             SVGChart.Series(name: $0.name + " (off)", xs: $0.robustness!.eps, ys: $0.robustness!.offManifold, color: color[$0.name]!, dashed: true)] },
+                                                             SVGChart.Series(name: $0.name + " (off)", xs: $0.robustness!.eps, ys: $0.robustness!.offManifold, color: color[$0.name]!, dashed: true, legend: false)] },
                                     logY: true)
             h += "</div>\n"
         }

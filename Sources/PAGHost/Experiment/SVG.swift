@@ -12,8 +12,13 @@ public enum SVGChart {
         /// false: left axis, true: right axis.
         public var right = false
         public var markers = false
-        public init(name: String, xs: [Double], ys: [Double], color: String, dashed: Bool = false, right: Bool = false, markers: Bool = false) {
-            self.name = name; self.xs = xs; self.ys = ys; self.color = color; self.dashed = dashed; self.right = right; self.markers = markers
+        /// false: drawn without a legend entry (e.g. the dashed twin of a solid series whose
+        /// meaning the title gives).
+        public var legend = true
+        public init(name: String, xs: [Double], ys: [Double], color: String, dashed: Bool = false, right: Bool = false,
+                    markers: Bool = false, legend: Bool = true) {
+            self.name = name; self.xs = xs; self.ys = ys; self.color = color; self.dashed = dashed; self.right = right
+            self.markers = markers; self.legend = legend
         }
     }
 
@@ -27,7 +32,8 @@ public enum SVGChart {
             if includeZero && !log { v.append(0) }
             var lo = v.min() ?? (log ? 1 : 0), hi = v.max() ?? (log ? 10 : 1)
             if log {
-                lo = pow(10, floor(log10(lo))); hi = pow(10, ceil(log10(hi)))
+                // Ends at 1, 2 or 5 times a power of ten: a sweep from 0.1 to 2 is not drawn up to 10.
+                lo = Axis.snap(lo, down: true); hi = Axis.snap(hi, down: false)
                 if hi <= lo { hi = lo * 10 }
             } else {
                 if hi <= lo { hi = lo + 1; lo -= 1 }
@@ -44,11 +50,23 @@ public enum SVGChart {
             guard v.isFinite, !log || v > 0 else { return nil }
             return log ? (log10(v) - log10(low)) / (log10(high) - log10(low)) : (v - low) / (high - low)
         }
+        /// The nearest of 1, 2, 5 times a power of ten below (or above) v.
+        static func snap(_ v: Double, down: Bool) -> Double {
+            let e = pow(10, floor(log10(v)))
+            let candidates = [1.0, 2, 5, 10].map { $0 * e }
+            return down ? candidates.last { $0 <= v * (1 + 1e-9) }! : candidates.first { $0 >= v * (1 - 1e-9) }!
+        }
         var ticks: [Double] {
             if log {
-                let a = Int(log10(low).rounded()), b = Int(log10(high).rounded())
-                let every = max(1, (b - a) / 6)
-                return stride(from: a, through: b, by: every).map { pow(10, Double($0)) }
+                let a = Int(floor(log10(low) + 1e-9)), b = Int(ceil(log10(high) - 1e-9))
+                let inside = { (v: Double) in v >= low * (1 - 1e-9) && v <= high * (1 + 1e-9) }
+                let decades = (a...b).map { pow(10, Double($0)) }.filter(inside)
+                if decades.count >= 3 {
+                    let every = max(1, (decades.count - 1) / 6)
+                    return stride(from: 0, to: decades.count, by: every).map { decades[$0] }
+                }
+                // Less than two decades: 1, 2 and 5 times each power of ten.
+                return (a...b).flatMap { k in [1.0, 2, 5].map { $0 * pow(10, Double(k)) } }.filter(inside)
             }
             let step = Axis.niceStep((high - low) / 5)
             // Snapped to multiples of the step, so a tick at 0 is 0 and not 1e-17.
@@ -76,7 +94,11 @@ public enum SVGChart {
                                  logX: Bool = true, logY: Bool = false, logY2: Bool = false,
                                  width: Double = 560, height: Double = 330) -> String {
         let left = 64.0, right = y2Label == nil ? 20.0 : 76.0, top = 30.0, bottom = 48.0
-        let legendRows = Double((series.count + 2) / 3)
+        // Legend columns as wide as the longest name needs (about 6.2 px a character at 11 px).
+        let named = series.filter(\.legend)
+        let longest = Double(named.map(\.name.count).max() ?? 0)
+        let columns = max(1, min(3, Int((width - 20) / (36 + longest * 6.2))))
+        let legendRows = Double((named.count + columns - 1) / columns)
         let h = height + legendRows * 16
         let pw = width - left - right, ph = height - top - bottom
         let xa = Axis(series.flatMap(\.xs), log: logX)
@@ -104,7 +126,7 @@ public enum SVGChart {
         if let y2Label {
             s += "<text transform=\"translate(\(width - 10),\(top + ph / 2)) rotate(90)\" text-anchor=\"middle\">\(esc(y2Label))</text>"
         }
-        for (k, ser) in series.enumerated() {
+        for ser in series {
             let axis = ser.right ? y2 : ya
             var pts: [(Double, Double)] = []
             for (x, y) in zip(ser.xs, ser.ys) {
@@ -117,7 +139,9 @@ public enum SVGChart {
             if ser.markers || pts.count == 1 {
                 for p in pts { s += String(format: "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"3\" fill=\"%@\"/>", p.0, p.1, ser.color) }
             }
-            let lx = 10 + Double(k % 3) * (width - 20) / 3, ly = height + Double(k / 3) * 16
+        }
+        for (k, ser) in named.enumerated() {
+            let lx = 10 + Double(k % columns) * (width - 20) / Double(columns), ly = height + Double(k / columns) * 16
             s += "<line x1=\"\(lx)\" y1=\"\(ly - 4)\" x2=\"\(lx + 22)\" y2=\"\(ly - 4)\" stroke=\"\(ser.color)\" stroke-width=\"2\"\(ser.dashed ? " stroke-dasharray=\"5,3\"" : "")/>"
             s += "<text x=\"\(lx + 26)\" y=\"\(ly)\">\(esc(ser.name))</text>"
         }
