@@ -66,7 +66,7 @@ extension Measure {
             abstract: "Input gradient vs score estimate: cosine similarity, SSIM and (with --lpips) LPIPS per image, PNG grid input | gradient | score.",
             discussion: "The gradient is d/dx of the sum of logits (or of the class logit with --class-logit, which also asks the score for the class-conditional score). --score names a score plugin; `empirical` falls back to the host's exact smoothed-empirical score when no such plugin is loaded, and `analytic` is the synthetic set's closed form. With --lpips, gradient and score are each divided by their max |value| and compared with LPIPS (the paper plots 1 - LPIPS); images with a shorter side below --lpips-min-side are resized bilinearly up to it. Writes alignment.json, alignment.csv and alignment.png.")
         @OptionGroup var common: MeasureCommon
-        @Option(help: "Score estimator (plugin name, or empirical / analytic).") var score: String = "empirical"
+        @Option(help: "Score estimator (plugin name, or empirical / analytic). On images the exact smoothed-empirical score points to the nearest training image and gives cosines near 0 for every model; a learned one (denoiser, diffusion; trained once and saved) is what separates models.") var score: String = "empirical"
         @Option(help: "Noise level of the score, in the [-1, 1] image scale.") var sigma: Double = 0.5
         @Option(name: .customLong("score-set"), help: ArgumentHelp("Hyperparameter of the score plugin (repeatable).", valueName: "key=value"))
         var scoreSettings: [String] = []
