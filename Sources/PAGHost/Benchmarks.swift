@@ -233,6 +233,9 @@ public enum Benchmarks {
         return try time(steps: steps, warmup: warmup) { _ = try lpips.distance(a, b) }.map { $0 / 64 }
     }
 
+    /// Threads of the team that runs the engine's loops and oneDNN's kernels.
+    public static var threads: Int { engineThreads }
+
     /// Peak resident memory of this process in MiB (getrusage's ru_maxrss).
     public static func peakResidentMB() -> Double {
         var usage = rusage()

@@ -3,6 +3,9 @@ import CPAGKernels
 /// Work splitting over the machine's cores for elementwise and reduction loops. The loops run on
 /// oneDNN's OpenMP thread team (through pag_parallel_for), so the engine has one pool of threads
 /// and never has two pools competing for the same cores.
+/// Threads of the OpenMP team that runs the engine's loops and oneDNN's kernels.
+public var engineThreads: Int { Parallel.threads }
+
 enum Parallel {
     /// Number of threads in the team.
     static let threads: Int = max(1, Int(pag_parallel_threads()))

@@ -33,6 +33,9 @@ struct Bench: ParsableCommand {
           autoencoder-tangent            16 Jacobian-vector products, one batched pass
           autoencoder-tangent-per-pixel  one backward pass per output pixel (784, the
                                          reference's method; at most 3 timed steps)
+        Score-estimator workload (libPAGScores.so), ms per training step:
+          denoiser-train  the denoiser plugin as the default experiment trains it (width 32,
+                          10 classes, batch 64 of 1x56x28, EDM loss, Adam 2e-3)
         Measurement workload, in ms per image pair:
           lpips-alex  LPIPS (AlexNet) of 64 pairs of 1x56x28 images, resized to 128x64
                       as `pag measure alignment --lpips` does; random weights
@@ -88,17 +91,26 @@ struct Bench: ParsableCommand {
             }
         }
         let peak = Benchmarks.peakResidentMB()
+        // How the thread team was set up, so numbers from different runs can be compared.
+        let env = ProcessInfo.processInfo.environment
+        let threads = Benchmarks.threads
         if json {
             var list: [[String: Any]] = results.map { r in
                 var o: [String: Any] = ["name": r.name, "ms_median": r.ms_median, "ms_min": r.ms_min]
                 if let g = r.gflops { o["gflops"] = g }
                 return o
             }
-            list.append(["name": "peak-rss", "peak_rss_mb": peak])
+            var last: [String: Any] = ["name": "peak-rss", "peak_rss_mb": peak, "threads": threads]
+            if let v = env["GOMP_SPINCOUNT"] { last["gomp_spincount"] = v }
+            if let v = env["OMP_WAIT_POLICY"] { last["omp_wait_policy"] = v }
+            list.append(last)
             let data = try JSONSerialization.data(withJSONObject: list, options: [.prettyPrinted, .sortedKeys])
             print(String(data: data, encoding: .utf8)!)
         } else {
             print(String(format: "peak resident memory: %.1f MiB", peak))
+            let policy = [env["OMP_WAIT_POLICY"].map { "OMP_WAIT_POLICY=\($0)" }, env["GOMP_SPINCOUNT"].map { "GOMP_SPINCOUNT=\($0)" }]
+                .compactMap { $0 }.joined(separator: ", ")
+            print("threads: \(threads) (OpenMP\(policy.isEmpty ? "" : "; " + policy))")
         }
     }
 }
