@@ -23,8 +23,11 @@ lpips >= 0.1.4 adds are dropped (they share memory with `linK`, which safetensor
 Names and shapes are checked before anything is written.
 """
 import argparse, sys
-import torch
-from safetensors.torch import save_file
+try:
+    import torch
+    from safetensors.torch import save_file
+except ImportError as e:
+    sys.exit("lpips_to_safetensors.py needs PyTorch and safetensors (pip install torch safetensors): %s" % e)
 
 # torchvision features index -> lpips slice, and each convolution's shape (lpips/pretrained_networks.py).
 SLICES = {
