@@ -75,6 +75,8 @@ extension Measure {
         @Option(help: "Where a learned score estimator is saved and reused (default: estimators/NAME-STEPSsteps[-HASH of the settings].safetensors beside the checkpoint folder).")
         var estimatorCheckpoint: String?
         @Flag(help: "Differentiate the class logit instead of the sum of logits.") var classLogit = false
+        @Flag(help: "Compare d/dx log p(y|x) (the model's log-softmax at the true class) with s(x|y) - s(x), the class-conditional minus the unconditional score: the exact identity of the Bayes classifier of the sigma-smoothed data. Needs a class-conditional score.")
+        var posterior = false
         @Option(help: "Images in the PNG grid.") var gridImages: Int = 8
         @Option(help: ArgumentHelp("LPIPS weights (safetensors, lpips state_dict names; see docs/file-formats.md).", valueName: "path"))
         var lpips: String?
@@ -92,7 +94,7 @@ extension Measure {
             let src = try MeasureRunner.scoreSource(score, registry: reg, subject: s, fitSamples: fitSamples, trainSteps: trainSteps,
                                                     settings: scoreSettings,
                                                     checkpoint: estimatorCheckpoint ?? defaultEstimatorPath(common.checkpoint, score, trainSteps, scoreSettings))
-            let r = try MeasureRunner.alignment(s, score: src, sigma: sigma, classLogit: classLogit, out: common.outDir,
+            let r = try MeasureRunner.alignment(s, score: src, sigma: sigma, classLogit: classLogit, posterior: posterior, out: common.outDir,
                                                 gridImages: gridImages, progress: common.showProgress, lpips: lp)
             let lpipsText = r.lpipsMean.map { String(format: ", 1 - LPIPS %.4f (LPIPS %@ %.4f ± %.4f)", 1 - $0, r.lpipsBackbone ?? "", $0, r.lpipsStd ?? 0) } ?? ""
             try emit(r, json: common.json, text: String(format: "gradient vs %@ score at sigma %.3g on %d images: cosine %.4f ± %.4f, SSIM %.4f ± %.4f%@; wrote %@/alignment.{json,csv,png}",

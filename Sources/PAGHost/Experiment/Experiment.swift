@@ -26,6 +26,8 @@ public struct ExperimentSpec: Sendable {
         public var fitSamples = 2000
         public var trainSteps = 500
         public var classLogit = false
+        /// Compare d/dx log p(y|x) with s(x|y) - s(x) (see MeasureRunner.alignment).
+        public var posterior = false
         public var settings: [String] = []
         /// LPIPS weights (safetensors, lpips state_dict names) for 1 - LPIPS per image; nil: none.
         public var lpips: String?
@@ -174,6 +176,7 @@ public struct ExperimentSpec: Sendable {
                 a.fitSamples = try ar.int("fit_samples") ?? a.fitSamples
                 a.trainSteps = try ar.int("train_steps") ?? a.trainSteps
                 a.classLogit = try ar.bool("class_logit") ?? a.classLogit
+                a.posterior = try ar.bool("posterior") ?? a.posterior
                 a.settings = try ar.settings("set") ?? []
                 a.lpips = try ar.string("lpips")
                 a.lpipsMinSide = try ar.int("lpips_min_side") ?? a.lpipsMinSide

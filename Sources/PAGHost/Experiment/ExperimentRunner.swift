@@ -167,7 +167,7 @@ public final class ExperimentRunner {
                  into r: inout RunResult) throws {
         let out = dir + "/measure"
         let stamp = MeasureStamp(samples: spec.samples, draws: spec.draws, seed: spec.seed, noiseRatio: spec.noiseRatio && s.masks != nil,
-                                 alignment: spec.alignment.map { "\($0.score) sigma=\($0.sigma) fit=\($0.fitSamples) steps=\($0.trainSteps) class=\($0.classLogit) \($0.settings)" + ($0.lpips.map { " lpips=\($0) side=\(spec.alignment!.lpipsMinSide)" } ?? "") },
+                                 alignment: spec.alignment.map { "\($0.score) sigma=\($0.sigma) fit=\($0.fitSamples) steps=\($0.trainSteps) class=\($0.classLogit)\($0.posterior ? " posterior" : "") \($0.settings)" + ($0.lpips.map { " lpips=\($0) side=\(spec.alignment!.lpipsMinSide)" } ?? "") },
                                  robustness: spec.robustness.map { "\($0.manifold) fit=\($0.fitSamples) steps=\($0.trainSteps) \($0.settings)" })
         let stampPath = out + "/stamp.json"
         let checkpointDate = (try? FileManager.default.attributesOfItem(atPath: dir + "/checkpoint.safetensors")[.modificationDate]) as? Date
@@ -189,7 +189,8 @@ public final class ExperimentRunner {
             r.noiseRatio = try MeasureRunner.noiseRatio(s, out: out, draws: spec.draws, seed: spec.seed, progress: showProgress)
         }
         if let a = spec.alignment, let score {
-            r.alignment = try MeasureRunner.alignment(s, score: score, sigma: a.sigma, classLogit: a.classLogit, out: out, progress: false,
+            r.alignment = try MeasureRunner.alignment(s, score: score, sigma: a.sigma, classLogit: a.classLogit, posterior: a.posterior,
+                                                     out: out, progress: false,
                                                lpips: lpips)
         }
         if let manifold {

@@ -240,11 +240,18 @@ public enum MeasureRunner {
     /// alignment.csv and alignment.png (input | gradient | score per row, first `gridImages`).
     /// With `lpips`, also the LPIPS distance of the two maps, each divided by its max |value|
     /// (methods.md, "Perceptual alignment").
+    ///
+    /// With `posterior`, the comparison is the exact identity of the Bayes classifier of the
+    /// sigma-smoothed data instead: d/dx log p(y|x) of the model (its log-softmax at the true
+    /// class) against s(x|y) - s(x), the class-conditional minus the unconditional score (the
+    /// score estimator must be class-conditional).
     public static func alignment(_ s: MeasureSubject, score: ScoreSource, sigma: Double = 0.5, classLogit: Bool = false,
-                                 out: String?, gridImages: Int = 8, progress: Bool = false, lpips: LPIPS? = nil) throws -> AlignmentReport {
+                                 posterior: Bool = false, out: String?, gridImages: Int = 8, progress: Bool = false,
+                                 lpips: LPIPS? = nil) throws -> AlignmentReport {
         try lpips?.check(sampleShape: s.sampleShape)
         let n = s.images.shape[0], d = s.sampleShape.reduce(1, *)
-        let g = try Measures.inputGradient(model: s.model, x: s.images, labels: classLogit ? s.labels : nil)
+        let useLabels = classLogit || posterior
+        let g = try Measures.inputGradient(model: s.model, x: s.images, labels: useLabels ? s.labels : nil, logPosterior: posterior)
         var scores: [Tensor] = []
         let chunk = 100
         let b = bar("alignment (\(score.name))", progress)
@@ -252,7 +259,13 @@ public enum MeasureRunner {
         while start < n {
             let end = min(n, start + chunk)
             let x = s.images.slice(axis: 0, start..<end).copy()
-            scores.append(try score.score(x, sigma: sigma, labels: classLogit ? Array(s.labels[start..<end]) : nil))
+            let labels = useLabels ? Array(s.labels[start..<end]) : nil
+            var sc = try score.score(x, sigma: sigma, labels: labels)
+            if posterior {
+                let unconditional = try score.score(x, sigma: sigma, labels: nil)
+                sc = noGrad { sc - unconditional }
+            }
+            scores.append(sc)
             b?(end, n)
             start = end
         }
@@ -263,7 +276,8 @@ public enum MeasureRunner {
         let (cm, cs) = meanStd(cos), (sm, sd) = meanStd(ss)
         let lp = try lpips?.distance(Measures.maxAbsNormalizedRows(g), Measures.maxAbsNormalizedRows(sc))
         var r = AlignmentReport(checkpoint: s.directory, model: s.config.model, objective: s.config.objective, data: s.data.info.name,
-                                score: score.name, sigma: sigma, gradient: classLogit ? "class-logit" : "sum-of-logits",
+                                score: posterior ? score.name + ": s(x|y) - s(x)" : score.name, sigma: sigma,
+                                gradient: posterior ? "log-posterior" : classLogit ? "class-logit" : "sum-of-logits",
                                 samples: n, cosineMean: cm, cosineStd: cs, ssimMean: sm, ssimStd: sd,
                                 images: (0..<n).map { .init(index: $0, label: s.labels[$0], cosine: cos[$0], ssim: ss[$0], lpips: lp?[$0]) })
         if let lpips, let lp {

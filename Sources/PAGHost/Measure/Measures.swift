@@ -143,8 +143,11 @@ public enum Measures {
     }
 
     /// The input gradient of the model: d/dx of the sum of logits per image, or with `labels`
-    /// of each image's own class logit. Same shape as x, no graph.
-    public static func inputGradient(model: HostModel, x: Tensor, labels: [Int]? = nil, chunk: Int = 256) throws -> Tensor {
+    /// of each image's own class logit (with `logPosterior`, of its log-softmax: the model's
+    /// log p(y|x)). Same shape as x, no graph.
+    public static func inputGradient(model: HostModel, x: Tensor, labels: [Int]? = nil, logPosterior: Bool = false,
+                                     chunk: Int = 256) throws -> Tensor {
+        precondition(!logPosterior || labels != nil, "inputGradient: the log-posterior needs labels")
         let n = x.shape[0]
         var parts: [Tensor] = []
         var start = 0
@@ -152,7 +155,8 @@ public enum Measures {
             let end = min(start + chunk, n)
             let xi = x.slice(axis: 0, start..<end).copy()
             xi.requiresGrad = true
-            let logits = try model.forward(xi, train: false)
+            let raw = try model.forward(xi, train: false)
+            let logits = logPosterior ? raw.logSoftmax(axis: 1) : raw
             let target: Tensor
             if let labels {
                 let c = logits.shape[1]
