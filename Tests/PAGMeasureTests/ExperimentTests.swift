@@ -147,7 +147,7 @@ final class ExperimentTests: XCTestCase {
 
     /// A run result as the report sees it (built from JSON: the types are Codable).
     func result(_ name: String, _ objective: String, sweep: (String, Double)? = nil, ratio: Double? = nil,
-                ssim: Double? = nil, cosine: Double = 0.1, lpips: Double? = nil) throws -> RunResult {
+                ssim: Double? = nil, cosine: Double = 0.1, lpips: Double? = nil, gradient: String = "class-logit") throws -> RunResult {
         var r: [String: Any] = ["name": name, "objective": objective, "settings": [String](), "directory": "runs/" + name,
                                 "testAccuracy": 0.8, "trainSeconds": 1.0, "steps": 10, "training": "trained", "measureSeconds": 1.0]
         if let (k, v) = sweep { r["sweepKey"] = k; r["sweepValue"] = v }
@@ -158,7 +158,7 @@ final class ExperimentTests: XCTestCase {
         }
         if let ssim {
             var a: [String: Any] = ["pagVersion": "x", "measurement": "alignment", "checkpoint": "", "model": "lenet", "objective": objective,
-                                    "data": "d", "score": "denoiser", "sigma": 0.5, "gradient": "class-logit", "samples": 300,
+                                    "data": "d", "score": "denoiser", "sigma": 0.5, "gradient": gradient, "samples": 300,
                                     "cosineMean": cosine, "cosineStd": 0.1, "ssimMean": ssim, "ssimStd": 0.1, "images": [Any]()]
             if let lpips { a["lpipsMean"] = lpips; a["lpipsStd"] = 0.05 }
             r["alignment"] = a
@@ -198,6 +198,11 @@ final class ExperimentTests: XCTestCase {
         let h = Report.findings(lp)
         XCTAssertTrue(h.contains { $0.contains("alignment (1 - LPIPS) rises, then falls (0.1: 0.400, 0.5: 0.600, 2: 0.300)") }, "\(h)")
         XCTAssertEqual(Report.alignmentMetric(lp[1].alignment!).value, 0.6, accuracy: 1e-12)
+        // The log-posterior comparison is judged by its cosine.
+        let post = try [0.0, 1e-2, 1e-1].enumerated().map { i, v in
+            try result("gn-\(v)", "gradnorm", sweep: ("lambda", v), ssim: 0.5, cosine: [0.78, 0.89, 0.80][i], gradient: "log-posterior")
+        }
+        XCTAssertTrue(Report.findings(post).contains { $0.contains("alignment (cosine with s(x|y) - s(x)) rises, then falls") }, "\(Report.findings(post))")
     }
 
     /// LPIPS weights named by an experiment are checked before anything trains, and used: the

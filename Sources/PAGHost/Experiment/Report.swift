@@ -8,9 +8,11 @@ public enum Report {
 
     /// How well a run's gradient matches the score, as the paper measures it: 1 - LPIPS of the
     /// max-abs-normalized maps when LPIPS weights were given, else their SSIM; with the
-    /// standard error of the mean over images.
+    /// standard error of the mean over images. For the log-posterior comparison, an exact
+    /// identity with sign and scale, the cosine.
     public static func alignmentMetric(_ a: AlignmentReport) -> (name: String, value: Double, se: Double) {
         let n = Double(max(a.samples, 1)).squareRoot()
+        if a.gradient == "log-posterior" { return ("cosine with s(x|y) - s(x)", a.cosineMean, a.cosineStd / n) }
         if let l = a.lpipsMean { return ("1 - LPIPS", 1 - l, (a.lpipsStd ?? 0) / n) }
         return ("SSIM", a.ssimMean, a.ssimStd / n)
     }
@@ -74,6 +76,10 @@ public enum Report {
     public static func html(spec: ExperimentSpec, summary: ExperimentSummary, outDir: String) throws -> String {
         let runs = summary.runs
         let lpipsColumn = runs.contains { $0.alignment?.lpipsMean != nil }
+        let usedMetric = runs.compactMap(\.alignment).first.map { a -> String in
+            let name = alignmentMetric(a).name
+            return name == "SSIM" ? "SSIM (give LPIPS weights, measure.alignment.lpips, for the paper's 1 − LPIPS)" : name
+        } ?? "SSIM"
         let color = Dictionary(uniqueKeysWithValues: runs.enumerated().map { ($1.name, SVGChart.palette[$0 % SVGChart.palette.count]) })
         var h = """
         <!DOCTYPE html>
@@ -116,7 +122,7 @@ public enum Report {
         about 1 for a model that looks at both halves alike, large for one that ignores the distractor.
         <b>Cosine / SSIM</b>: the input gradient (\(esc(runs.first?.alignment?.gradient ?? "sum of logits"))) against the
         score estimate (\(esc(runs.first?.alignment?.score ?? "–")), sigma \(f(runs.first?.alignment?.sigma, "%.2g"))), per image, then averaged;
-        SSIM\(lpipsColumn ? " and 1 − LPIPS (the paper's measure)" : "") of the max-abs-normalized maps; the sweeps and findings use \(lpipsColumn ? "1 − LPIPS" : "SSIM (give LPIPS weights, measure.alignment.lpips, for the paper's 1 − LPIPS)"). <b>On / off manifold</b>: the same change for unit-norm noise in the tangent space vs
+        SSIM\(lpipsColumn ? " and 1 − LPIPS (the paper's measure)" : "") of the max-abs-normalized maps; the sweeps and findings use \(usedMetric). <b>On / off manifold</b>: the same change for unit-norm noise in the tangent space vs
         its orthogonal complement (\(esc(runs.first?.robustness?.manifold ?? "–"))), and the fraction ||P<sub>T</sub>g||²/||g||² of the input gradient
         in the tangent space.</p>
 
