@@ -267,7 +267,8 @@ final class DenoiserScore: ScorePlugin, HasTrainingLoss {
     }
 
     func trainingLoss(x: Tensor, labels: [Int32]?) throws -> Tensor {
-        try checkInput(x, labels, net: net, plugin: Self.name)
+        // An unconditional network (classes=0) learns from labeled data too: it ignores the labels.
+        try checkInput(x, net.classes > 0 ? labels : nil, net: net, plugin: Self.name)
         let sig = try x.context.full([x.shape[0], 1, 1, 1], Float(sigma))
         return try edmLoss(net, x, sigma: sig, sigmaData: sigmaData,
                            labels: droppedLabels(labels, net: net, p: labelDropout, context: x.context))
@@ -322,7 +323,8 @@ final class DiffusionScore: ScorePlugin, HasTrainingLoss {
     }
 
     func trainingLoss(x: Tensor, labels: [Int32]?) throws -> Tensor {
-        try checkInput(x, labels, net: net, plugin: Self.name)
+        // An unconditional network (classes=0) learns from labeled data too: it ignores the labels.
+        try checkInput(x, net.classes > 0 ? labels : nil, net: net, plugin: Self.name)
         let c = x.context
         let shape = [x.shape[0], 1, 1, 1]
         let logSigma: Tensor

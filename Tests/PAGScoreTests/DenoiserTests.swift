@@ -109,6 +109,26 @@ final class DenoiserTests: XCTestCase {
         }
     }
 
+    /// An unconditional network (classes=0) trains on a labeled data set as the host's trainer
+    /// hands it (labels ignored), and refuses labels only when asked for a class-conditional score.
+    func testUnconditionalNetworksTrainOnLabeledData() throws {
+        var c = SyntheticConfig()
+        c.shape = [1, 8, 8]; c.signalDim = 2; c.distractorDim = 2; c.trainCount = 64
+        let data = SyntheticDataset(config: c, split: .train)
+        for name in Self.learned {
+            let e = try ScoreLibrary.instance(name, ["width=4", "classes=0"])
+            var cfg = EstimatorTrainingConfig()
+            cfg.steps = 3; cfg.batchSize = 16
+            let losses = try LearnedEstimator.train(e, on: data, config: cfg)
+            XCTAssertTrue(losses.allSatisfy(\.isFinite), "\(name): \(losses)")
+            let (x, y) = data.batch(Array(0..<4))
+            XCTAssertEqual(try e.score(x, sigma: 0.5, labels: nil).shape, [4, 1, 8, 8])
+            XCTAssertThrowsError(try e.score(x, sigma: 0.5, labels: y.map(Int32.init))) {
+                XCTAssertTrue("\($0)".contains("labels given but the network is unconditional (classes=0)"), "\($0)")
+            }
+        }
+    }
+
     /// Trained on pixels N(0, 0.3^2), both learn a denoiser close to the ideal one, so their
     /// Tweedie score approaches -x / (0.09 + sigma^2), unlike the untrained network's
     /// -x / (0.25 + sigma^2) (relative error 0.47 at sigma 0.3, 0.32 at sigma 0.5). Measured
