@@ -6,11 +6,14 @@ public enum Report {
     static func esc(_ s: String) -> String { SVGChart.esc(s).replacingOccurrences(of: "\"", with: "&quot;") }
     static func f(_ v: Double?, _ fmt: String = "%.3f") -> String { v.map { $0.isFinite ? String(format: fmt, $0) : "∞" } ?? "–" }
 
+    /// A measure of alignment: its name, value and standard error.
+    public typealias AlignmentMeasure = (name: String, value: Double, se: Double)
+
     /// How well a run's gradient matches the score, as the paper measures it: 1 - LPIPS of the
     /// max-abs-normalized maps when LPIPS weights were given, else their SSIM; with the
     /// standard error of the mean over images. For the log-posterior comparison, an exact
     /// identity with sign and scale, the cosine.
-    public static func alignmentMetric(_ a: AlignmentReport) -> (name: String, value: Double, se: Double) {
+    public static func alignmentMetric(_ a: AlignmentReport) -> AlignmentMeasure {
         let n = Double(max(a.samples, 1)).squareRoot()
         if a.gradient == "log-posterior" { return ("cosine with s(x|y) - s(x)", a.cosineMean, a.cosineStd / n) }
         if let l = a.lpipsMean { return ("1 - LPIPS", 1 - l, (a.lpipsStd ?? 0) / n) }
@@ -18,7 +21,7 @@ public enum Report {
     }
 
     /// a is above b by more than twice the standard error of their difference.
-    static func clearlyAbove(_ a: (name: String, value: Double, se: Double), _ b: (name: String, value: Double, se: Double)) -> Bool {
+    static func clearlyAbove(_ a: AlignmentMeasure, _ b: AlignmentMeasure) -> Bool {
         a.value - b.value > 2 * (a.se * a.se + b.se * b.se).squareRoot()
     }
 
@@ -173,30 +176,28 @@ public enum Report {
             h += "</div>\n"
         }
 
-        let withNR = runs.filter { $0.noiseRatio != nil }
-        if !withNR.isEmpty {
-            h += "<h2>Signal vs distractor noise</h2><div class=\"plots\">\n"
-            h += SVGChart.lineChart(title: "noise ratio (signal / distractor)", xLabel: "noise std", yLabel: "ratio",
-                                    series: withNR.map { SVGChart.Series(name: $0.name, xs: $0.noiseRatio!.stds, ys: $0.noiseRatio!.ratio, color: color[$0.name]!) },
-                                    logY: true)
-            h += SVGChart.lineChart(title: "softmax change: signal (solid), distractor (dashed)", xLabel: "noise std", yLabel: "mean L1 change of the softmax",
-                                    series: withNR.flatMap { [SVGChart.Series(name: $0.name, xs: $0.noiseRatio!.stds, ys: $0.noiseRatio!.signal, color: color[$0.name]!),
-                                                              SVGChart.Series(name: $0.name + " (distractor)", xs: $0.noiseRatio!.stds, ys: $0.noiseRatio!.distractor, color: color[$0.name]!, dashed: true, legend: false)] },
-                                    logY: true)
-            h += "</div>\n"
+        // Two curve sections of the same form: the ratio per run, and the two curves it divides.
+        typealias Curves = (name: String, xs: [Double], ratio: [Double], solid: [Double], dashed: [Double])
+        func curveSection(_ heading: String, xLabel: String, ratioTitle: String, curvesTitle: String, dashedSuffix: String,
+                          _ curves: [Curves]) -> String {
+            guard !curves.isEmpty else { return "" }
+            var out = "<h2>\(heading)</h2><div class=\"plots\">\n"
+            out += SVGChart.lineChart(title: ratioTitle, xLabel: xLabel, yLabel: "ratio",
+                                      series: curves.map { SVGChart.Series(name: $0.name, xs: $0.xs, ys: $0.ratio, color: color[$0.name]!) },
+                                      logY: true)
+            out += SVGChart.lineChart(title: curvesTitle, xLabel: xLabel, yLabel: "mean L1 change of the softmax",
+                                      series: curves.flatMap { [SVGChart.Series(name: $0.name, xs: $0.xs, ys: $0.solid, color: color[$0.name]!),
+                                                                SVGChart.Series(name: $0.name + dashedSuffix, xs: $0.xs, ys: $0.dashed, color: color[$0.name]!,
+                                                                                dashed: true, legend: false)] },
+                                      logY: true)
+            return out + "</div>\n"
         }
-        let withR = runs.filter { $0.robustness != nil }
-        if !withR.isEmpty {
-            h += "<h2>On- vs off-manifold noise</h2><div class=\"plots\">\n"
-            h += SVGChart.lineChart(title: "on / off-manifold ratio", xLabel: "eps (L2 norm of the noise)", yLabel: "ratio",
-                                    series: withR.map { SVGChart.Series(name: $0.name, xs: $0.robustness!.eps, ys: $0.robustness!.ratio, color: color[$0.name]!) },
-                                    logY: true)
-            h += SVGChart.lineChart(title: "softmax change: on (solid), off manifold (dashed)", xLabel: "eps (L2 norm of the noise)", yLabel: "mean L1 change of the softmax",
-                                    series: withR.flatMap { [SVGChart.Series(name: $0.name, xs: $0.robustness!.eps, ys: $0.robustness!.onManifold, color: color[$0.name]!),
-                                                             SVGChart.Series(name: $0.name + " (off)", xs: $0.robustness!.eps, ys: $0.robustness!.offManifold, color: color[$0.name]!, dashed: true, legend: false)] },
-                                    logY: true)
-            h += "</div>\n"
-        }
+        h += curveSection("Signal vs distractor noise", xLabel: "noise std", ratioTitle: "noise ratio (signal / distractor)",
+                          curvesTitle: "softmax change: signal (solid), distractor (dashed)", dashedSuffix: " (distractor)",
+                          runs.compactMap { r in r.noiseRatio.map { (r.name, $0.stds, $0.ratio, $0.signal, $0.distractor) } })
+        h += curveSection("On- vs off-manifold noise", xLabel: "eps (L2 norm of the noise)", ratioTitle: "on / off-manifold ratio",
+                          curvesTitle: "softmax change: on (solid), off manifold (dashed)", dashedSuffix: " (off)",
+                          runs.compactMap { r in r.robustness.map { (r.name, $0.eps, $0.ratio, $0.onManifold, $0.offManifold) } })
 
         h += "<h2>Input gradients</h2><p class=\"note\">Per model, rows of test images: input | input gradient"
         h += runs.contains { $0.alignment != nil } ? " | score estimate" : ""
