@@ -75,11 +75,9 @@ public struct TrainLoop {
     public func fit(estimator: PluginInstance, data: HostDataset, progress: (Step) -> Void = { _ in }) throws -> [Step] {
         let params = estimator.parameters.map(\.tensor)
         guard !params.isEmpty else { throw PluginError(plugin: estimator.plugin.name, message: "has no parameters to train") }
-        let opt: Optimizer = optimizer == .adam ? Adam(params: params, learningRate: learningRate)
-                                                : SGD(params: params, learningRate: learningRate, momentum: momentum)
         let d = data.images.count / max(data.count, 1)
-        var history: [Step] = []
-        for step in 1...max(steps, 1) {
+        return try loop(params: params, lossName: "train_loss", culprit: "estimator '\(estimator.plugin.name)'", progress: progress,
+                        batch: { step in
             let x = Tensor.zeros([batchSize] + Array(data.images.shape.dropFirst()))
             var labels: [Int32] = []
             for i in 0..<batchSize {
@@ -87,51 +85,40 @@ public struct TrainLoop {
                 x.pointer.advanced(by: i * d).update(from: data.images.pointer.advanced(by: s * d), count: d)
                 labels.append(data.labels[s])
             }
-            opt.zeroGrad()
-            let sink = MetricSink()
-            let loss: Tensor
-            do { loss = try estimator.trainLoss(x, labels: labels, metrics: sink) }
-            catch let e as PluginError { throw Failure(step: step, message: e.description) }
-            let value = Double(loss.item)
-            guard value.isFinite else {
-                throw Failure(step: step, message: "train_loss is \(value.isNaN ? "nan" : "\(value)") (estimator '\(estimator.plugin.name)')")
-            }
-            do { try loss.backward() } catch { throw Failure(step: step, message: "backward failed: \(error)") }
-            opt.step()
-            var metrics: [String: [Double]] = [:]
-            for (n, v) in sink.values { metrics[n, default: []].append(v) }
-            let s = Step(step: step, loss: value, metrics: metrics.mapValues { $0.reduce(0, +) / Double($0.count) })
-            history.append(s)
-            progress(s)
-        }
-        return history
+            return (x, labels)
+        }, loss: { x, labels, sink in try estimator.trainLoss(x, labels: labels, metrics: sink) })
     }
 
     /// Trains `model` with `objective`; `progress` sees every step. Returns all steps.
     public func run(model: HostModel, objective: PluginInstance, progress: (Step) -> Void = { _ in }) throws -> [Step] {
         let data = SyntheticData(count: samples, sampleShape: model.inputShape, classes: model.outputs, seed: seed)
-        let params = model.parameters.map(\.tensor)
+        return try loop(params: model.parameters.map(\.tensor), lossName: "loss",
+                        culprit: "objective '\(objective.plugin.name)', model '\(model.modelName)'", progress: progress,
+                        batch: { step in data.batch(start: (step - 1) * batchSize, size: batchSize) },
+                        loss: { x, labels, sink in try objective.loss(model: model, x: x, labels: labels, metrics: sink) })
+    }
+
+    /// The loop both share: per step a batch, the loss, a finite check naming `culprit`,
+    /// backward, an optimizer step, and the mean of each metric the step reported.
+    func loop(params: [Tensor], lossName: String, culprit: String, progress: (Step) -> Void,
+              batch: (Int) -> (Tensor, [Int32]), loss: (Tensor, [Int32], MetricSink) throws -> Tensor) throws -> [Step] {
         let opt: Optimizer = optimizer == .adam ? Adam(params: params, learningRate: learningRate)
                                                 : SGD(params: params, learningRate: learningRate, momentum: momentum)
         var history: [Step] = []
         for step in 1...max(steps, 1) {
-            let (x, labels) = data.batch(start: (step - 1) * batchSize, size: batchSize)
+            let (x, labels) = batch(step)
             opt.zeroGrad()
             let sink = MetricSink()
-            let loss: Tensor
-            do { loss = try objective.loss(model: model, x: x, labels: labels, metrics: sink) }
+            let value: Tensor
+            do { value = try loss(x, labels, sink) }
             catch let e as PluginError { throw Failure(step: step, message: e.description) }
-            let value = Double(loss.item)
-            guard value.isFinite else {
-                throw Failure(step: step, message: "loss is \(value.isNaN ? "nan" : "\(value)") (objective '\(objective.plugin.name)', model '\(model.modelName)')")
-            }
-            do { try loss.backward() } catch {
-                throw Failure(step: step, message: "backward failed: \(error)")
-            }
+            let v = Double(value.item)
+            guard v.isFinite else { throw Failure(step: step, message: "\(lossName) is \(v.isNaN ? "nan" : "\(v)") (\(culprit))") }
+            do { try value.backward() } catch { throw Failure(step: step, message: "backward failed: \(error)") }
             opt.step()
             var metrics: [String: [Double]] = [:]
-            for (n, v) in sink.values { metrics[n, default: []].append(v) }
-            let s = Step(step: step, loss: value, metrics: metrics.mapValues { $0.reduce(0, +) / Double($0.count) })
+            for (n, m) in sink.values { metrics[n, default: []].append(m) }
+            let s = Step(step: step, loss: v, metrics: metrics.mapValues { $0.reduce(0, +) / Double($0.count) })
             history.append(s)
             progress(s)
         }
