@@ -21,9 +21,7 @@ public struct RandomGenerator {
 
     /// A generator for the stream named `name` under `seed` (FNV-1a of the name picks the stream).
     public init(seed: UInt64, stream name: String) {
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for b in name.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
-        self.init(seed: seed, stream: h)
+        self.init(seed: seed, stream: fnv1a(name))
     }
 
     @inline(__always)
@@ -74,4 +72,11 @@ import Darwin
 
 extension RandomGenerator: RandomNumberGenerator {
     public mutating func next() -> UInt64 { nextUInt64() }
+}
+
+/// The 64-bit FNV-1a hash of a string's UTF-8 bytes: stable across runs and platforms.
+public func fnv1a(_ text: String) -> UInt64 {
+    var h: UInt64 = 0xCBF2_9CE4_8422_2325
+    for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+    return h
 }

@@ -97,9 +97,7 @@ public enum LearnedEstimator {
     /// any, so that changing a setting trains a new estimator instead of failing on the old one.
     public static func checkpointName(_ name: String, steps: Int, settings: [String]) -> String {
         guard !settings.isEmpty else { return "\(name)-\(steps)steps.safetensors" }
-        // FNV-1a over the sorted settings: stable across runs and platforms.
-        var h: UInt64 = 0xCBF2_9CE4_8422_2325
-        for b in settings.sorted().joined(separator: "\n").utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+        let h = fnv1a(settings.sorted().joined(separator: "\n"))
         return "\(name)-\(steps)steps-\(String(h & 0xFFFF_FFFF, radix: 16)).safetensors"
     }
 
