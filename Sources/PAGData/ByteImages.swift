@@ -35,7 +35,7 @@ public final class ByteImageDataset: Dataset {
         bytes.withUnsafeBufferPointer { all in
             let src = all.baseAddress! + index * n
             guard augment, case .cropAndFlip(let pad) = augmentation else {
-                for j in 0..<n { out[j] = Float(src[j]) * scale + offset }
+                info.normalization.apply(src, count: n, to: out)
                 return
             }
             let c = info.sampleShape[0], h = info.sampleShape[1], w = info.sampleShape[2]

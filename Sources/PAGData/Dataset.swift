@@ -28,6 +28,11 @@ public struct Normalization: Equatable, Sendable, Codable, CustomStringConvertib
         self.scale = scale; self.offset = offset; self.description = description
     }
 
+    /// Writes `count` bytes as normalized floats (byte * scale + offset).
+    public func apply(_ bytes: UnsafePointer<UInt8>, count: Int, to out: UnsafeMutablePointer<Float>) {
+        for j in 0..<count { out[j] = Float(bytes[j]) * scale + offset }
+    }
+
     /// Bytes 0...255 to [-1, 1].
     public static let bytesToSymmetricUnit = Normalization(
         scale: 1 / 127.5, offset: -1, description: "pixels p in 0...255 scaled to [-1, 1]: x = p / 127.5 - 1")

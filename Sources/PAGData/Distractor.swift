@@ -141,11 +141,7 @@ public final class DistractorDataset: Dataset {
 
     public func writeSample(_ index: Int, to out: UnsafeMutablePointer<Float>, augment: Bool, rng: inout RandomGenerator) {
         let n = info.sampleSize
-        let scale = info.normalization.scale, offset = info.normalization.offset
-        bytes.withUnsafeBufferPointer { all in
-            let src = all.baseAddress! + index * n
-            for j in 0..<n { out[j] = Float(src[j]) * scale + offset }
-        }
+        bytes.withUnsafeBufferPointer { all in info.normalization.apply(all.baseAddress! + index * n, count: n, to: out) }
     }
 
     public func writeSignalMask(_ index: Int, to out: UnsafeMutablePointer<Float>) {
