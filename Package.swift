@@ -52,10 +52,16 @@ let package = Package(
         .target(name: "CPNG", path: "Sources/CPNG", linkerSettings: [.linkedLibrary("png")]),
         // Files users keep: safetensors, NPY, PNG, CSV, JSON, all written atomically.
         .target(name: "PAGFormats", dependencies: ["PAGTensor", "CPNG"], path: "Sources/PAGFormats"),
-        .target(name: "PAGHost", dependencies: ["PAGTensor", "PAGData", "PAGFormats", "CPAGPlugin", "CFFI"], path: "Sources/PAGHost",
+        // The implementation of include/pag/plugin.h and nothing else: loading, descriptors, instances,
+        // handles, call contexts, the host table, hyperparameters. It names no plugin and no data set.
+        .target(name: "PAGRuntime", dependencies: ["PAGTensor", "CPAGPlugin", "CFFI"], path: "Sources/PAGRuntime",
+                swiftSettings: fast),
+        // The research application on top of the runtime: training, estimators, measurements,
+        // experiments, reports, plugin checks, benchmarks.
+        .target(name: "PAGLab", dependencies: ["PAGRuntime", "PAGTensor", "PAGData", "PAGFormats"], path: "Sources/PAGLab",
                 swiftSettings: fast),
         .executableTarget(name: "pag", dependencies: [
-            "PAGHost", "PAGTensor", "PAGFormats", 
+            "PAGLab", "PAGTensor", "PAGFormats",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/pag", swiftSettings: fast),
         // Swift layer for plugin authors, built on plugin.h only (no host code).
@@ -67,28 +73,28 @@ let package = Package(
         .target(name: "PAGManifolds", dependencies: ["PAGPluginKit"], path: "Plugins/Manifolds", swiftSettings: fast),
         // Helpers shared by the test targets (SetupError, runProgram, torchPython, builtPluginRegistry,
         // createTemporaryDirectory). A plain target in no product; no XCTest, so `swift build` compiles it too.
-        .target(name: "PAGTestSupport", dependencies: ["PAGHost"], path: "Tests/PAGTestSupport"),
+        .target(name: "PAGTestSupport", dependencies: ["PAGLab"], path: "Tests/PAGTestSupport"),
         .testTarget(name: "PAGTensorTests", dependencies: ["PAGTensor"], path: "Tests/PAGTensorTests"),
         // Loads libPAGModels.so and libPAGObjectives.so from the build folder (swift build builds them).
-        .testTarget(name: "PAGPluginsTests", dependencies: ["PAGHost", "PAGTensor", "pag", "PAGTestSupport"], path: "Tests/PAGPluginsTests"),
+        .testTarget(name: "PAGPluginsTests", dependencies: ["PAGLab", "PAGTensor", "pag", "PAGTestSupport"], path: "Tests/PAGPluginsTests"),
         // The torch cross-check runs only where /work/venv-torch or $PAG_TORCH_PYTHON exists.
         .testTarget(name: "PAGFormatsTests", dependencies: ["PAGFormats", "PAGTestSupport"], path: "Tests/PAGFormatsTests"),
-        .testTarget(name: "PAGTrainingTests", dependencies: ["PAGHost", "PAGData", "PAGFormats", "PAGTensor"], path: "Tests/PAGTrainingTests"),
+        .testTarget(name: "PAGTrainingTests", dependencies: ["PAGLab", "PAGData", "PAGFormats", "PAGTensor"], path: "Tests/PAGTrainingTests"),
         // Loads libPAGManifolds.so from the build folder: oracle / pca / autoencoder on the synthetic set.
-        .testTarget(name: "PAGManifoldTests", dependencies: ["PAGHost", "PAGData", "PAGTensor", "PAGTestSupport"], path: "Tests/PAGManifoldTests"),
+        .testTarget(name: "PAGManifoldTests", dependencies: ["PAGLab", "PAGData", "PAGTensor", "PAGTestSupport"], path: "Tests/PAGManifoldTests"),
         // Measurements and `pag run` (the end-to-end test loads the model plugins built beside it).
         // Fixtures/ holds PyTorch reference values the tests read by path (scripts/lpips_fixture.py).
-        .testTarget(name: "PAGMeasureTests", dependencies: ["PAGHost", "PAGData", "PAGFormats", "PAGTensor"], path: "Tests/PAGMeasureTests",
+        .testTarget(name: "PAGMeasureTests", dependencies: ["PAGLab", "PAGData", "PAGFormats", "PAGTensor"], path: "Tests/PAGMeasureTests",
                     exclude: ["Fixtures"]),
         .testTarget(name: "PAGDataTests", dependencies: ["PAGData", "PAGTestSupport"], path: "Tests/PAGDataTests"),
         // Loads libPAGScores.so from the build folder; checks against the synthetic set's exact score.
-        .testTarget(name: "PAGScoreTests", dependencies: ["PAGHost", "PAGData", "PAGFormats", "PAGTensor", "PAGTestSupport"],
+        .testTarget(name: "PAGScoreTests", dependencies: ["PAGLab", "PAGData", "PAGFormats", "PAGTensor", "PAGTestSupport"],
                     path: "Tests/PAGScoreTests"),
         // Compiles the C examples and Fixtures/*.c with cc outside SwiftPM, loads them, runs the pag binary.
-        .testTarget(name: "PAGHostTests", dependencies: ["PAGHost", "pag", "PAGTestSupport"], path: "Tests/PAGHostTests",
+        .testTarget(name: "PAGHostTests", dependencies: ["PAGLab", "PAGRuntime", "pag", "PAGTestSupport"], path: "Tests/PAGHostTests",
                     exclude: ["Fixtures"]),
         // Needs libPAGExampleSwiftCE.so built (swift build builds it; so does swift test).
-        .testTarget(name: "PAGPluginKitTests", dependencies: ["PAGPluginKit", "PAGHost", "PAGTestSupport"],
+        .testTarget(name: "PAGPluginKitTests", dependencies: ["PAGPluginKit", "PAGLab", "PAGRuntime", "PAGTestSupport"],
                     path: "Tests/PAGPluginKitTests"),
     ],
     swiftLanguageModes: [.v5]

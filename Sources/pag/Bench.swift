@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import PAGHost
+import PAGLab
 
 /// `pag bench`: times the engine on fixed workloads.
 struct Bench: ParsableCommand {

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import PAGHost
+import PAGLab
 
 /// `pag measure`: the paper's measurements on a trained model.
 struct Measure: ParsableCommand {

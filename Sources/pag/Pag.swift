@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import PAGHost
+import PAGLab
 
 /// The `pag` command line.
 @main

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import PAGHost
+import PAGLab
 
 /// `pag plugins`: list, inspect, check and call plugins.
 struct Plugins: ParsableCommand {

@@ -1,7 +1,7 @@
 import ArgumentParser
 import Foundation
 import PAGFormats
-import PAGHost
+import PAGLab
 import PAGTensor
 
 /// `pag predict`: logits of a trained model for inputs in an NPY file.

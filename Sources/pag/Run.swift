@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import PAGHost
+import PAGLab
 
 /// `pag run`: an experiment end to end, with a report.
 struct Run: ParsableCommand {

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Foundation
-import PAGHost
+import PAGLab
 
 /// `pag train`: trains a model plugin with an objective plugin.
 struct Train: ParsableCommand {

@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-@testable import PAGHost
+@testable import PAGLab
 
 /// `pag plugins call` through libffi with every signature type (Fixtures/ffi_types.c).
 final class CallTests: XCTestCase {

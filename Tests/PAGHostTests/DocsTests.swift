@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
-@testable import PAGHost
+@testable import PAGLab
+@testable import PAGRuntime
 
 /// The C code in the docs compiles with the documented flags and works; the header is clean C99
 /// (pedantic) and usable from C++.

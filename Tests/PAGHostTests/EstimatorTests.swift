@@ -1,7 +1,8 @@
 import Foundation
 import PAGTensor
 import XCTest
-@testable import PAGHost
+@testable import PAGLab
+@testable import PAGRuntime
 
 /// Manifold and score estimators and a conv/batch-norm model through the host (Fixtures/estimators.c).
 final class EstimatorTests: XCTestCase {

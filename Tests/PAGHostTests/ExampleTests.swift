@@ -1,7 +1,7 @@
 import Foundation
 import PAGTensor
 import XCTest
-@testable import PAGHost
+@testable import PAGLab
 
 /// The C examples, compiled outside SwiftPM, loaded by path, listed, checked, called and trained.
 final class ExampleTests: XCTestCase {

@@ -1,7 +1,7 @@
 import Foundation
 import PAGTensor
 import XCTest
-@testable import PAGHost
+@testable import PAGLab
 
 /// Plugins that fail at run time: errors mid-training, crashes and hangs under
 /// `pag plugins check`, and misuse of the runtime table.

@@ -1,7 +1,8 @@
 import Foundation
 import CPAGPlugin
 import XCTest
-@testable import PAGHost
+@testable import PAGLab
+@testable import PAGRuntime
 
 /// Broken libraries: each gets its exact message, and the good plugins beside them still load.
 final class LoaderTests: XCTestCase {

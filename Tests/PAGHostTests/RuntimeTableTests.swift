@@ -2,7 +2,8 @@ import CPAGPlugin
 import Foundation
 import PAGTensor
 import XCTest
-@testable import PAGHost
+@testable import PAGLab
+@testable import PAGRuntime
 
 /// The runtime table called directly: shape checks report errors naming the op and shapes,
 /// errors are sticky, handles follow the JNI rules, results equal the engine's.

@@ -1,6 +1,6 @@
 import Foundation
 import PAGData
-import PAGHost
+import PAGLab
 import PAGTensor
 import PAGTestSupport
 import XCTest

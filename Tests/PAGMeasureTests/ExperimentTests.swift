@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 import PAGData
 import PAGFormats
-import PAGHost
+import PAGLab
 import PAGTensor
 
 /// Experiment files, the YAML subset, and `pag run` end to end on the synthetic set.

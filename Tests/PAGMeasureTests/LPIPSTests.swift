@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 import PAGData
 import PAGFormats
-import PAGHost
+import PAGLab
 import PAGTensor
 
 /// LPIPS with deterministic random weights: against PyTorch (Fixtures/lpips_expected.json,

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 import PAGData
 import PAGFormats
-import PAGHost
+import PAGLab
 import PAGTensor
 
 /// The measurements on models whose answers are known exactly.

@@ -1,6 +1,6 @@
 import Foundation
 import XCTest
-import PAGHost
+import PAGLab
 
 /// Issue 6: on the synthetic set, where the signal subspace and the score are known exactly, a
 /// model trained with the gradient-norm penalty has more of its input gradient on the signal

@@ -2,7 +2,8 @@
 // table: the fixtures of KitFixtures.swift are registered in-process (what the loader does after
 // dlopen) and checked against closed forms and finite differences.
 import Foundation
-@testable import PAGHost
+@testable import PAGLab
+@testable import PAGRuntime
 import XCTest
 
 final class KitThroughHostTests: XCTestCase {

@@ -2,7 +2,7 @@
 // from the library SwiftPM builds, against the closed form of label-smoothed cross-entropy, finite
 // differences, and the C example (compiled here with cc).
 import Foundation
-import PAGHost
+import PAGLab
 import PAGTestSupport
 import XCTest
 

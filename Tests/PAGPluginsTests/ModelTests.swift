@@ -2,7 +2,7 @@
 // (lists hard-coded from PyTorch itself), output shapes, PyTorch's initialization, train/eval
 // behaviour, and (when a PyTorch venv exists) the same logits as the PyTorch modules.
 import Foundation
-import PAGHost
+import PAGLab
 import PAGTensor
 import PAGTestSupport
 import XCTest

@@ -3,7 +3,7 @@
 // called with (and the mode), so noisy objectives are checked with the very noise they drew, and
 // the noise itself is checked against its distribution.
 import Foundation
-import PAGHost
+import PAGLab
 import PAGTensor
 import XCTest
 

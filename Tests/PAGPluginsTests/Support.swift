@@ -1,5 +1,5 @@
 import Foundation
-import PAGHost
+import PAGLab
 import PAGTensor
 import PAGTestSupport
 import XCTest

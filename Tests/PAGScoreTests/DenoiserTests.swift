@@ -5,7 +5,7 @@
 import Foundation
 import PAGData
 import PAGFormats
-import PAGHost
+import PAGLab
 import PAGTensor
 import PAGTestSupport
 import XCTest

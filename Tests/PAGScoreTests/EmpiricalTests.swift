@@ -3,7 +3,7 @@
 // approximation is good (large subset, sigma large against the spacing of the samples).
 import Foundation
 import PAGData
-import PAGHost
+import PAGLab
 import PAGTensor
 import XCTest
 

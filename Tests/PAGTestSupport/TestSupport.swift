@@ -1,5 +1,5 @@
 import Foundation
-import PAGHost
+import PAGLab
 
 // Helpers shared by the test targets. A regular target (not a test target), so it is also
 // compiled by `swift build -c release`: it does not import XCTest. XCTest-bound wrappers

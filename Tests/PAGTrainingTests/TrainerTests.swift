@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 import PAGData
 import PAGFormats
-import PAGHost
+import PAGLab
 import PAGTensor
 
 /// The trainer end to end on the synthetic data set with the built model and objective plugins.

@@ -174,14 +174,3 @@ public enum LearnedEstimator {
         return e
     }
 }
-
-extension PluginInstance {
-    /// Whether a manifold or score estimator has a fit function.
-    public var hasFit: Bool {
-        switch plugin.vtable {
-        case .manifold(let v): return v.fit != nil
-        case .score(let v): return v.fit != nil
-        default: return false
-        }
-    }
-}

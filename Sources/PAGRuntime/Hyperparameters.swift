@@ -160,7 +160,7 @@ public func routeSettings(_ settings: [String], to plugins: [Plugin]) throws -> 
 }
 
 /// Numbers as people write them: 0.1, 1, 1e-05, inf.
-func formatNumber(_ v: Double) -> String {
+public func formatNumber(_ v: Double) -> String {
     if v.isInfinite { return v > 0 ? "inf" : "-inf" }
     if v == v.rounded(), abs(v) < 1e15 { return String(Int64(v)) }
     return "\(v)"

@@ -125,3 +125,14 @@ public func writeAtomically(_ data: Data, to path: String) throws {
         throw CocoaError(.fileWriteUnknown, userInfo: [NSFilePathErrorKey: path])
     }
 }
+
+extension PluginRegistry {
+    /// A registry whose libraries from outside pag's own folder are first loaded in a child
+    /// process (`pag plugins check-worker`, run with `executable`), each within `timeout` seconds.
+    public static func probing(with executable: String, timeout: Double = 30) -> PluginRegistry {
+        let reg = PluginRegistry()
+        reg.trustedDirectory = (executable as NSString).deletingLastPathComponent
+        reg.probe = { file in PluginChecker.probeLoad(file: file, executable: executable, timeout: timeout) }
+        return reg
+    }
+}

@@ -282,3 +282,23 @@ extension CallContext {
 
     func datasetPointer(_ d: HostDataset) -> OpaquePointer { OpaquePointer(Unmanaged.passUnretained(d).toOpaque()) }
 }
+
+extension PluginInstance {
+    /// Calls made so far; each call's random generator is derived from it, so a resumed run
+    /// restores it to draw the same numbers as an uninterrupted one.
+    public var callCount: UInt64 {
+        get { calls }
+        set { calls = newValue }
+    }
+}
+
+extension PluginInstance {
+    /// Whether a manifold or score estimator has a fit function.
+    public var hasFit: Bool {
+        switch plugin.vtable {
+        case .manifold(let v): return v.fit != nil
+        case .score(let v): return v.fit != nil
+        default: return false
+        }
+    }
+}

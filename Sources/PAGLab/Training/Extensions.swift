@@ -1,35 +1,13 @@
 import Foundation
-
-extension PluginRegistry {
-    /// The plugin named `name`, which must be of `kind`.
-    public func plugin(named name: String, kind: PluginKind) throws -> Plugin {
-        let p = try plugin(named: name)
-        guard p.kind == kind else {
-            let list = plugins.filter { $0.kind == kind }.map(\.name).sorted()
-            let article = { (k: PluginKind) in k == .objective ? "an" : "a" }
-            throw RegistryError(description: "'\(name)' is \(article(p.kind)) \(p.kind.rawValue) plugin, not \(article(kind)) \(kind.rawValue); \(kind.rawValue) plugins: \(list.isEmpty ? "none loaded" : list.joined(separator: ", "))")
-        }
-        return p
-    }
-}
+import PAGData
+import PAGFormats
+import PAGTensor
 
 extension HyperparameterValues {
     /// Every value as text, for metrics.json and messages.
     public var textValues: [String: String] { values.mapValues(\.description) }
 }
 
-extension PluginInstance {
-    /// Calls made so far; each call's random generator is derived from it, so a resumed run
-    /// restores it to draw the same numbers as an uninterrupted one.
-    public var callCount: UInt64 {
-        get { calls }
-        set { calls = newValue }
-    }
-}
-
-import PAGData
-import PAGFormats
-import PAGTensor
 
 /// The data sets the trainer knows, by name.
 public enum DatasetCatalog {

@@ -1,5 +1,4 @@
 import CPAGPlugin
-import PAGData
 import PAGTensor
 
 // Oracle facts for manifold estimators (ABI 1.1): what a data set knows exactly about its signal
@@ -73,19 +72,5 @@ extension PluginInstance {
         if let m, m.shape != x.shape {
             throw PluginError(plugin: plugin.name, message: "signal mask of shape \(m.shape) does not match the input \(x.shape)")
         }
-    }
-}
-
-/// The oracle facts of a PAGData data set.
-public enum OracleFacts {
-    /// The exact signal subspace [D, k] of a data set that knows it (synthetic), else nil.
-    public static func signalBasis(_ data: Dataset) -> Tensor? {
-        (data as? SubspaceOracle)?.signalBasis
-    }
-
-    /// The signal masks of samples `indices` ([B, C, H, W], 1 = signal) where the data set has
-    /// them (the distractor sets), else nil.
-    public static func signalMask(_ data: Dataset, _ indices: [Int]) -> Tensor? {
-        data.signalMask(indices)
     }
 }

@@ -27,15 +27,6 @@ public final class PluginRegistry {
 
     public init() {}
 
-    /// A registry whose libraries from outside pag's own folder are first loaded in a child
-    /// process (`pag plugins check-worker`, run with `executable`), each within `timeout` seconds.
-    public static func probing(with executable: String, timeout: Double = 30) -> PluginRegistry {
-        let reg = PluginRegistry()
-        reg.trustedDirectory = (executable as NSString).deletingLastPathComponent
-        reg.probe = { file in PluginChecker.probeLoad(file: file, executable: executable, timeout: timeout) }
-        return reg
-    }
-
     /// Where plugins are searched, in order: the folder of the pag executable, then each
     /// entry of $PAG_PLUGIN_PATH (colon-separated), then the --plugin-path values. An entry may
     /// be a folder (every *.so / *.dylib in it) or a library file.
@@ -157,4 +148,17 @@ public final class PluginRegistry {
 
 public struct RegistryError: Error, CustomStringConvertible {
     public var description: String
+}
+
+extension PluginRegistry {
+    /// The plugin named `name`, which must be of `kind`.
+    public func plugin(named name: String, kind: PluginKind) throws -> Plugin {
+        let p = try plugin(named: name)
+        guard p.kind == kind else {
+            let list = plugins.filter { $0.kind == kind }.map(\.name).sorted()
+            let article = { (k: PluginKind) in k == .objective ? "an" : "a" }
+            throw RegistryError(description: "'\(name)' is \(article(p.kind)) \(p.kind.rawValue) plugin, not \(article(kind)) \(kind.rawValue); \(kind.rawValue) plugins: \(list.isEmpty ? "none loaded" : list.joined(separator: ", "))")
+        }
+        return p
+    }
 }
