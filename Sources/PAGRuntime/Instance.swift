@@ -81,13 +81,7 @@ public final class PluginInstance {
         // A bad setting is the user's error, not the plugin's: HyperparameterError passes through.
         config = try HyperparameterValues(plugin: plugin.name, specs: plugin.hyperparameters, settings: settings)
         self.seed = seed
-        let create: (@convention(c) (OpaquePointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> pag_status)?
-        switch plugin.vtable {
-        case .model(let v): create = v.create
-        case .objective(let v): create = v.create
-        case .manifold(let v): create = v.create
-        case .score(let v): create = v.create
-        }
+        let create = plugin.vtable.create
         guard let create else { return }
         try withCall(nil) { ctx in
             ctx.creating = true
@@ -107,13 +101,7 @@ public final class PluginInstance {
     public func destroy() {
         guard !destroyed else { return }
         destroyed = true
-        let fn: (@convention(c) (UnsafeMutableRawPointer?) -> Void)?
-        switch plugin.vtable {
-        case .model(let v): fn = v.destroy
-        case .objective(let v): fn = v.destroy
-        case .manifold(let v): fn = v.destroy
-        case .score(let v): fn = v.destroy
-        }
+        let fn = plugin.vtable.destroy
         fn?(selfPointer)
         selfPointer = nil
     }
@@ -143,6 +131,56 @@ public final class PluginInstance {
         PluginError(plugin: plugin.name, message: "is a \(plugin.kind.rawValue), it has no \(what)")
     }
 
+    // MARK: the one call path
+
+    /// What a call must return: nothing, a scalar, or a tensor of a shape (`text` for messages).
+    enum Expected {
+        case nothing
+        case scalar
+        case shape([Int])
+        case matching(String, ([Int]) -> Bool)
+    }
+
+    /// Every plugin call goes through here: a fresh call frame (nested under `parent`), the
+    /// call itself, its status checked, the returned handle resolved, its shape checked.
+    @discardableResult
+    func invoke(_ what: String, parent: CallContext? = nil, metrics: MetricSink? = nil, expect: Expected,
+                prepare: (CallContext) -> Void = { _ in },
+                _ call: (CallContext, UnsafeMutablePointer<OpaquePointer?>) -> pag_status) throws -> Tensor? {
+        try withCall(parent, metrics: metrics) { ctx in
+            prepare(ctx)
+            var out: OpaquePointer?
+            try ctx.check(call(ctx, &out), what)
+            if case .nothing = expect { return nil }
+            let t = try output(ctx, out, what)
+            switch expect {
+            case .nothing: return nil
+            case .scalar:
+                guard t.count == 1 else {
+                    throw PluginError(plugin: plugin.name, message: "\(what) returned shape \(t.shape), expected a scalar")
+                }
+                return t.rank == 0 ? t : t.reshape([])
+            case .shape(let s):
+                guard t.shape == s else {
+                    throw PluginError(plugin: plugin.name, message: "\(what) returned shape \(t.shape), expected \(s)")
+                }
+                return t
+            case .matching(let text, let ok):
+                guard ok(t.shape) else {
+                    throw PluginError(plugin: plugin.name, message: "\(what) returned shape \(t.shape), expected \(text)")
+                }
+                return t
+            }
+        }
+    }
+
+    /// Checks that `labels` (when given) has one label per row of x, for call `what`.
+    func checkLabels(_ labels: [Int32]?, _ x: Tensor, _ what: String) throws {
+        if let labels, x.rank == 0 || labels.count != x.shape[0] {
+            throw PluginError(plugin: plugin.name, message: "\(what) called with \(labels.count) labels for input \(x.shape)")
+        }
+    }
+
     // MARK: models
 
     /// Logits of a model plugin; `parent` is the calling plugin's context when nested.
@@ -151,16 +189,11 @@ public final class PluginInstance {
         guard x.rank == inputShape.count + 1, Array(x.shape.dropFirst()) == inputShape else {
             throw RuntimeError("forward: input \(x.shape) does not match model '\(plugin.name)', which takes [N, \(inputShape.map(String.init).joined(separator: ", "))]")
         }
-        return try withCall(parent, metrics: metrics) { ctx in
-            var out: OpaquePointer?
-            let st = vt.forward!(ctx.pointer, selfPointer, ctx.push(x), train ? 1 : 0, &out)
-            try ctx.check(st, "forward")
-            let y = try output(ctx, out, "forward")
-            guard y.shape == [x.shape[0], outputs] else {
-                throw PluginError(plugin: plugin.name, message: "forward returned shape \(y.shape), expected [\(x.shape[0]), \(outputs)] (batch, outputs)")
-            }
-            return y
-        }
+        let expected = [x.shape[0], outputs]
+        return try invoke("forward", parent: parent, metrics: metrics,
+                          expect: .matching("\(expected) (batch, outputs)", { $0 == expected })) { ctx, out in
+            vt.forward!(ctx.pointer, selfPointer, ctx.push(x), train ? 1 : 0, out)
+        }!
     }
 
     // MARK: objectives
@@ -168,92 +201,43 @@ public final class PluginInstance {
     /// The loss of `model` on (x, labels), as a scalar tensor recorded for differentiation.
     public func loss(model: HostModel, x: Tensor, labels: [Int32], metrics: MetricSink? = nil) throws -> Tensor {
         guard case .objective(let vt) = plugin.vtable else { throw wrongKind("loss") }
-        guard x.rank >= 1, labels.count == x.shape[0] else {
-            throw PluginError(plugin: plugin.name, message: "loss called with \(labels.count) labels for input \(x.shape)")
-        }
-        return try withCall(nil, metrics: metrics) { ctx in
-            ctx.models.append(model)
-            var out: OpaquePointer?
-            let st = labels.withUnsafeBufferPointer { lp in
-                vt.loss!(ctx.pointer, selfPointer, ctx.modelPointer(model), ctx.push(x), lp.baseAddress, &out)
-            }
-            try ctx.check(st, "loss")
-            let l = try output(ctx, out, "loss")
-            guard l.count == 1 else {
-                throw PluginError(plugin: plugin.name, message: "loss returned shape \(l.shape), expected a scalar")
-            }
-            return l.rank == 0 ? l : l.reshape([])
-        }
+        try checkLabels(labels, x, "loss")
+        return try invoke("loss", metrics: metrics, expect: .scalar, prepare: { $0.models.append(model) }) { ctx, out in
+            labels.withUnsafeBufferPointer { vt.loss!(ctx.pointer, selfPointer, ctx.modelPointer(model), ctx.push(x), $0.baseAddress, out) }
+        }!
     }
 
     // MARK: estimators
 
     /// Whether a manifold or score estimator provides train_loss.
-    public var hasTrainLoss: Bool {
-        switch plugin.vtable {
-        case .manifold(let v): return v.train_loss != nil
-        case .score(let v): return v.train_loss != nil
-        default: return false
-        }
-    }
+    public var hasTrainLoss: Bool { plugin.vtable.trainLoss != nil }
     public var hasTangentBasis: Bool { if case .manifold(let v) = plugin.vtable { return v.tangent_basis != nil }; return false }
     public var hasProject: Bool { if case .manifold(let v) = plugin.vtable { return v.project != nil }; return false }
 
     /// The score estimate at x for noise level sigma (labels nil: unconditional).
     public func score(_ x: Tensor, sigma: Double, labels: [Int32]?) throws -> Tensor {
         guard case .score(let vt) = plugin.vtable else { throw wrongKind("score") }
-        if let labels, labels.count != x.shape.first {
-            throw PluginError(plugin: plugin.name, message: "score called with \(labels.count) labels for input \(x.shape)")
-        }
-        return try withCall(nil) { ctx in
-            var out: OpaquePointer?
-            let st: pag_status
-            if let labels {
-                st = labels.withUnsafeBufferPointer { vt.score!(ctx.pointer, selfPointer, ctx.push(x), sigma, $0.baseAddress, &out) }
-            } else {
-                st = vt.score!(ctx.pointer, selfPointer, ctx.push(x), sigma, nil, &out)
-            }
-            try ctx.check(st, "score")
-            let s = try output(ctx, out, "score")
-            guard s.shape == x.shape else {
-                throw PluginError(plugin: plugin.name, message: "score returned shape \(s.shape), expected \(x.shape)")
-            }
-            return s
-        }
+        try checkLabels(labels, x, "score")
+        return try invoke("score", expect: .shape(x.shape)) { ctx, out in
+            withOptionalLabels(labels) { vt.score!(ctx.pointer, selfPointer, ctx.push(x), sigma, $0, out) }
+        }!
     }
-}
 
-extension PluginInstance {
     /// The training loss of a manifold or score estimator with parameters (its train_loss), as a
     /// scalar recorded for differentiation; labels may be nil.
     public func trainLoss(_ x: Tensor, labels: [Int32]?, metrics: MetricSink? = nil) throws -> Tensor {
-        let fn: (@convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<Int32>?,
-                                 UnsafeMutablePointer<OpaquePointer?>?) -> pag_status)?
-        switch plugin.vtable {
-        case .manifold(let v): fn = v.train_loss
-        case .score(let v): fn = v.train_loss
-        default: fn = nil
-        }
-        guard let fn else { throw wrongKind("train_loss") }
-        if let labels, labels.count != x.shape.first {
-            throw PluginError(plugin: plugin.name, message: "train_loss called with \(labels.count) labels for input \(x.shape)")
-        }
-        return try withCall(nil, metrics: metrics) { ctx in
-            var out: OpaquePointer?
-            let st: pag_status
-            if let labels {
-                st = labels.withUnsafeBufferPointer { fn(ctx.pointer, selfPointer, ctx.push(x), $0.baseAddress, &out) }
-            } else {
-                st = fn(ctx.pointer, selfPointer, ctx.push(x), nil, &out)
-            }
-            try ctx.check(st, "train_loss")
-            let l = try output(ctx, out, "train_loss")
-            guard l.count == 1 else {
-                throw PluginError(plugin: plugin.name, message: "train_loss returned shape \(l.shape), expected a scalar")
-            }
-            return l.rank == 0 ? l : l.reshape([])
-        }
+        guard let fn = plugin.vtable.trainLoss else { throw wrongKind("train_loss") }
+        try checkLabels(labels, x, "train_loss")
+        return try invoke("train_loss", metrics: metrics, expect: .scalar) { ctx, out in
+            withOptionalLabels(labels) { fn(ctx.pointer, selfPointer, ctx.push(x), $0, out) }
+        }!
     }
+}
+
+/// Runs `body` with a C pointer to `labels`, or NULL when there are none.
+func withOptionalLabels<R>(_ labels: [Int32]?, _ body: (UnsafePointer<Int32>?) -> R) -> R {
+    guard let labels else { return body(nil) }
+    return labels.withUnsafeBufferPointer { body($0.baseAddress) }
 }
 
 extension PluginInstance: HostModel {
@@ -294,11 +278,6 @@ extension PluginInstance {
 
 extension PluginInstance {
     /// Whether a manifold or score estimator has a fit function.
-    public var hasFit: Bool {
-        switch plugin.vtable {
-        case .manifold(let v): return v.fit != nil
-        case .score(let v): return v.fit != nil
-        default: return false
-        }
-    }
+    public var hasFit: Bool { plugin.vtable.fit != nil }
+
 }

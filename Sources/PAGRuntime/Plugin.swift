@@ -30,6 +30,44 @@ enum VTable {
     case objective(pag_objective_vtable)
     case manifold(pag_manifold_vtable)
     case score(pag_score_vtable)
+
+    typealias Create = @convention(c) (OpaquePointer?, UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> pag_status
+    typealias Destroy = @convention(c) (UnsafeMutableRawPointer?) -> Void
+    typealias Fit = @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, OpaquePointer?) -> pag_status
+    typealias TrainLoss = @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?, OpaquePointer?, UnsafePointer<Int32>?,
+                                          UnsafeMutablePointer<OpaquePointer?>?) -> pag_status
+
+    // The functions every kind (or both estimator kinds) share, whichever vtable holds them.
+    var create: Create? {
+        switch self {
+        case .model(let v): return v.create
+        case .objective(let v): return v.create
+        case .manifold(let v): return v.create
+        case .score(let v): return v.create
+        }
+    }
+    var destroy: Destroy? {
+        switch self {
+        case .model(let v): return v.destroy
+        case .objective(let v): return v.destroy
+        case .manifold(let v): return v.destroy
+        case .score(let v): return v.destroy
+        }
+    }
+    var fit: Fit? {
+        switch self {
+        case .manifold(let v): return v.fit
+        case .score(let v): return v.fit
+        default: return nil
+        }
+    }
+    var trainLoss: TrainLoss? {
+        switch self {
+        case .manifold(let v): return v.train_loss
+        case .score(let v): return v.train_loss
+        default: return nil
+        }
+    }
 }
 
 /// A loaded, validated plugin: what its descriptor declared, and where it came from.
