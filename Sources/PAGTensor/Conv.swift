@@ -9,16 +9,12 @@ struct ConvGeometry {
     var n, c, h, w, o, kh, kw, sh, sw, ph, pw, oh, ow: Int
 
     init(input: [Int], weight: [Int], stride: (Int, Int), padding: (Int, Int)) {
-        precondition(input.count == 4, "conv2d: input must be NCHW, got shape \(input)")
-        precondition(weight.count == 4, "conv2d: weight must be OIHW, got shape \(weight)")
-        precondition(input[1] == weight[1], "conv2d: input has \(input[1]) channels but weight expects \(weight[1])")
-        precondition(stride.0 > 0 && stride.1 > 0 && padding.0 >= 0 && padding.1 >= 0, "conv2d: bad stride \(stride) or padding \(padding)")
+        ShapeRules.require { try ShapeRules.conv2d(input, weight, nil, stride: stride, padding: padding) }
         (n, c, h, w) = (input[0], input[1], input[2], input[3])
         (o, kh, kw) = (weight[0], weight[2], weight[3])
         (sh, sw, ph, pw) = (stride.0, stride.1, padding.0, padding.1)
         oh = (h + 2 * ph - kh) / sh + 1
         ow = (w + 2 * pw - kw) / sw + 1
-        precondition(h + 2 * ph >= kh && w + 2 * pw >= kw, "conv2d: kernel \(kh)x\(kw) larger than padded input \(h + 2 * ph)x\(w + 2 * pw)")
     }
 
     var inputShape: [Int] { [n, c, h, w] }

@@ -53,10 +53,7 @@ func unbroadcast(_ g: Tensor, to shape: [Int]) -> Tensor {
 }
 
 func broadcastShape(_ a: Tensor, _ b: Tensor, _ op: String) -> [Int] {
-    guard let s = Shape.broadcast(a.shape, b.shape) else {
-        preconditionFailure("\(op): shapes \(a.shape) and \(b.shape) cannot be broadcast together")
-    }
-    return s
+    ShapeRules.require { try ShapeRules.broadcast(op, a.shape, b.shape) }
 }
 
 extension Tensor {

@@ -7,8 +7,8 @@ extension Tensor {
     /// op(a) · op(b) for 2-D tensors, op = transpose when the flag is set; also accepts
     /// rank-3 tensors with equal leading (batch) dims.
     public static func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
+        ShapeRules.require { try ShapeRules.matmul(a.shape, b.shape, transposeA: transposeA, transposeB: transposeB) }
         if a.rank == 3 && b.rank == 3 {
-            precondition(a.shape[0] == b.shape[0], "matmul: batch sizes \(a.shape[0]) and \(b.shape[0]) differ")
             let parts = (0..<a.shape[0]).map { i -> Tensor in
                 let ai = a.slice(axis: 0, i..<(i + 1)).reshape(Array(a.shape.dropFirst()))
                 let bi = b.slice(axis: 0, i..<(i + 1)).reshape(Array(b.shape.dropFirst()))
@@ -17,12 +17,9 @@ extension Tensor {
             }
             return concat(parts, axis: 0)
         }
-        precondition(a.rank == 2 && b.rank == 2, "matmul needs 2-D (or batched 3-D) tensors, got \(a.shape) and \(b.shape)")
         let m = transposeA ? a.shape[1] : a.shape[0]
         let k = transposeA ? a.shape[0] : a.shape[1]
-        let kb = transposeB ? b.shape[1] : b.shape[0]
         let n = transposeB ? b.shape[0] : b.shape[1]
-        precondition(k == kb, "matmul: inner dimensions differ (\(a.shape)\(transposeA ? "ᵀ" : "") · \(b.shape)\(transposeB ? "ᵀ" : ""))")
         let out = Tensor(uninitialized: [m, n])
         if k == 0 { out.pointer.update(repeating: 0, count: out.count) } else {
             let rc = pag_sgemm(transposeA ? 1 : 0, transposeB ? 1 : 0, Int64(m), Int64(n), Int64(k), 1,
@@ -45,8 +42,7 @@ extension Tensor {
 
     /// Fully connected layer with PyTorch's layout: x [..., in], weight [out, in], bias [out].
     public static func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
-        precondition(weight.rank == 2 && x.shape.last == weight.shape[1],
-                     "linear: input \(x.shape) does not match weight \(weight.shape) (expected last dim \(weight.shape.count == 2 ? weight.shape[1] : -1))")
+        ShapeRules.require { try ShapeRules.linear(x.shape, weight.shape, bias?.shape) }
         let flat = x.rank == 2 ? x : x.reshape([-1, weight.shape[1]])
         var y = matmul(flat, weight, transposeB: true)
         if let bias { y = y + bias }

@@ -42,14 +42,11 @@ extension Tensor {
     /// with optional label smoothing.
     public static func crossEntropy(_ logits: Tensor, labels: [Int], labelSmoothing: Float = 0,
                                     reduction: Reduction = .mean) -> Tensor {
-        precondition(logits.rank == 2, "cross_entropy: logits must be [N, C], got \(logits.shape)")
+        ShapeRules.require { try ShapeRules.crossEntropy(logits.shape, labels: labels, smoothing: labelSmoothing) }
         let n = logits.shape[0], c = logits.shape[1]
-        precondition(labels.count == n, "cross_entropy: \(labels.count) labels for \(n) rows of logits")
-        precondition(labelSmoothing >= 0 && labelSmoothing <= 1, "cross_entropy: label smoothing \(labelSmoothing) outside [0, 1]")
         // Target distribution: (1 - eps) one-hot + eps / C, a constant.
         let target = Tensor.full([n, c], labelSmoothing / Float(c))
         for (i, y) in labels.enumerated() {
-            precondition(y >= 0 && y < c, "cross_entropy: label \(y) at position \(i) is outside 0..<\(c)")
             target.pointer[i * c + y] += 1 - labelSmoothing
         }
         let perSample = -(logits.logSoftmax(axis: 1) * target).sum(axes: [1])
@@ -99,15 +96,14 @@ extension Tensor {
     public static func batchNorm(_ x: Tensor, weight: Tensor?, bias: Tensor?,
                                  runningMean: Tensor?, runningVar: Tensor?,
                                  training: Bool, momentum: Float = 0.1, eps: Float = 1e-5) -> Tensor {
-        precondition(x.rank == 2 || x.rank == 4, "batch_norm: input must be [N, C] or [N, C, H, W], got \(x.shape)")
+        ShapeRules.require {
+            try ShapeRules.batchNorm(x.shape, [("weight", weight?.shape), ("bias", bias?.shape), ("running_mean", runningMean?.shape),
+                                               ("running_var", runningVar?.shape)],
+                                     training: training, hasRunning: runningMean != nil && runningVar != nil)
+        }
         let c = x.shape[1]
         let statShape = x.rank == 4 ? [1, c, 1, 1] : [1, c]
-        for (name, t) in [("weight", weight), ("bias", bias), ("running_mean", runningMean), ("running_var", runningVar)] {
-            if let t { precondition(t.shape == [c], "batch_norm: \(name) shape \(t.shape), expected [\(c)]") }
-        }
         if training {
-            let n = x.count / c
-            precondition(n > 1, "batch_norm: training needs more than one value per channel, got input \(x.shape)")
             // One fused node (BatchNorm.swift); its backward is differentiable to any order.
             return batchNormTraining(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
                                      momentum: momentum, eps: eps)

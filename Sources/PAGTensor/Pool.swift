@@ -7,16 +7,13 @@ struct PoolGeometry {
     var planes, h, w, kh, kw, sh, sw, ph, pw, oh, ow: Int
     var n, c: Int
     init(_ shape: [Int], kernel: Int, stride: Int?, padding: Int, op: String) {
-        precondition(shape.count == 4, "\(op): input must be NCHW, got shape \(shape)")
+        ShapeRules.require { try ShapeRules.pool(op, shape, kernel: kernel, stride: stride ?? 0, padding: padding) }
         let s = stride ?? kernel
-        precondition(kernel > 0 && s > 0 && padding >= 0 && padding * 2 <= kernel,
-                     "\(op): bad kernel \(kernel), stride \(s) or padding \(padding) (padding at most half the kernel)")
         (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
         planes = n * c
         (kh, kw, sh, sw, ph, pw) = (kernel, kernel, s, s, padding, padding)
         oh = (h + 2 * ph - kh) / sh + 1
         ow = (w + 2 * pw - kw) / sw + 1
-        precondition(oh > 0 && ow > 0, "\(op): window \(kernel) larger than input \(h)x\(w)")
     }
     var inputShape: [Int] { [n, c, h, w] }
     var outputShape: [Int] { [n, c, oh, ow] }

@@ -39,13 +39,7 @@ extension Tensor {
 
     /// The same elements with a new shape (one dim may be -1). Shares the buffer.
     public func reshape(_ newShape: [Int]) -> Tensor {
-        var s = newShape
-        if let i = s.firstIndex(of: -1) {
-            let known = s.enumerated().filter { $0.offset != i }.reduce(1) { $0 * $1.element }
-            precondition(known > 0 && count % known == 0, "cannot reshape \(shape) to \(newShape)")
-            s[i] = count / known
-        }
-        precondition(Shape.count(s) == count, "cannot reshape \(shape) (\(count) elements) to \(newShape)")
+        let s = ShapeRules.require { try ShapeRules.reshape(shape, count: count, to: newShape) }
         if s == shape { return self }
         let out = viewReshaped(s)
         return Tensor.record(out, "reshape", [self]) { g, _ in [g.reshape(self.shape)] }
@@ -56,7 +50,7 @@ extension Tensor {
 
     /// Reorders the axes: out.shape[i] = shape[perm[i]].
     public func permute(_ perm: [Int]) -> Tensor {
-        precondition(perm.count == rank && Set(perm) == Set(0..<rank), "permute: \(perm) is not a permutation of 0..<\(rank)")
+        ShapeRules.require { try ShapeRules.permutation(perm, rank: rank) }
         if perm == Array(0..<rank) { return self }
         let outShape = perm.map { shape[$0] }
         let out = Tensor(uninitialized: outShape)
@@ -112,14 +106,10 @@ extension Tensor {
 
     /// Joins tensors along `axis`; all other dims must agree.
     public static func concat(_ parts: [Tensor], axis: Int) -> Tensor {
-        precondition(!parts.isEmpty, "concat of no tensors")
-        let ax = Shape.axis(axis, rank: parts[0].rank)
+        let ax = ShapeRules.require { try ShapeRules.concat(parts.map(\.shape), axis: axis) }
         var outShape = parts[0].shape
         outShape[ax] = 0
         for p in parts {
-            var a = p.shape, b = parts[0].shape
-            a[ax] = 0; b[ax] = 0
-            precondition(a == b, "concat: shape \(p.shape) does not match \(parts[0].shape) outside axis \(ax)")
             outShape[ax] += p.shape[ax]
         }
         let out = Tensor(uninitialized: outShape)
