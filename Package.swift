@@ -84,7 +84,7 @@ let package = Package(
         .testTarget(name: "PAGManifoldTests", dependencies: ["PAGLab", "PAGData", "PAGTensor", "PAGTestSupport"], path: "Tests/PAGManifoldTests"),
         // Measurements and `pag run` (the end-to-end test loads the model plugins built beside it).
         // Fixtures/ holds PyTorch reference values the tests read by path (scripts/lpips_fixture.py).
-        .testTarget(name: "PAGMeasureTests", dependencies: ["PAGLab", "PAGData", "PAGFormats", "PAGTensor"], path: "Tests/PAGMeasureTests",
+        .testTarget(name: "PAGMeasureTests", dependencies: ["PAGLab", "PAGData", "PAGFormats", "PAGTensor", "PAGTestSupport"], path: "Tests/PAGMeasureTests",
                     exclude: ["Fixtures"]),
         .testTarget(name: "PAGDataTests", dependencies: ["PAGData", "PAGTestSupport"], path: "Tests/PAGDataTests"),
         // Loads libPAGScores.so from the build folder; checks against the synthetic set's exact score.

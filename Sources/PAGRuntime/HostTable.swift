@@ -279,7 +279,7 @@ public enum HostTable {
                     guard ctx.dataset(d) != nil else { throw RuntimeError("dataset_signal_basis: not a data set handed to this call") }
                     var p: CallContext? = ctx
                     while let q = p { if let b = q.signalBasis { return b }; p = q.parent }
-                    throw RuntimeError("dataset_signal_basis: this data set has no known signal subspace (only the synthetic set has one)")
+                    throw RuntimeError("dataset_signal_basis: the caller knows no signal subspace for this data set")
                 }
             }
         }
@@ -288,7 +288,7 @@ public enum HostTable {
                 ctx.op("signal_mask") {
                     var p: CallContext? = ctx
                     while let q = p { if let m = q.signalMask { return m }; p = q.parent }
-                    throw RuntimeError("signal_mask: the caller passed no signal mask for this batch (only the distractor data sets have one)")
+                    throw RuntimeError("signal_mask: the caller passed no signal mask for this batch (its data set has none)")
                 }
             }
         }

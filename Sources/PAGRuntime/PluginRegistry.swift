@@ -105,8 +105,15 @@ public final class PluginRegistry {
             problem("not a pag plugin: it does not export pag_plugin_init")
             return
         }
-        let initFn = unsafeBitCast(sym, to: pag_plugin_init_fn.self)
-        let reg = Registration(library: file)
+        register(library: file, initFunction: unsafeBitCast(sym, to: pag_plugin_init_fn.self))
+    }
+
+    /// Runs one library's pag_plugin_init and keeps the plugins it registered. The host's own
+    /// plugins (compiled into pag) come through here too, so they are listed, checked and
+    /// created like any other.
+    public func register(library: String, initFunction initFn: pag_plugin_init_fn) {
+        func problem(_ m: String) { problems.append(LoadProblem(file: library, message: m)) }
+        let reg = Registration(library: library)
         Registration.active = reg
         let status = initFn(HostTable.pointer, reg.pointer)
         Registration.active = nil

@@ -176,9 +176,9 @@ final class ExperimentTests: XCTestCase {
         let runs = try [result("ce", "ce", ratio: 1.5, ssim: 0.165, cosine: -0.11)] + sweep
         let f = Report.findings(runs)
         XCTAssertTrue(f.contains { $0.contains("randomized-smoothing sigma: alignment (SSIM) rises, then falls") }, "\(f)")
-        XCTAssertTrue(f.contains { $0.contains("better (beyond twice the standard errors) than the standard model: rs-0.5") }, "\(f)")
+        XCTAssertTrue(f.contains { $0.contains("better (beyond twice the standard errors) than the baseline: rs-0.5") }, "\(f)")
         XCTAssertTrue(f.contains { $0.contains("cosine is negative for every model") }, "\(f)")
-        XCTAssertTrue(f.contains { $0.contains("Clearly (25%) above the standard model: rs-0.1, rs-0.5, rs-2") }, "\(f)")
+        XCTAssertTrue(f.contains { $0.contains("Clearly (25%) above the baseline: rs-0.1, rs-0.5, rs-2") }, "\(f)")
         // A peak within the noise is not a rise and fall.
         let flat = try [0.1, 0.5, 2].enumerated().map { i, v in
             try result("rs-\(v)", "randomized-smoothing", sweep: ("sigma", v), ssim: [0.20, 0.21, 0.20][i])
@@ -275,7 +275,7 @@ final class ExperimentTests: XCTestCase {
         let f = Report.findings(s.runs)
         // Measured: ce 0.782; gradnorm 1e-3 0.845, 1e-2 0.888, 1e-1 0.796; randomized smoothing 0.844.
         XCTAssertTrue(f.contains { $0.hasPrefix("gradnorm lambda: alignment (cosine with s(x|y) - s(x)) rises, then falls") }, "\(f)")
-        XCTAssertTrue(f.contains { $0.contains("than the standard model: randomized-smoothing-sigma0.5, gradnorm-lambda0.001, gradnorm-lambda0.01") }, "\(f)")
+        XCTAssertTrue(f.contains { $0.contains("than the baseline: randomized-smoothing-sigma0.5, gradnorm-lambda0.001, gradnorm-lambda0.01") }, "\(f)")
         let fraction = Dictionary(uniqueKeysWithValues: s.runs.map { ($0.name, $0.robustness!.gradientTangentFraction) })
         XCTAssertGreaterThan(fraction["gradnorm-lambda0.01"]!, fraction["ce"]! + 0.05)
     }

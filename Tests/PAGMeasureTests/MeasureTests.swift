@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import PAGTestSupport
 import PAGData
 import PAGFormats
 import PAGLab
@@ -116,7 +117,8 @@ final class MeasureTests: XCTestCase {
         let (h, w) = (8, 4)
         let model = linear(randomWeights(classes: 3, h: h, w: w, seed: 9, keepBottom: false), shape: [1, h, w])
         let x = randomImages(32, [1, h, w], seed: 10)
-        let oracle = MaskTangent(masks: topMasks(32, h: h, w: w))
+        let plugin = try builtPluginRegistry(libraries: ["libPAGManifolds.so"]).get().plugin(named: "oracle", kind: .manifold)
+        let oracle = PluginTangent(try PluginInstance(plugin: plugin), masks: topMasks(32, h: h, w: w))
         let g = try Measures.inputGradient(model: model, x: x)
         let f = Measures.tangentFraction(g, tangent: try oracle.project(x, g, rows: 0..<32, normal: false))
         for v in f { XCTAssertEqual(v, 1, accuracy: 1e-9) }
@@ -136,33 +138,6 @@ final class MeasureTests: XCTestCase {
         let t = BasisTangent.project(v, basis: basis, normal: false), n = BasisTangent.project(v, basis: basis, normal: true)
         assertClose(t.values, [2, 3, 0], accuracy: 1e-6)
         assertClose(n.values, [0, 0, 4], accuracy: 1e-6)
-    }
-
-    func testEmpiricalScoreMatchesBruteForce() throws {
-        let refs = Tensor([0, 0, 1, 0, 0, 2, 3, 3], shape: [4, 1, 1, 2])
-        let labels = [0, 0, 1, 1]
-        let e = EmpiricalScore(images: refs, labels: labels)
-        let x = Tensor([0.5, 0.2, 2, 2], shape: [2, 1, 1, 2])
-        let sigma = 0.7
-        let s = try e.score(x, sigma: sigma, labels: nil)
-        let sc = try e.score(x, sigma: sigma, labels: [1, 0])
-        let r = refs.values
-        for i in 0..<2 {
-            for conditional in [false, true] {
-                var w: [Double] = [], total = 0.0
-                for k in 0..<4 {
-                    let allowed = !conditional || labels[k] == [1, 0][i]
-                    let d2 = pow(Double(x.values[2 * i] - r[2 * k]), 2) + pow(Double(x.values[2 * i + 1] - r[2 * k + 1]), 2)
-                    let v = allowed ? exp(-d2 / (2 * sigma * sigma)) : 0
-                    w.append(v); total += v
-                }
-                for j in 0..<2 {
-                    let mean = (0..<4).reduce(0.0) { $0 + w[$1] / total * Double(r[2 * $1 + j]) }
-                    let expected = (mean - Double(x.values[2 * i + j])) / (sigma * sigma)
-                    XCTAssertEqual(Double((conditional ? sc : s).values[2 * i + j]), expected, accuracy: 1e-4)
-                }
-            }
-        }
     }
 }
 

@@ -53,6 +53,8 @@ public struct ExperimentSpec: Sendable {
     public var trainLimit: Int?
     public var testLimit: Int?
     public var runs: [RunSpec] = []
+    /// The run the others are compared with in the findings and charts (nil: the first run).
+    public var baseline: String?
     public var samples = 300
     public var draws = 1
     public var noiseRatio = true
@@ -139,6 +141,7 @@ public struct ExperimentSpec: Sendable {
         seed = try r.int("seed").map(UInt64.init) ?? seed
         trainLimit = try r.int("train_limit")
         testLimit = try r.int("test_limit")
+        baseline = try r.string("baseline")
         guard case .array(let list)? = r.take("runs"), !list.isEmpty else {
             throw SpecError(description: "\(source): 'runs' must be a non-empty list of runs (each with an 'objective')")
         }
@@ -205,6 +208,9 @@ public struct ExperimentSpec: Sendable {
         let names = expandedRuns().map(\.name)
         let dup = Dictionary(grouping: names, by: { $0 }).filter { $0.value.count > 1 }.keys.sorted()
         try need(dup.isEmpty, "two runs are named \(dup.joined(separator: ", ")); give them distinct 'name's")
+        if let b = baseline {
+            try need(names.contains(b), "baseline '\(b)' is not a run of this experiment; runs: \(names.joined(separator: ", "))")
+        }
     }
 
     /// One training run of the experiment, after sweeps are expanded.

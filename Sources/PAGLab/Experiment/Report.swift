@@ -25,29 +25,35 @@ public enum Report {
         a.value - b.value > 2 * (a.se * a.se + b.se * b.se).squareRoot()
     }
 
+    /// The run named `name`, or the first run when no name is given.
+    static func baselineRun(_ runs: [RunResult], _ name: String?) -> RunResult? {
+        name.map { n in runs.first { $0.name == n } } ?? runs.first
+    }
+
     /// Plain statements of what the numbers show, including where an expected effect is absent.
-    public static func findings(_ runs: [RunResult]) -> [String] {
+    /// `baseline` names the run the others are compared with (nil: the first run).
+    public static func findings(_ runs: [RunResult], baseline: String? = nil) -> [String] {
         var out: [String] = []
-        let ce = runs.first { $0.objective == "ce" && $0.sweepKey == nil }
+        let ce = baselineRun(runs, baseline)
         if let ce, let base = ce.noiseRatio?.maxRatio {
             let others = runs.filter { $0.name != ce.name && $0.noiseRatio != nil }
             let above = others.filter { $0.noiseRatio!.maxRatio > base * 1.25 }
             let parts = others.map { String(format: "%@ %.2f", $0.name, $0.noiseRatio!.maxRatio) }.joined(separator: ", ")
-            out.append(String(format: "Noise ratio of the standard model (ce): %.2f; the others: %@.", base, parts))
+            out.append(String(format: "Noise ratio of the baseline (%@): %.2f; the others: %@.", ce.name, base, parts))
             out.append(above.isEmpty
-                ? "No robust model's noise ratio is clearly (25%) above the standard model's: the paper's effect does not appear at this training budget."
-                : "Clearly (25%) above the standard model: " + above.map(\.name).joined(separator: ", ") + ". These models react less to the distractor than to the object, as the paper finds for robust models.")
+                ? "No model's noise ratio is clearly (25%) above the baseline's: the paper's effect does not appear at this training budget."
+                : "Clearly (25%) above the baseline: " + above.map(\.name).joined(separator: ", ") + ". These models react less to the distractor than to the object, as the paper finds for robust models.")
         }
         // Alignment: the perceptual similarity of gradient and score (1 - LPIPS, else SSIM).
         if let ce, let base = ce.alignment.map(alignmentMetric) {
             let others = runs.filter { $0.name != ce.name && $0.alignment != nil }
             let above = others.filter { let m = alignmentMetric($0.alignment!); return clearlyAbove(m, base) }
             let parts = others.map { String(format: "%@ %.3f", $0.name, alignmentMetric($0.alignment!).value) }.joined(separator: ", ")
-            out.append(String(format: "Gradient-score alignment (%@) of the standard model (ce): %.3f; the others: %@.", base.name, base.value, parts))
+            out.append(String(format: "Gradient-score alignment (%@) of the baseline (%@): %.3f; the others: %@.", base.name, ce.name, base.value, parts))
             if !others.isEmpty {
                 out.append(above.isEmpty
-                    ? "No model's alignment is above the standard model's by more than twice the standard errors."
-                    : "Aligned with the score clearly better (beyond twice the standard errors) than the standard model: " + above.map(\.name).joined(separator: ", ") + ".")
+                    ? "No model's alignment is above the baseline's by more than twice the standard errors."
+                    : "Aligned with the score clearly better (beyond twice the standard errors) than the baseline: " + above.map(\.name).joined(separator: ", ") + ".")
             }
         }
         let groups = Dictionary(grouping: runs.filter { $0.sweepKey != nil && $0.sweepValue != nil && $0.alignment != nil }) { "\($0.objective) \($0.sweepKey!)" }
@@ -131,7 +137,7 @@ public enum Report {
 
         """
 
-        let found = findings(runs)
+        let found = findings(runs, baseline: spec.baseline)
         if !found.isEmpty {
             h += "<h2>Findings</h2><ul class=\"note\">\n" + found.map { "<li>\(esc($0))</li>\n" }.joined() + "</ul>\n"
         }
@@ -140,7 +146,7 @@ public enum Report {
         let groups = Dictionary(grouping: runs.filter { $0.sweepKey != nil && $0.sweepValue != nil }) { "\($0.objective) \($0.sweepKey!)" }
         if !groups.isEmpty {
             h += "<h2>Sweeps</h2><div class=\"plots\">\n"
-            let reference = runs.first { $0.objective == "ce" && $0.sweepKey == nil }
+            let reference = baselineRun(runs, spec.baseline)
             for key in groups.keys.sorted() {
                 let g = groups[key]!.sorted { $0.sweepValue! < $1.sweepValue! }
                 let xs = g.map { $0.sweepValue! }
@@ -151,11 +157,11 @@ public enum Report {
                     return [SVGChart.Series(name: name, xs: [lo, hi], ys: [v, v], color: c, dashed: true, right: right)]
                 }
                 let accSeries = SVGChart.Series(name: "test accuracy (%)", xs: xs, ys: acc, color: "#1f77b4", markers: true)
-                let refAcc = refLine(reference?.testAccuracy.map { $0 * 100 }, "ce accuracy", "#1f77b4", right: false)
+                let refAcc = refLine(reference?.testAccuracy.map { $0 * 100 }, "\(reference?.name ?? "baseline") accuracy", "#1f77b4", right: false)
                 if g.contains(where: { $0.noiseRatio != nil }) {
                     h += SVGChart.lineChart(title: "\(key): accuracy and noise ratio", xLabel: g[0].sweepKey!, yLabel: "test accuracy (%)", y2Label: "noise ratio (max)",
                                             series: [accSeries, SVGChart.Series(name: "noise ratio", xs: xs, ys: g.map { $0.noiseRatio?.maxRatio ?? .nan }, color: "#d62728", right: true, markers: true)]
-                                                + refAcc + refLine(reference?.noiseRatio?.maxRatio, "ce noise ratio", "#d62728", right: true),
+                                                + refAcc + refLine(reference?.noiseRatio?.maxRatio, "\(reference?.name ?? "baseline") noise ratio", "#d62728", right: true),
                                             logX: allPositive)
                 }
                 if g.contains(where: { $0.alignment != nil }) {
@@ -163,13 +169,13 @@ public enum Report {
                     let value = { (r: RunResult?) in r?.alignment.map { alignmentMetric($0).value } }
                     h += SVGChart.lineChart(title: "\(key): accuracy and alignment", xLabel: g[0].sweepKey!, yLabel: "test accuracy (%)", y2Label: "gradient-score \(metric)",
                                             series: [accSeries, SVGChart.Series(name: metric, xs: xs, ys: g.map { value($0) ?? .nan }, color: "#2ca02c", right: true, markers: true)]
-                                                + refAcc + refLine(value(reference), "ce \(metric)", "#2ca02c", right: true),
+                                                + refAcc + refLine(value(reference), "\(reference?.name ?? "baseline") \(metric)", "#2ca02c", right: true),
                                             logX: allPositive)
                 }
                 if g.contains(where: { $0.robustness != nil }) {
                     h += SVGChart.lineChart(title: "\(key): accuracy and on-manifold gradient", xLabel: g[0].sweepKey!, yLabel: "test accuracy (%)", y2Label: "||P_T g||² / ||g||²",
                                             series: [accSeries, SVGChart.Series(name: "on-manifold fraction", xs: xs, ys: g.map { $0.robustness?.gradientTangentFraction ?? .nan }, color: "#9467bd", right: true, markers: true)]
-                                                + refAcc + refLine(reference?.robustness?.gradientTangentFraction, "ce fraction", "#9467bd", right: true),
+                                                + refAcc + refLine(reference?.robustness?.gradientTangentFraction, "\(reference?.name ?? "baseline") fraction", "#9467bd", right: true),
                                             logX: allPositive)
                 }
             }

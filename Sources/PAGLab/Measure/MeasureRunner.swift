@@ -371,26 +371,13 @@ public enum MeasureRunner {
 
     // MARK: estimators by name
 
-    /// A score source by name: a loaded score plugin (fitted on `fitSamples` training images; a
+    /// A score source by name: a score plugin, fitted on `fitSamples` training images; a
     /// learning estimator such as `denoiser` is trained for `trainSteps` steps and saved to
-    /// `checkpoint`, or loaded from there when that file was made with the same settings), or
-    /// the host's `empirical` (when no plugin of that name is loaded) or `analytic` (synthetic
-    /// data only).
+    /// `checkpoint`, or loaded from there when that file was made with the same settings.
     public static func scoreSource(_ name: String, registry: PluginRegistry, subject s: MeasureSubject, fitSamples: Int = 2000,
                                    trainSteps: Int = 500, settings: [String] = [], checkpoint: String? = nil) throws -> ScoreSource {
-        let train = try DatasetCache.load(s.data.info.name, split: .train, dataDir: s.config.dataDir)
-        if name == "analytic" {
-            guard let syn = train as? SyntheticDataset else {
-                throw TrainingError.badConfig("--score analytic needs the synthetic data set; '\(train.info.name)' has no closed-form score")
-            }
-            return AnalyticScore(manifold: syn.manifold)
-        }
-        let plugin = registry.plugins.first { $0.name == name && $0.kind == .score }
-        if plugin == nil && name == "empirical" {
-            let (x, y) = train.allSamples(limit: fitSamples)
-            return EmpiricalScore(images: x, labels: y)
-        }
         let p = try registry.plugin(named: name, kind: .score)
+        let train = try DatasetCache.load(s.data.info.name, split: .train, dataDir: s.config.dataDir)
         var cfg = EstimatorTrainingConfig()
         cfg.steps = trainSteps; cfg.seed = s.config.seed
         let inst = try LearnedEstimator.prepare(p, settings: settings, data: train, config: cfg, checkpoint: checkpoint,
@@ -406,16 +393,12 @@ public enum MeasureRunner {
         }
     }
 
-    /// A tangent source by name: a loaded manifold plugin (fitted on `fitSamples` training
-    /// images, with the data set's signal facts; a learning one such as `autoencoder` is trained
-    /// and saved like a score estimator), or for `oracle` the host's exact one (signal mask, or
-    /// the synthetic set's signal subspace).
+    /// A tangent source by name: a manifold plugin, fitted on `fitSamples` training images with
+    /// the data set's oracle facts (its signal subspace at fit, the measured images' signal
+    /// masks with each batch); a learning one such as `autoencoder` is trained and saved like a
+    /// score estimator.
     public static func manifoldSource(_ name: String, registry: PluginRegistry, subject s: MeasureSubject, fitSamples: Int = 2000,
                                       trainSteps: Int = 500, settings: [String] = [], checkpoint: String? = nil) throws -> TangentSource {
-        if name == "oracle" && (s.masks != nil || s.data is SubspaceOracle) {
-            if let m = s.masks { return MaskTangent(masks: m) }
-            if let o = s.data as? SubspaceOracle { return SubspaceTangent(basis: o.signalBasis) }
-        }
         let p = try registry.plugin(named: name, kind: .manifold)
         let train = try DatasetCache.load(s.data.info.name, split: .train, dataDir: s.config.dataDir)
         let inst: PluginInstance
