@@ -38,7 +38,8 @@ public enum PluginRegistration {
             return fail("PAGPluginKit needs a host table of \(MemoryLayout<pag_host>.size) bytes (ABI "
                         + "\(PAG_ABI_VERSION_MAJOR).\(PAG_ABI_VERSION_MINOR)); the host gives \(host.pointee.struct_size)")
         }
-        registeredHost = host
+        hosts.removeAll { $0 == host }
+        hosts.append(host)
         for type in types {
             let descriptor: UnsafePointer<pag_plugin_descriptor>
             do { descriptor = try makeDescriptor(type, create: createThunk) }
@@ -63,9 +64,9 @@ private struct Slot {
 /// The registered types by their descriptor's address (what pag_host.descriptor returns).
 /// Written only while pag_plugin_init runs (one library at a time, on one thread).
 nonisolated(unsafe) private var slots: [UnsafeRawPointer: Slot] = [:]
-/// The host table of the registrations (one per process; the create thunk needs it to ask
-/// which descriptor a call is for).
-nonisolated(unsafe) private var registeredHost: UnsafePointer<pag_host>?
+/// The host tables registrations were made with, the latest last: the create thunk asks them
+/// which descriptor a call is for. pag has one table per process; tests may add fake ones.
+nonisolated(unsafe) private var hosts: [UnsafePointer<pag_host>] = []
 
 /// A C string that lives as long as the library.
 private func permanent(_ s: String) -> UnsafePointer<CChar> {
@@ -193,9 +194,16 @@ private func labelArray(_ labels: UnsafePointer<Int32>?, _ x: Tensor) -> [Int32]
 /// they create, so it asks the host which descriptor this call serves (pag_host.descriptor) and
 /// creates the type registered with that descriptor.
 private let createThunk: CreateThunk = { ctx, me in
-    guard let ctx, let host = registeredHost else { return PAG_ERROR }
-    guard let d = host.pointee.descriptor(ctx), let s = slots[UnsafeRawPointer(d)] else {
-        host.pointee.set_error(ctx, "PAGPluginKit: create was called for a descriptor this library did not register")
+    guard let ctx else { return PAG_ERROR }
+    var found: Slot?
+    for host in hosts.reversed() {
+        if let ask = host.pointee.descriptor, let d = ask(ctx), let s = slots[UnsafeRawPointer(d)], s.host == host {
+            found = s
+            break
+        }
+    }
+    guard let s = found else {
+        hosts.last?.pointee.set_error(ctx, "PAGPluginKit: create was called for a descriptor this library did not register")
         return PAG_ERROR
     }
     return guarded(ctx, s.host) { c in
