@@ -91,7 +91,7 @@ let package = Package(
         .testTarget(name: "PAGScoreTests", dependencies: ["PAGLab", "PAGData", "PAGFormats", "PAGTensor", "PAGTestSupport"],
                     path: "Tests/PAGScoreTests"),
         // Compiles the C examples and Fixtures/*.c with cc outside SwiftPM, loads them, runs the pag binary.
-        .testTarget(name: "PAGHostTests", dependencies: ["PAGLab", "PAGRuntime", "pag", "PAGTestSupport"], path: "Tests/PAGHostTests",
+        .testTarget(name: "PAGHostTests", dependencies: ["PAGLab", "PAGRuntime", "PAGData", "pag", "PAGTestSupport"], path: "Tests/PAGHostTests",
                     exclude: ["Fixtures"]),
         // Needs libPAGExampleSwiftCE.so built (swift build builds it; so does swift test).
         .testTarget(name: "PAGPluginKitTests", dependencies: ["PAGPluginKit", "PAGLab", "PAGRuntime", "PAGTestSupport"],

@@ -4,6 +4,10 @@
  * (fc1.weight [hidden, in], fc1.bias, fc2.weight [classes, hidden], fc2.bias) and PyTorch's
  * default initialization, uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)).
  *
+ * The input shape and the number of classes come from the data the instance is created for
+ * (host->data_info, ABI 1.2); without data (a unit test, `pag plugins train`) it falls back to
+ * 1x28x28 samples and 10 classes. Its hyperparameters are choices only: hidden, activation.
+ *
  * Build: cc -std=c99 -Wall -Wextra -Werror -shared -fPIC -Iinclude \
  *           Plugins/Examples/linear_model.c -o linear_model.so -lm
  */
@@ -33,20 +37,33 @@ static pag_status linear_layer(pag_ctx *ctx, const char *prefix, int64_t in, int
 }
 
 static pag_status create(pag_ctx *ctx, void **self) {
-    int64_t channels, height, width, classes, hidden;
+    int64_t hidden;
     const char *activation;
-    if (host->get_int(ctx, "channels", &channels) || host->get_int(ctx, "height", &height) ||
-        host->get_int(ctx, "width", &width) || host->get_int(ctx, "classes", &classes) ||
-        host->get_int(ctx, "hidden", &hidden) || host->get_string(ctx, "activation", &activation))
+    if (host->get_int(ctx, "hidden", &hidden) || host->get_string(ctx, "activation", &activation))
         return PAG_ERROR;
-    int64_t input[3] = {channels, height, width};
-    if (host->declare_io(ctx, input, 3, classes) != PAG_OK) return PAG_ERROR;
+    /* The data's sample shape and classes; the defaults when the host gave no data. */
+    int64_t default_input[3] = {1, 28, 28};
+    const int64_t *input = default_input;
+    int32_t ndim = 3;
+    int64_t classes = 10;
+    const pag_data_info *data = PAG_HOST_HAS(host, data_info) ? host->data_info(ctx) : NULL;
+    if (data) {
+        if (data->sample_ndim < 1 || data->classes < 1) {
+            pag_set_errorf(host, ctx, "data set '%s' has no sample shape or no classes", data->name);
+            return PAG_ERROR;
+        }
+        input = data->sample_shape;
+        ndim = data->sample_ndim;
+        classes = data->classes;
+    }
+    int64_t features = 1;
+    for (int32_t i = 0; i < ndim; i++) features *= input[i];
+    if (host->declare_io(ctx, input, ndim, classes) != PAG_OK) return PAG_ERROR;
 
     model *m = calloc(1, sizeof *m);
     if (!m) { host->set_error(ctx, "out of memory"); return PAG_ERROR; }
     *self = m; /* set before any failure so destroy frees it */
     m->activation = strcmp(activation, "softplus") == 0 ? 1 : strcmp(activation, "tanh") == 0 ? 2 : 0;
-    int64_t features = channels * height * width;
     if (hidden > 0) {
         if (linear_layer(ctx, "fc1", features, hidden, &m->w1, &m->b1)) return PAG_ERROR;
         return linear_layer(ctx, "fc2", hidden, classes, &m->w2, &m->b2);
@@ -70,10 +87,6 @@ static pag_status forward(pag_ctx *ctx, void *self, pag_tensor x, int32_t train,
 static void destroy(void *self) { free(self); }
 
 static const pag_hyperparameter hyperparameters[] = {
-    {"channels", PAG_HP_INT, "1", 1, 4096, NULL, "input channels"},
-    {"height", PAG_HP_INT, "28", 1, 4096, NULL, "input height"},
-    {"width", PAG_HP_INT, "28", 1, 4096, NULL, "input width"},
-    {"classes", PAG_HP_INT, "10", 2, 100000, NULL, "number of classes (logits per sample)"},
     {"hidden", PAG_HP_INT, "0", 0, 100000, NULL, "hidden units; 0 gives softmax regression"},
     {"activation", PAG_HP_CHOICE, "relu", 0, 0, "relu|softplus|tanh", "activation of the hidden layer"},
 };

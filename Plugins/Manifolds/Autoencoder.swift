@@ -17,9 +17,6 @@ struct Autoencoder: ManifoldPlugin, ProvidesTangentBasis, ProvidesProjection, Ha
     static let name = "autoencoder"
     static let summary = "convolutional autoencoder; tangent space = decoder Jacobian columns (k JVPs), orthonormalized"
     static let hyperparameters: [Hyperparameter] = [
-        .int("channels", default: 1, range: 1...4096, help: "input channels (set from the data set)"),
-        .int("height", default: 28, range: 4...4096, help: "input height (set from the data set)"),
-        .int("width", default: 28, range: 4...4096, help: "input width (set from the data set)"),
         .int("latent", default: 16, range: 1...4096, help: "latent dimension k = tangent dimension"),
         .int("features", default: 16, range: 1...1024, help: "channels of the first conv (the second has twice as many)"),
         .choice("activation", default: "relu", choices: ["relu", "softplus"], help: "nonlinearity (softplus: smooth Jacobian)"),
@@ -34,7 +31,15 @@ struct Autoencoder: ManifoldPlugin, ProvidesTangentBasis, ProvidesProjection, Ha
     let enc1: Conv2d, enc2: Conv2d, encFC: Linear, decFC: Linear, dec1: Conv2d, dec2: Conv2d
 
     init(context: Context) throws {
-        c = try context.int("channels"); h = try context.int("height"); w = try context.int("width")
+        // The image shape of the data it is created for (pag_host.data_info); 1x28x28 without data.
+        if let d = context.data {
+            guard let image = d.image, image.height >= 4, image.width >= 4 else {
+                throw PluginKitError("autoencoder takes images [C, H, W] of at least 4x4, but data set '\(d.name)' has samples of shape \(d.sampleShape)")
+            }
+            (c, h, w) = image
+        } else {
+            (c, h, w) = (1, 28, 28)
+        }
         k = try context.int("latent"); f = try context.int("features")
         softplus = try context.string("activation") == "softplus"
         perPixel = try context.string("jacobian") == "per-pixel"
@@ -69,7 +74,7 @@ struct Autoencoder: ManifoldPlugin, ProvidesTangentBasis, ProvidesProjection, Ha
     /// Latent codes [N, k] of images [N, C, H, W].
     func encode(_ x: Tensor) throws -> Tensor {
         guard x.shape.count == 4, Array(x.shape.dropFirst()) == [c, h, w] else {
-            throw PluginKitError("autoencoder: input \(x.shape) does not match [N, \(c), \(h), \(w)] (set channels/height/width)")
+            throw PluginKitError("autoencoder: input \(x.shape) does not match [N, \(c), \(h), \(w)], the shape of the data it was created for")
         }
         let a = try act(enc1(x, train: false))
         let b = try act(enc2(a, train: false))

@@ -23,7 +23,7 @@ import PAGPluginKit
 struct LeNet: ModelPlugin {
     static let name = "lenet"
     static let summary = "LeNet: conv 32, conv 64, max-pool, dropout, fc 128, dropout, fc (the paper's MNIST model)"
-    static let hyperparameters: [Hyperparameter] = inputHyperparameters(channels: 1, height: 28, width: 28) + [
+    static let hyperparameters: [Hyperparameter] = [
         .float("dropout1", default: 0.25, range: 0...0.99, help: "dropout after the max-pool (training only)"),
         .float("dropout2", default: 0.5, range: 0...0.99, help: "dropout after fc1 (training only)"),
     ]
@@ -32,7 +32,7 @@ struct LeNet: ModelPlugin {
     let p1: Float, p2: Float
 
     init(context: Context) throws {
-        let input = try InputSpec(context)
+        let input = try InputSpec(context, model: "lenet", defaultShape: [1, 28, 28], images: true)
         // Two valid 3x3 convolutions take 4 pixels, the pool halves (rounding down).
         let h = (input.height - 4) / 2, w = (input.width - 4) / 2
         guard h >= 1, w >= 1 else {

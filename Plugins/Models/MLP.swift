@@ -15,7 +15,7 @@ import PAGPluginKit
 struct MLP: ModelPlugin {
     static let name = "mlp"
     static let summary = "multilayer perceptron on the flattened input (fc1, fc2, ...), relu or softplus"
-    static let hyperparameters: [Hyperparameter] = inputHyperparameters(channels: 1, height: 28, width: 28) + [
+    static let hyperparameters: [Hyperparameter] = [
         .string("widths", default: "256,256", help: "hidden layer widths, comma-separated (empty: softmax regression)"),
         .choice("activation", default: "relu", choices: ["relu", "softplus"], help: "nonlinearity between the layers"),
         .float("beta", default: 1, range: 1e-3...1e3, help: "softplus beta (only with activation=softplus)"),
@@ -25,7 +25,7 @@ struct MLP: ModelPlugin {
     let activation: Activation
 
     init(context: Context) throws {
-        let input = try InputSpec(context)
+        let input = try InputSpec(context, model: "mlp", defaultShape: [1, 28, 28], images: false)
         let text = try context.string("widths").filter { $0 != " " }
         var widths: [Int] = []
         for part in text.split(separator: ",", omittingEmptySubsequences: false) where !text.isEmpty {

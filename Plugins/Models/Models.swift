@@ -1,33 +1,35 @@
 // The model plugins of pag, as one dynamic library (libPAGModels.so): mlp, lenet, resnet18.
 //
-// Every model takes the shape of one input sample from the hyperparameters `channels`, `height`
-// and `width` (the trainer sets them from the data set) and the number of logits from `classes`.
-// Parameter and buffer names are PyTorch's state_dict names for the same architecture, so a
-// checkpoint loads into the PyTorch module with load_state_dict(strict=True).
+// Every model takes the shape of one input sample and the number of logits from the data it is
+// created for (pag_host.data_info, ABI 1.2; `context.data` in the Kit), and falls back to its
+// own default shape (and 10 classes) when the host gives none (unit tests, benchmarks, `pag
+// plugins check`). Parameter and buffer names are PyTorch's state_dict names for the same
+// architecture, so a checkpoint loads into the PyTorch module with load_state_dict(strict=True).
 import PAGPluginKit
 
-/// The hyperparameters every model here declares: the sample shape and the number of classes.
-func inputHyperparameters(channels: Int, height: Int, width: Int) -> [Hyperparameter] {
-    [
-        .int("channels", default: channels, range: 1...4096, help: "input channels (set from the data set)"),
-        .int("height", default: height, range: 1...4096, help: "input height (set from the data set)"),
-        .int("width", default: width, range: 1...4096, help: "input width (set from the data set)"),
-        .int("classes", default: 10, range: 1...1_000_000, help: "number of classes (logits per sample)"),
-    ]
-}
-
-/// The sample shape and class count read from `inputHyperparameters`.
+/// The sample shape and class count of the data a model is created for.
 struct InputSpec {
-    let channels: Int, height: Int, width: Int, classes: Int
+    let shape: [Int], classes: Int
 
-    init(_ context: Context) throws {
-        channels = try context.int("channels")
-        height = try context.int("height")
-        width = try context.int("width")
-        classes = try context.int("classes")
+    /// From `context.data`, or `defaultShape` and 10 classes without data. With `images`, the
+    /// sample must be [C, H, W].
+    init(_ context: Context, model: String, defaultShape: [Int], images: Bool) throws {
+        if let d = context.data {
+            guard !d.sampleShape.isEmpty, d.sampleShape.allSatisfy({ $0 > 0 }), d.classes > 0 else {
+                throw PluginKitError("data set '\(d.name)' has sample shape \(d.sampleShape) and \(d.classes) classes; \(model) needs a non-empty shape and at least one class")
+            }
+            guard !images || d.sampleShape.count == 3 else {
+                throw PluginKitError("\(model) takes images [C, H, W], but data set '\(d.name)' has samples of shape \(d.sampleShape)")
+            }
+            shape = d.sampleShape; classes = d.classes
+        } else {
+            shape = defaultShape; classes = 10
+        }
     }
 
-    var shape: [Int] { [channels, height, width] }
+    var channels: Int { shape[0] }
+    var height: Int { shape[1] }
+    var width: Int { shape[2] }
 }
 
 /// A pointwise nonlinearity chosen by hyperparameter.

@@ -17,7 +17,7 @@ import PAGPluginKit
 struct ResNet18: ModelPlugin {
     static let name = "resnet18"
     static let summary = "ResNet18, CIFAR variant (kuangliu names), BatchNorm, relu or softplus(beta 20)"
-    static let hyperparameters: [Hyperparameter] = inputHyperparameters(channels: 3, height: 32, width: 32) + [
+    static let hyperparameters: [Hyperparameter] = [
         .choice("activation", default: "relu", choices: ["relu", "softplus"], help: "nonlinearity after each BatchNorm and block"),
         .float("beta", default: 20, range: 1e-3...1e3, help: "softplus beta (only with activation=softplus)"),
     ]
@@ -28,7 +28,7 @@ struct ResNet18: ModelPlugin {
     let activation: Activation
 
     init(context: Context) throws {
-        let input = try InputSpec(context)
+        let input = try InputSpec(context, model: "resnet18", defaultShape: [3, 32, 32], images: true)
         activation = try Activation(context.string("activation"), beta: context.float("beta"))
         conv1 = Conv2d(input.channels, 64, kernelSize: 3, stride: 1, padding: 1, bias: false)
         bn1 = TrackedBatchNorm(64)

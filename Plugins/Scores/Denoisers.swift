@@ -144,18 +144,33 @@ final class DenoiserNet {
 
 // MARK: - Shared parts of the two learned estimators
 
-/// The hyperparameters `denoiser` and `diffusion` share (the trainer sets channels and classes
-/// from the data set).
+/// The hyperparameters `denoiser` and `diffusion` share. The image channels and the number of
+/// classes come from the data the estimator is created for (pag_host.data_info), not from
+/// hyperparameters.
 func learnedHyperparameters() -> [Hyperparameter] {
     [
-        .int("channels", default: 1, range: 1...4096, help: "image channels (set from the data set)"),
-        .int("classes", default: 10, range: 0...100_000,
-             help: "classes for class-conditional scores (set from the data set; 0: unconditional only)"),
         .int("width", default: 32, range: 1...1024, help: "channels of the network's first stage (the second has twice as many)"),
+        .bool("conditional", default: true,
+              help: "class-conditional network for the data set's classes (and the unconditional score); false: unconditional only"),
         .float("sigma_data", default: 0.5, range: 1e-6...1e6, help: "standard deviation of the data (EDM's sigma_data; 0.5 for images in [-1, 1])"),
         .float("label_dropout", default: 0.2, range: 0...1,
                help: "probability a training label is replaced by 'no class', so one network gives both scores"),
     ]
+}
+
+/// The network of `denoiser` / `diffusion` for the data it is created for: image channels and
+/// classes from `context.data` (without data: 1 channel and 10 classes), width and conditioning
+/// from the hyperparameters.
+func makeNet(_ context: Context, plugin: String, noiseConditioned: Bool) throws -> DenoiserNet {
+    var channels = 1, classes = 10
+    if let d = context.data {
+        guard let image = d.image, image.channels > 0 else {
+            throw PluginKitError("\(plugin) takes images [C, H, W], but data set '\(d.name)' has samples of shape \(d.sampleShape)")
+        }
+        channels = image.channels; classes = d.classes
+    }
+    return try DenoiserNet(context: context, channels: channels, width: context.int("width"), noiseConditioned: noiseConditioned,
+                           classes: context.bool("conditional") ? max(classes, 0) : 0)
 }
 
 /// Checks the input of score / train_loss: an NCHW batch with the network's channels, and
@@ -166,11 +181,11 @@ func checkInput(_ x: Tensor, _ labels: [Int32]?, net: DenoiserNet, plugin: Strin
         throw PluginKitError("\(plugin) takes images [N, C, H, W], got shape \(s)")
     }
     guard s[1] == net.channels else {
-        throw PluginKitError("input has \(s[1]) channels but the network was created for \(net.channels) (set channels=\(s[1]))")
+        throw PluginKitError("input has \(s[1]) channels but the network was created for \(net.channels) (the channels of the data set it was created for)")
     }
     if let labels {
         guard net.classes > 0 else {
-            throw PluginKitError("labels given but the network is unconditional (classes=0); set classes to the number of classes and train it with labels")
+            throw PluginKitError("labels given but the network is unconditional (conditional=false); set conditional=true and train it with labels")
         }
         if let bad = labels.first(where: { $0 < 0 || Int($0) >= net.classes }) {
             throw PluginKitError("label \(bad) outside 0..<\(net.classes)")
@@ -249,8 +264,7 @@ final class DenoiserScore: ScorePlugin, HasTrainingLoss {
         sigma = try context.float("sigma")
         sigmaData = try context.float("sigma_data")
         labelDropout = try context.float("label_dropout")
-        net = try DenoiserNet(context: context, channels: context.int("channels"), width: context.int("width"),
-                              noiseConditioned: false, classes: context.int("classes"))
+        net = try makeNet(context, plugin: Self.name, noiseConditioned: false)
     }
 
     func checkTrainedSigma(_ s: Double) throws {
@@ -267,7 +281,7 @@ final class DenoiserScore: ScorePlugin, HasTrainingLoss {
     }
 
     func trainingLoss(x: Tensor, labels: [Int32]?) throws -> Tensor {
-        // An unconditional network (classes=0) learns from labeled data too: it ignores the labels.
+        // An unconditional network (conditional=false) learns from labeled data too: it ignores the labels.
         try checkInput(x, net.classes > 0 ? labels : nil, net: net, plugin: Self.name)
         let sig = try x.context.full([x.shape[0], 1, 1, 1], Float(sigma))
         return try edmLoss(net, x, sigma: sig, sigmaData: sigmaData,
@@ -309,8 +323,7 @@ final class DiffusionScore: ScorePlugin, HasTrainingLoss {
         logUniform = try context.string("sampling") == "loguniform"
         pMean = try context.float("p_mean")
         pStd = try context.float("p_std")
-        net = try DenoiserNet(context: context, channels: context.int("channels"), width: context.int("width"),
-                              noiseConditioned: true, classes: context.int("classes"))
+        net = try makeNet(context, plugin: Self.name, noiseConditioned: true)
     }
 
     func score(at x: Tensor, sigma: Double, labels: [Int32]?) throws -> Tensor {
@@ -323,7 +336,7 @@ final class DiffusionScore: ScorePlugin, HasTrainingLoss {
     }
 
     func trainingLoss(x: Tensor, labels: [Int32]?) throws -> Tensor {
-        // An unconditional network (classes=0) learns from labeled data too: it ignores the labels.
+        // An unconditional network (conditional=false) learns from labeled data too: it ignores the labels.
         try checkInput(x, net.classes > 0 ? labels : nil, net: net, plugin: Self.name)
         let c = x.context
         let shape = [x.shape[0], 1, 1, 1]

@@ -135,7 +135,8 @@ public enum Benchmarks {
             guard let plugins, let m = try? plugins.plugin(named: w.model), let o = try? plugins.plugin(named: w.objective) else {
                 throw BenchmarkError.missingPlugins(name, [w.model, w.objective])
             }
-            let model = try PluginInstance(plugin: m, settings: w.modelSettings, seed: 0)
+            let model = try PluginInstance(plugin: m, settings: w.modelSettings, seed: 0,
+                                           data: DataDescription(name: "benchmark", sampleShape: Array(w.batch.dropFirst()), classes: 10))
             let objective = try PluginInstance(plugin: o, settings: [], seed: 0)
             let x = Tensor.randn(w.batch, rng: &rng)
             let labels = (0..<w.batch[0]).map { _ in Int32(rng.nextInt(below: 10)) }
@@ -185,8 +186,8 @@ public enum Benchmarks {
             throw BenchmarkError.missingPlugins(name, ["autoencoder"])
         }
         let batch = 8
-        let e = try PluginInstance(plugin: p, settings: ["channels=1", "height=28", "width=28", "latent=16",
-                                                         "jacobian=\(perPixel ? "per-pixel" : "jvp")"], seed: 0)
+        let e = try PluginInstance(plugin: p, settings: ["latent=16", "jacobian=\(perPixel ? "per-pixel" : "jvp")"], seed: 0,
+                                   data: DataDescription(name: "fashion-mnist", sampleShape: [1, 28, 28], classes: 10))
         let x: Tensor
         if let data = try? DatasetRegistry.standard.load("fashion-mnist", split: .test) {
             x = data.batch(Array(0..<batch)).images
@@ -201,12 +202,14 @@ public enum Benchmarks {
     }
 
     /// ms per training step of the `denoiser` score plugin as the default experiment trains it:
-    /// width 32, class-conditional (10 classes), batch 64 of 1x56x28, EDM loss, backward, Adam.
+    /// width 32 (its default; ExperimentTests checks the experiment's one has it),
+    /// class-conditional (10 classes), batch 64 of 1x56x28, EDM loss, backward, Adam.
     static func denoiserTrain(steps: Int, warmup: Int, plugins: PluginRegistry?, rng: inout RandomGenerator) throws -> Result {
         guard let plugins, let p = try? plugins.plugin(named: "denoiser") else {
             throw BenchmarkError.missingPlugins("denoiser-train", ["denoiser"])
         }
-        let e = try PluginInstance(plugin: p, settings: ["channels=1", "classes=10"], seed: 0)
+        let e = try PluginInstance(plugin: p, settings: [], seed: 0,
+                                   data: DataDescription(name: "fashion-mnist-distractor", sampleShape: [1, 56, 28], classes: 10))
         let x = Tensor.rand([64, 1, 56, 28], low: -1, high: 1, rng: &rng)
         let labels = (0..<64).map { _ in Int32(rng.nextInt(below: 10)) }
         let opt = Adam(params: e.parameters.map(\.tensor), learningRate: 2e-3)

@@ -21,11 +21,11 @@ public enum SmokeCheck {
     public static func run(_ plugin: Plugin, settings: [String] = []) -> Result {
         var details: [String] = []
         do {
-            // Manifold estimators that declare the sample shape (channels, height, width) get the
-            // check data's [1, 4, 4] unless the user set them.
-            let shaped = plugin.kind == .manifold
-                ? LearnedEstimator.settings(for: plugin, user: settings, data: checkInfo) : settings
-            let inst = try PluginInstance(plugin: plugin, settings: shaped, seed: 1)
+            // Estimators are created for the check data ([1, 4, 4], two classes: data_info, or the
+            // legacy filling for plugins built before ABI 1.2). Models and objectives get no data:
+            // a model falls back to its default shape, and the checks use the shape it declares.
+            let data = plugin.kind == .manifold || plugin.kind == .score ? checkInfo : nil
+            let inst = try PluginData.instance(plugin, settings: settings, data: data, seed: 1)
             details.append("create: ok")
             switch plugin.kind {
             case .model: try model(inst, &details)

@@ -64,6 +64,19 @@ public struct Context {
         try check(host.pointee.report_metric(pointer, name, value), "report_metric(\(name))")
     }
 
+    // MARK: The data contract (ABI 1.2)
+
+    /// The data this instance is created for (pag_host.data_info): the data set's name, the
+    /// shape of one sample and the number of classes; valid in `init(context:)` and every later
+    /// call. nil when the host created the instance without data (unit tests, benchmarks, `pag
+    /// plugins check` for models): fall back to defaults or throw a message saying what you
+    /// need. pag never fills hyperparameters from the data set for plugins built with this Kit:
+    /// read the shape here instead of declaring `channels` / `height` / `width` / `classes`.
+    public var data: DataInfo? {
+        guard let p = host.pointee.data_info(pointer) else { return nil }
+        return DataInfo(p)
+    }
+
     // MARK: Hyperparameters
 
     /// The value of an integer hyperparameter.
@@ -180,5 +193,40 @@ public struct Context {
     public func declareIO(input: [Int], outputs: Int) throws {
         let dims = input.map(Int64.init)
         try check(host.pointee.declare_io(pointer, dims, Int32(dims.count), Int64(outputs)), "declare_io")
+    }
+}
+
+/// What `Context.data` reports: a `pag_data_info` read into Swift values.
+public struct DataInfo: Equatable, Sendable {
+    /// The data set's name, e.g. "fashion-mnist-distractor" (for messages).
+    public var name: String
+    /// The shape of one sample, e.g. [1, 56, 28] (channels, height, width for images).
+    public var sampleShape: [Int]
+    /// Number of classes; labels are 0..<classes.
+    public var classes: Int
+
+    public init(name: String, sampleShape: [Int], classes: Int) {
+        self.name = name; self.sampleShape = sampleShape; self.classes = classes
+    }
+
+    /// Reads the fields the host's struct has (struct_size tells which).
+    init(_ p: UnsafePointer<pag_data_info>) {
+        let d = p.pointee
+        func has(_ path: PartialKeyPath<pag_data_info>, _ size: Int) -> Bool {
+            guard let offset = MemoryLayout<pag_data_info>.offset(of: path) else { return false }
+            return Int(d.struct_size) >= offset + size
+        }
+        name = has(\pag_data_info.name, 8) ? d.name.map { String(cString: $0) } ?? "" : ""
+        if has(\pag_data_info.sample_shape, 8), has(\pag_data_info.sample_ndim, 4), let shape = d.sample_shape, d.sample_ndim > 0 {
+            sampleShape = (0..<Int(d.sample_ndim)).map { Int(shape[$0]) }
+        } else {
+            sampleShape = []
+        }
+        classes = has(\pag_data_info.classes, 4) ? Int(d.classes) : 0
+    }
+
+    /// Images only: (channels, height, width) of a sample shaped [C, H, W]; nil otherwise.
+    public var image: (channels: Int, height: Int, width: Int)? {
+        sampleShape.count == 3 ? (sampleShape[0], sampleShape[1], sampleShape[2]) : nil
     }
 }

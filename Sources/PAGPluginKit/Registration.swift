@@ -9,12 +9,11 @@
 ///
 /// For each type it builds the C descriptor and vtable: C-convention thunks that find the Swift
 /// instance from the plugin's `self` pointer, run it, and turn a thrown error into the call's
-/// error message. Descriptors, strings and vtables are allocated once and kept for the life of
-/// the library, as plugin.h requires.
+/// error message. One create thunk serves every type: it asks the host which descriptor the
+/// call is for (pag_host.descriptor, ABI 1.2) and creates the type registered with it, so a
+/// library may register any number of plugins. Descriptors, strings and vtables are allocated
+/// once and kept for the life of the library, as plugin.h requires.
 public enum PluginRegistration {
-    /// Most plugins one library can register through the Kit (one create thunk each).
-    public static let maximumPlugins = createThunks.count
-
     /// Registers every type in `types` (each adopting one plugin kind). Returns PAG_OK, or
     /// PAG_ERROR with the reason given to the host's registry.
     public static func register(_ types: any PluginDefinition.Type..., host: UnsafePointer<pag_host>?,
@@ -39,14 +38,13 @@ public enum PluginRegistration {
             return fail("PAGPluginKit needs a host table of \(MemoryLayout<pag_host>.size) bytes (ABI "
                         + "\(PAG_ABI_VERSION_MAJOR).\(PAG_ABI_VERSION_MINOR)); the host gives \(host.pointee.struct_size)")
         }
+        hosts.removeAll { $0 == host }
+        hosts.append(host)
         for type in types {
-            guard slots.count < createThunks.count else {
-                return fail("PAGPluginKit registers at most \(createThunks.count) plugins per library")
-            }
             let descriptor: UnsafePointer<pag_plugin_descriptor>
-            do { descriptor = try makeDescriptor(type, create: createThunks[slots.count]) }
+            do { descriptor = try makeDescriptor(type, create: createThunk) }
             catch { return fail("\(type.name): \(error)") }
-            slots.append(Slot(type: type, host: host, descriptor: descriptor))
+            slots[UnsafeRawPointer(descriptor)] = Slot(type: type, host: host)
             // PAG_ERROR here means the host rejected this descriptor and reported why; the other
             // plugins of the library still load (plugin.h).
             _ = host.pointee.register_plugin(registry, descriptor)
@@ -57,14 +55,18 @@ public enum PluginRegistration {
 
 // MARK: - Descriptor building
 
-/// A registered plugin type: what its create thunk needs. File-private so that two Kit-built
+/// A registered plugin type: what the create thunk needs. File-private so that two Kit-built
 /// libraries loaded into one process can never share it.
 private struct Slot {
     let type: any PluginDefinition.Type
     let host: UnsafePointer<pag_host>
-    let descriptor: UnsafePointer<pag_plugin_descriptor>
 }
-nonisolated(unsafe) private var slots: [Slot] = []
+/// The registered types by their descriptor's address (what pag_host.descriptor returns).
+/// Written only while pag_plugin_init runs (one library at a time, on one thread).
+nonisolated(unsafe) private var slots: [UnsafeRawPointer: Slot] = [:]
+/// The host tables registrations were made with, the latest last: the create thunk asks them
+/// which descriptor a call is for. pag has one table per process; tests may add fake ones.
+nonisolated(unsafe) private var hosts: [UnsafePointer<pag_host>] = []
 
 /// A C string that lives as long as the library.
 private func permanent(_ s: String) -> UnsafePointer<CChar> {
@@ -188,26 +190,27 @@ private func labelArray(_ labels: UnsafePointer<Int32>?, _ x: Tensor) -> [Int32]
     return Array(UnsafeBufferPointer(start: labels, count: n))
 }
 
-private func create(_ slot: Int, _ ctx: OpaquePointer?, _ me: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) -> pag_status {
-    let s = slots[slot]
+/// The one create function of every Kit plugin: C function pointers cannot capture which type
+/// they create, so it asks the host which descriptor this call serves (pag_host.descriptor) and
+/// creates the type registered with that descriptor.
+private let createThunk: CreateThunk = { ctx, me in
+    guard let ctx else { return PAG_ERROR }
+    var found: Slot?
+    for host in hosts.reversed() {
+        if let ask = host.pointee.descriptor, let d = ask(ctx), let s = slots[UnsafeRawPointer(d)], s.host == host {
+            found = s
+            break
+        }
+    }
+    guard let s = found else {
+        hosts.last?.pointee.set_error(ctx, "PAGPluginKit: create was called for a descriptor this library did not register")
+        return PAG_ERROR
+    }
     return guarded(ctx, s.host) { c in
         let value = try s.type.init(context: c)
         me?.pointee = Unmanaged.passRetained(Instance(value, host: s.host)).toOpaque()
     }
 }
-
-// C function pointers cannot capture which type they create, so each registered type gets its own
-// create thunk, distinguished only by its slot number.
-private let createThunks: [CreateThunk] = [
-    { create(0, $0, $1) }, { create(1, $0, $1) }, { create(2, $0, $1) }, { create(3, $0, $1) },
-    { create(4, $0, $1) }, { create(5, $0, $1) }, { create(6, $0, $1) }, { create(7, $0, $1) },
-    { create(8, $0, $1) }, { create(9, $0, $1) }, { create(10, $0, $1) }, { create(11, $0, $1) },
-    { create(12, $0, $1) }, { create(13, $0, $1) }, { create(14, $0, $1) }, { create(15, $0, $1) },
-    { create(16, $0, $1) }, { create(17, $0, $1) }, { create(18, $0, $1) }, { create(19, $0, $1) },
-    { create(20, $0, $1) }, { create(21, $0, $1) }, { create(22, $0, $1) }, { create(23, $0, $1) },
-    { create(24, $0, $1) }, { create(25, $0, $1) }, { create(26, $0, $1) }, { create(27, $0, $1) },
-    { create(28, $0, $1) }, { create(29, $0, $1) }, { create(30, $0, $1) }, { create(31, $0, $1) },
-]
 
 private let destroyThunk: @convention(c) (UnsafeMutableRawPointer?) -> Void = { me in
     if let me { Unmanaged<Instance>.fromOpaque(me).release() }

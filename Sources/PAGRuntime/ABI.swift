@@ -13,6 +13,9 @@ public enum ABI {
         0: Sizes(descriptor: 80, model: 32, objective: 32, manifold: 56, score: 48),
         // 1.1 added pag_host.dataset_signal_basis and signal_mask; no plugin struct grew.
         1: Sizes(descriptor: 80, model: 32, objective: 32, manifold: 56, score: 48),
+        // 1.2 added pag_data_info, pag_host.data_info and pag_host.descriptor; no plugin struct
+        // grew. (Plugins built for 1.2 get no data-derived hyperparameters: see data_info.)
+        2: Sizes(descriptor: 80, model: 32, objective: 32, manifold: 56, score: 48),
     ]
     /// The row of the newest minor version at or below `minor` (structs that did not grow in a
     /// minor version keep their earlier minimum).

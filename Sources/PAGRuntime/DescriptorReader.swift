@@ -42,7 +42,7 @@ enum DescriptorReader {
         let fns = try readFunctions(d, fail)
         let vtable = try readVTable(d, kind: kind, sizes: sizes, fail)
         return Plugin(name: name, kind: kind, version: version, summary: summary, hyperparameters: hps, functions: fns,
-                      library: library, abiMajor: major, abiMinor: minor, vtable: vtable)
+                      library: library, abiMajor: major, abiMinor: minor, vtable: vtable, descriptor: raw)
     }
 
     static func readHyperparameters(_ d: pag_plugin_descriptor, _ fail: (String) -> Problem) throws -> [HyperparameterSpec] {

@@ -83,12 +83,16 @@ public final class Plugin: @unchecked Sendable {
     /// The ABI version the plugin was built against.
     public let abiMajor: UInt32, abiMinor: UInt32
     let vtable: VTable
+    /// The descriptor pointer the library passed to register_plugin (static storage, valid while
+    /// the library is loaded): what pag_host.descriptor returns in this plugin's calls.
+    let descriptor: UnsafeRawPointer
 
     init(name: String, kind: PluginKind, version: String, summary: String, hyperparameters: [HyperparameterSpec],
-         functions: [ExtraFunction], library: String, abiMajor: UInt32, abiMinor: UInt32, vtable: VTable) {
+         functions: [ExtraFunction], library: String, abiMajor: UInt32, abiMinor: UInt32, vtable: VTable,
+         descriptor: UnsafeRawPointer) {
         self.name = name; self.kind = kind; self.version = version; self.summary = summary
         self.hyperparameters = hyperparameters; self.functions = functions; self.library = library
-        self.abiMajor = abiMajor; self.abiMinor = abiMinor; self.vtable = vtable
+        self.abiMajor = abiMajor; self.abiMinor = abiMinor; self.vtable = vtable; self.descriptor = descriptor
     }
 
     /// The extra function `name`, or an error listing the ones this plugin has.

@@ -15,11 +15,18 @@ public enum TableBenchmark {
         public var tableWithReleaseNs: Double
     }
 
+    /// A zeroed descriptor for the benchmark's built-in plugin (it registers nothing).
+    nonisolated(unsafe) static let descriptor: UnsafeMutablePointer<pag_plugin_descriptor> = {
+        let p = UnsafeMutablePointer<pag_plugin_descriptor>.allocate(capacity: 1)
+        p.initialize(to: pag_plugin_descriptor())
+        return p
+    }()
+
     /// A do-nothing objective to own the benchmark's calls.
     static func benchInstance() throws -> PluginInstance {
         let plugin = Plugin(name: "table-benchmark", kind: .objective, version: "0", summary: "benchmark", hyperparameters: [],
                             functions: [], library: "(built in)", abiMajor: ABI.major, abiMinor: ABI.minor,
-                            vtable: .objective(pag_objective_vtable()))
+                            vtable: .objective(pag_objective_vtable()), descriptor: UnsafeRawPointer(descriptor))
         return try PluginInstance(plugin: plugin)
     }
 

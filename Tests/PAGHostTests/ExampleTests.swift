@@ -123,8 +123,8 @@ final class ExampleTests: XCTestCase {
 
     func testTrainingThroughTheHostLowersTheLoss() throws {
         let reg = registry()
-        let model = try PluginInstance(plugin: try reg.plugin(named: "linear_model"),
-                                       settings: ["height=8", "width=8", "hidden=16", "activation=softplus"])
+        let model = try PluginInstance(plugin: try reg.plugin(named: "linear_model"), settings: ["hidden=16", "activation=softplus"],
+                                       data: DataDescription(name: "test", sampleShape: [1, 8, 8], classes: 10))
         XCTAssertEqual(model.parameters.map(\.name), ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"])
         XCTAssertEqual(model.parameters.map(\.tensor.shape), [[16, 64], [16], [10, 16], [10]])
         let obj = try PluginInstance(plugin: try reg.plugin(named: "label_smoothing_ce"), settings: ["smoothing=0.1"])
@@ -141,7 +141,7 @@ final class ExampleTests: XCTestCase {
 
     func testTrainCommand() throws {
         let r = try Support.runPag(["plugins", "train", "linear_model", "label_smoothing_ce", "--plugin-path", Self.dir.path,
-                                    "--steps", "3", "--set", "height=4", "--set", "width=4", "--set", "smoothing=0.3"])
+                                    "--steps", "3", "--set", "smoothing=0.3"])
         XCTAssertEqual(r.status, 0, r.stderr)
         XCTAssertEqual(r.stdout.split(separator: "\n").count, 3)
         XCTAssertTrue(r.stdout.hasPrefix("step    1  loss "), r.stdout)
@@ -173,12 +173,12 @@ final class ExampleTests: XCTestCase {
         }
         let m = try registry().plugin(named: "linear_model")
         XCTAssertThrowsError(try PluginInstance(plugin: m, settings: ["activation=gelu"])) {
-            XCTAssertTrue("\($0)".hasPrefix("hyperparameter 'activation' of plugin 'linear_model': 'gelu' is not one of relu, softplus, tanh; valid keys: channels (int, default 1, range [1, 4096]);"), "\($0)")
+            XCTAssertTrue("\($0)".hasPrefix("hyperparameter 'activation' of plugin 'linear_model': 'gelu' is not one of relu, softplus, tanh; valid keys: hidden (int, default 0, range [0, 100000]);"), "\($0)")
         }
         XCTAssertThrowsError(try PluginInstance(plugin: m, settings: ["hidden=2.5"])) {
             XCTAssertTrue("\($0)".hasPrefix("hyperparameter 'hidden' of plugin 'linear_model': '2.5' is not an integer;"), "\($0)")
         }
-        let ok = try PluginInstance(plugin: m, settings: ["hidden=3", "classes=2", "height=2", "width=2"])
+        let ok = try PluginInstance(plugin: m, settings: ["hidden=3"], data: DataDescription(name: "test", sampleShape: [1, 2, 2], classes: 2))
         XCTAssertEqual(ok.outputs, 2)
         XCTAssertEqual(ok.inputShape, [1, 2, 2])
     }

@@ -26,7 +26,7 @@ final class FailureTests: XCTestCase {
     }
 
     func model(_ reg: PluginRegistry) throws -> PluginInstance {
-        try PluginInstance(plugin: try reg.plugin(named: "linear_model"), settings: ["height=4", "width=4"])
+        try PluginInstance(plugin: try reg.plugin(named: "linear_model"), data: DataDescription(name: "test", sampleShape: [1, 4, 4], classes: 10))
     }
 
     func testErrorMidTrainingStopsTheRunWithThePluginsMessage() throws {
@@ -42,8 +42,7 @@ final class FailureTests: XCTestCase {
     }
 
     func testTrainCommandExitsWithThePluginsMessage() throws {
-        let r = try Support.runPag(["plugins", "train", "linear_model", "fails_mid_training", "--plugin-path", Self.dir.path,
-                                    "--set", "height=4", "--set", "width=4"])
+        let r = try Support.runPag(["plugins", "train", "linear_model", "fails_mid_training", "--plugin-path", Self.dir.path])
         XCTAssertEqual(r.status, 1)
         XCTAssertEqual(r.stdout.split(separator: "\n").count, 2)
         XCTAssertEqual(r.stderr, "Error: step 3: plugin 'fails_mid_training': gradient exploded at call 3\n")

@@ -7,7 +7,9 @@ import XCTest
 /// The autoencoder estimator: its Jacobian (JVP method) against the per-pixel reference and
 /// against finite differences of the decoder; orthonormal bases; training, saving and reuse.
 final class AutoencoderTests: XCTestCase {
-    static let small = ["channels=1", "height=8", "width=8", "latent=3", "features=4", "activation=softplus"]
+    static let small = ["latent=3", "features=4", "activation=softplus"]
+    /// The data the small autoencoders are created for (pag_host.data_info).
+    static let smallData = DataDescription(name: "test-1x8x8", sampleShape: [1, 8, 8], classes: 4)
 
     func param(_ e: PluginInstance, _ name: String) -> Tensor {
         e.parameters.first { $0.name == name }!.tensor.detached()
@@ -37,8 +39,8 @@ final class AutoencoderTests: XCTestCase {
     }
 
     func testJacobianMatchesPerPixelAndFiniteDifferences() throws {
-        let jvp = try Manifolds.instance("autoencoder", Self.small + ["orthonormalize=false"])
-        let ref = try Manifolds.instance("autoencoder", Self.small + ["orthonormalize=false", "jacobian=per-pixel"])
+        let jvp = try Manifolds.instance("autoencoder", Self.small + ["orthonormalize=false"], data: Self.smallData)
+        let ref = try Manifolds.instance("autoencoder", Self.small + ["orthonormalize=false", "jacobian=per-pixel"], data: Self.smallData)
         for (a, b) in zip(jvp.parameters, ref.parameters) { b.tensor.pointer.update(from: a.tensor.pointer, count: a.tensor.count) }
         var rng = RandomGenerator(seed: 5)
         let x = Tensor.randn([3, 1, 8, 8], rng: &rng)
@@ -71,8 +73,8 @@ final class AutoencoderTests: XCTestCase {
     }
 
     func testBasisIsOrthonormalAndSpansTheJacobian() throws {
-        let raw = try Manifolds.instance("autoencoder", Self.small + ["orthonormalize=false"])
-        let ortho = try Manifolds.instance("autoencoder", Self.small)
+        let raw = try Manifolds.instance("autoencoder", Self.small + ["orthonormalize=false"], data: Self.smallData)
+        let ortho = try Manifolds.instance("autoencoder", Self.small, data: Self.smallData)
         for (a, b) in zip(raw.parameters, ortho.parameters) { b.tensor.pointer.update(from: a.tensor.pointer, count: a.tensor.count) }
         var rng = RandomGenerator(seed: 6)
         let x = Tensor.randn([4, 1, 8, 8], rng: &rng)

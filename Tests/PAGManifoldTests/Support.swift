@@ -11,8 +11,8 @@ enum Manifolds {
 
     static let registry = builtPluginRegistry(libraries: ["libPAGManifolds.so"])
 
-    static func instance(_ name: String, _ settings: [String] = [], seed: UInt64 = 1) throws -> PluginInstance {
-        try PluginInstance(plugin: registry.get().plugin(named: name), settings: settings, seed: seed)
+    static func instance(_ name: String, _ settings: [String] = [], seed: UInt64 = 1, data: DataDescription? = nil) throws -> PluginInstance {
+        try PluginInstance(plugin: registry.get().plugin(named: name), settings: settings, seed: seed, data: data)
     }
 }
 

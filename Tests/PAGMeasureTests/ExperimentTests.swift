@@ -250,6 +250,35 @@ final class ExperimentTests: XCTestCase {
         XCTAssertTrue(html.contains("1 − LPIPS"))
     }
 
+    /// The default experiment's learned score, created as `pag run` creates it (its alignment
+    /// block's estimator and settings, for the training split of its data set, through
+    /// LearnedEstimator.create, which LearnedEstimator.prepare uses), is a width-32 network: the
+    /// denoiser's own default. (Before ABI 1.2 pag filled `width` with the images' width, 28.)
+    func testDefaultExperimentsDenoiserHasWidth32() throws {
+        guard let plugin = Self.registry.plugins.first(where: { $0.name == "denoiser" && $0.kind == .score }) else {
+            throw XCTSkip("libPAGScores.so not built next to the tests")
+        }
+        let spec = ExperimentSpec.defaultExperiment
+        let a = try XCTUnwrap(spec.alignment)
+        XCTAssertEqual(a.score, "denoiser")
+        XCTAssertEqual(spec.data, "fashion-mnist-distractor")
+        let info: DatasetInfo
+        do { info = try DatasetCache.load(spec.data, split: .train, dataDir: spec.dataDir).info } catch {
+            throw XCTSkip("\(spec.data) not available: \(error)")
+        }
+        XCTAssertEqual(info.sampleShape, [1, 56, 28])
+        XCTAssertEqual(PluginData.legacySettings(for: plugin, user: a.settings, data: info), a.settings,
+                       "nothing is filled in for a plugin built for ABI 1.2")
+        let e = try LearnedEstimator.create(plugin, settings: a.settings, data: info, seed: spec.seed)
+        XCTAssertEqual(e.config["width"]?.description, "32")
+        let shapes = Dictionary(uniqueKeysWithValues: e.parameters.map { ($0.name, $0.tensor.shape) })
+        XCTAssertEqual(shapes["in_conv.weight"], [32, 1, 3, 3], "width 32 on the data's 1 channel")
+        XCTAssertEqual(shapes["conv1.weight"], [32, 32, 3, 3])
+        XCTAssertEqual(shapes["down1.weight"], [64, 32, 3, 3])
+        XCTAssertEqual(shapes["out_conv.weight"], [1, 32, 3, 3])
+        XCTAssertEqual(shapes["embed.0.weight"], [32, 11], "class-conditional on the data's 10 classes, plus 'no class'")
+    }
+
     /// Learned estimators are saved under a name that changes with their settings, so a new
     /// setting trains a new estimator instead of tripping over the old checkpoint.
     func testEstimatorCheckpointName() {

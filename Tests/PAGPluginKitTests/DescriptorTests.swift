@@ -18,6 +18,9 @@ private func fakeHost(abiMajor: UInt32 = UInt32(PAG_ABI_VERSION_MAJOR),
     h.registry_error = { _, m in registryMessage = String(cString: m!) }
     h.set_error = { _, m in callError = String(cString: m!) }
     h.get_error = { _ in nil }
+    // The fake call context of these tests (0x1000) belongs to the latest registration; any
+    // other context is not this fake host's (the Kit asks every host it registered with).
+    h.descriptor = { c in c == OpaquePointer(bitPattern: 0x1000) ? registered.last : nil }
     h.ndim = { _, _ in 2 }
     h.dim = { _, _, _ in 3 }
     let p = UnsafeMutablePointer<pag_host>.allocate(capacity: 1)

@@ -2,7 +2,8 @@
 // registers them with pag's real runtime table in-process. This file sees only the Kit.
 import PAGPluginKit
 
-/// A small conv net built from every kind of Kit layer, on 1x8x8 inputs, 3 classes.
+/// A small conv net built from every kind of Kit layer, on 8x8 images: the channels and classes
+/// of the data it is created for, 1 channel and 3 classes without data.
 final class SmallConvNet: ModelPlugin {
     static let name = "kit-fixture-convnet"
     static let summary = "Kit layers end to end"
@@ -11,13 +12,19 @@ final class SmallConvNet: ModelPlugin {
     let net: Sequential
 
     init(context: Context) throws {
-        let w = try context.int("width")
+        let w = try context.int("width")   // a choice of the user's: a hyperparameter
+        // The data's shape and classes come from the host (pag_host.data_info), never from
+        // hyperparameters; nil when the host gives no data (unit tests, benchmarks).
+        let data = context.data ?? DataInfo(name: "none", sampleShape: [1, 8, 8], classes: 3)
+        guard let image = data.image, image.height == 8, image.width == 8 else {
+            throw PluginKitError("kit-fixture-convnet takes 8x8 images; data set '\(data.name)' has samples of shape \(data.sampleShape)")
+        }
         net = Sequential(
-            Conv2d(1, w, kernelSize: 3, padding: 1), BatchNorm2d(w), ReLU(), MaxPool2d(2),   // w x 4 x 4
-            Conv2d(w, w, kernelSize: 3, padding: 1), Softplus(), AvgPool2d(2),                  // w x 2 x 2
-            Flatten(), Linear(4 * w, 8), Tanh(), Dropout(0.5), Linear(8, 3))
+            Conv2d(image.channels, w, kernelSize: 3, padding: 1), BatchNorm2d(w), ReLU(), MaxPool2d(2),   // w x 4 x 4
+            Conv2d(w, w, kernelSize: 3, padding: 1), Softplus(), AvgPool2d(2),                             // w x 2 x 2
+            Flatten(), Linear(4 * w, 8), Tanh(), Dropout(0.5), Linear(8, data.classes))
         try net.declare(in: context, name: "")
-        try context.declareIO(input: [1, 8, 8], outputs: 3)
+        try context.declareIO(input: data.sampleShape, outputs: data.classes)
     }
 
     func forward(_ x: Tensor, train: Bool) throws -> Tensor { try net(x, train: train) }

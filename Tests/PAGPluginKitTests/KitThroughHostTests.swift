@@ -21,6 +21,21 @@ final class KitThroughHostTests: XCTestCase {
         try PluginInstance(plugin: XCTUnwrap(Self.fixtures[name], "fixture \(name)"), settings: settings, seed: 7)
     }
 
+    /// context.data reads pag_host.data_info: the conv net takes the data's channels and classes.
+    func testKitModelReadsTheDataDescription() throws {
+        let data = DataDescription(name: "rgb-8x8", sampleShape: [2, 8, 8], classes: 5)
+        let net = try PluginInstance(plugin: XCTUnwrap(Self.fixtures["kit-fixture-convnet"]), seed: 7, data: data)
+        XCTAssertEqual(net.inputShape, [2, 8, 8])
+        XCTAssertEqual(net.outputs, 5)
+        XCTAssertEqual(net.parameters.first?.tensor.shape, [4, 2, 3, 3])
+        XCTAssertEqual(net.parameters.last?.tensor.shape, [5])
+        XCTAssertEqual(try net.forward(Tensor.ones([3, 2, 8, 8]), train: false).shape, [3, 5])
+        let wrong = DataDescription(name: "mnist", sampleShape: [1, 28, 28], classes: 10)
+        XCTAssertThrowsError(try PluginInstance(plugin: XCTUnwrap(Self.fixtures["kit-fixture-convnet"]), data: wrong)) {
+            XCTAssertEqual("\($0)", "plugin 'kit-fixture-convnet': kit-fixture-convnet takes 8x8 images; data set 'mnist' has samples of shape [1, 28, 28]")
+        }
+    }
+
     func testLayersDeclarePyTorchNamesAndShapes() throws {
         let net = try instance("kit-fixture-convnet", ["width=4"])
         XCTAssertEqual(net.inputShape, [1, 8, 8])

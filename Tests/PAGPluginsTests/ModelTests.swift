@@ -24,7 +24,7 @@ final class ModelTests: XCTestCase {
     func testLeNetStateDictFor28x28And56x28() throws {
         // PyTorch: LeNet(fc1_in).state_dict() for 1x28x28 (9216) and 1x56x28 (64 * 26 * 12 = 19968).
         for (height, fc1In) in [(28, 9216), (56, 19968)] {
-            let m = try Libraries.instance("lenet", ["height=\(height)"])
+            let m = try Libraries.instance("lenet", data: dataOf([1, height, 28]))
             XCTAssertEqual(describe(m.parameters), [
                 "conv1.weight [32, 1, 3, 3]", "conv1.bias [32]", "conv2.weight [64, 32, 3, 3]", "conv2.bias [64]",
                 "fc1.weight [128, \(fc1In)]", "fc1.bias [128]", "fc2.weight [10, 128]", "fc2.bias [10]",
@@ -36,8 +36,8 @@ final class ModelTests: XCTestCase {
             XCTAssertEqual(try m.forward(x, train: false).shape, [3, 10])
             XCTAssertEqual(try m.forward(x, train: true).shape, [3, 10])
         }
-        // Input channels and classes follow the hyperparameters.
-        let rgb = try Libraries.instance("lenet", ["channels=3", "height=32", "width=32", "classes=100"])
+        // Input channels and classes follow the data (pag_host.data_info).
+        let rgb = try Libraries.instance("lenet", data: dataOf([3, 32, 32], classes: 100))
         XCTAssertEqual(describe(rgb.parameters)[0], "conv1.weight [32, 3, 3, 3]")
         XCTAssertEqual(describe(rgb.parameters)[4], "fc1.weight [128, 12544]")
         XCTAssertEqual(rgb.outputs, 100)
@@ -62,8 +62,7 @@ final class ModelTests: XCTestCase {
             "fc1.weight [256, 784]", "fc1.bias [256]", "fc2.weight [256, 256]", "fc2.bias [256]",
             "fc3.weight [10, 256]", "fc3.bias [10]",
         ])
-        let small = try Libraries.instance("mlp", ["widths=5", "channels=2", "height=3", "width=1", "classes=4",
-                                                   "activation=softplus", "beta=2"])
+        let small = try Libraries.instance("mlp", ["widths=5", "activation=softplus", "beta=2"], data: dataOf([2, 3, 1], classes: 4))
         XCTAssertEqual(describe(small.parameters), ["fc1.weight [5, 6]", "fc1.bias [5]", "fc2.weight [4, 5]", "fc2.bias [4]"])
         // The forward pass is fc2(softplus_beta(fc1(flatten(x)))).
         var rng = RandomGenerator(seed: 5, stream: "mlp-input")
@@ -80,7 +79,7 @@ final class ModelTests: XCTestCase {
     }
 
     func testTooSmallLeNetInputFailsClearly() {
-        XCTAssertThrowsError(try Libraries.instance("lenet", ["height=5"])) { e in
+        XCTAssertThrowsError(try Libraries.instance("lenet", data: dataOf([1, 5, 28]))) { e in
             XCTAssertTrue("\(e)".contains("plugin 'lenet'") && "\(e)".contains("at least 6x6"), "\(e)")
         }
     }
@@ -126,7 +125,7 @@ final class ModelTests: XCTestCase {
     // MARK: train and eval
 
     func testResNetBatchNormBuffersFollowTheMode() throws {
-        let m = try Libraries.instance("resnet18", ["height=8", "width=8"])
+        let m = try Libraries.instance("resnet18", data: dataOf([3, 8, 8]))
         var rng = RandomGenerator(seed: 9, stream: "resnet-input")
         let x = Tensor.randn([4, 3, 8, 8], rng: &rng)
         let buffer = { (name: String) in m.buffers.first { $0.name == name }!.tensor.values }
@@ -168,13 +167,13 @@ final class ModelTests: XCTestCase {
         var cases: [[String: Any]] = []
         let configs: [(String, [String], [Int])] = [
             ("lenet", [], [3, 1, 28, 28]),
-            ("lenet", ["height=56", "dropout1=0", "dropout2=0"], [3, 1, 56, 28]),
+            ("lenet", ["dropout1=0", "dropout2=0"], [3, 1, 56, 28]),
             ("resnet18", [], [4, 3, 32, 32]),
             ("resnet18", ["activation=softplus"], [4, 3, 32, 32]),
             ("mlp", ["widths=32,16", "activation=softplus", "beta=3"], [3, 1, 28, 28]),
         ]
         for (i, (name, settings, shape)) in configs.enumerated() {
-            let m = try Libraries.instance(name, settings, seed: UInt64(10 + i))
+            let m = try Libraries.instance(name, settings, seed: UInt64(10 + i), data: dataOf(Array(shape.dropFirst())))
             var rng = RandomGenerator(seed: UInt64(i), stream: "torch-input")
             let x = Tensor.randn(shape, rng: &rng)
             var files: [[String: Any]] = []

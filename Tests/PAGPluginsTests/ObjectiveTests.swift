@@ -279,12 +279,12 @@ final class ObjectiveTests: XCTestCase {
     /// batch norm and softplus for gradnorm).
     func testEveryObjectiveOnTheModelPlugins() throws {
         let models: [(String, [String], [Int])] = [
-            ("lenet", ["height=12", "width=10"], [1, 12, 10]),
-            ("resnet18", ["height=8", "width=8", "activation=softplus"], [3, 8, 8]),
+            ("lenet", [], [1, 12, 10]),
+            ("resnet18", ["activation=softplus"], [3, 8, 8]),
             ("mlp", ["widths=8"], [1, 28, 28]),
         ]
         for (name, settings, shape) in models {
-            let model = try Libraries.instance(name, settings)
+            let model = try Libraries.instance(name, settings, data: dataOf(shape))
             let (x, y) = batch(3, shape: shape, classes: 10)
             for objective in ["ce", "gradnorm", "smoothness", "randomized-smoothing", "pgd-l2"] {
                 let o = try Libraries.instance(objective, objective == "pgd-l2" ? ["steps=2"] : [])

@@ -17,9 +17,14 @@ enum Libraries {
     static func plugin(_ name: String) throws -> Plugin { try registry.get().plugin(named: name) }
 
     /// A fresh instance of the plugin `name`.
-    static func instance(_ name: String, _ settings: [String] = [], seed: UInt64 = 1) throws -> PluginInstance {
-        try PluginInstance(plugin: plugin(name), settings: settings, seed: seed)
+    static func instance(_ name: String, _ settings: [String] = [], seed: UInt64 = 1, data: DataDescription? = nil) throws -> PluginInstance {
+        try PluginInstance(plugin: plugin(name), settings: settings, seed: seed, data: data)
     }
+}
+
+/// A data description (what pag_host.data_info reports) for samples of `shape`.
+func dataOf(_ shape: [Int], classes: Int = 10) -> DataDescription {
+    DataDescription(name: "test-\(shape.map(String.init).joined(separator: "x"))", sampleShape: shape, classes: classes)
 }
 
 /// Elementwise closeness with a relative and an absolute part.

@@ -78,7 +78,7 @@ final class DenoiserTests: XCTestCase {
                 ("denoiser", ["sigma=0.3"], [0.3]),
             ]
             for (name, settings, sigmas) in cases {
-                let e = try ScoreLibrary.instance(name, settings + ["channels=2", "sigma_data=\(sd)", "width=4"])
+                let e = try ScoreLibrary.instance(name, settings + ["sigma_data=\(sd)", "width=4"], data: dataOf([2, 5, 6]))
                 for s in sigmas {
                     for labels in [nil, [Int32]([0, 3, 9])] {
                         let got = try e.score(x, sigma: s, labels: labels).values
@@ -109,14 +109,14 @@ final class DenoiserTests: XCTestCase {
         }
     }
 
-    /// An unconditional network (classes=0) trains on a labeled data set as the host's trainer
+    /// An unconditional network (conditional=false) trains on a labeled data set as the host's trainer
     /// hands it (labels ignored), and refuses labels only when asked for a class-conditional score.
     func testUnconditionalNetworksTrainOnLabeledData() throws {
         var c = SyntheticConfig()
         c.shape = [1, 8, 8]; c.signalDim = 2; c.distractorDim = 2; c.trainCount = 64
         let data = SyntheticDataset(config: c, split: .train)
         for name in Self.learned {
-            let e = try ScoreLibrary.instance(name, ["width=4", "classes=0"])
+            let e = try ScoreLibrary.instance(name, ["width=4", "conditional=false"], data: dataOf([1, 8, 8], classes: data.info.classCount))
             var cfg = EstimatorTrainingConfig()
             cfg.steps = 3; cfg.batchSize = 16
             let losses = try LearnedEstimator.train(e, on: data, config: cfg)
@@ -124,7 +124,7 @@ final class DenoiserTests: XCTestCase {
             let (x, y) = data.batch(Array(0..<4))
             XCTAssertEqual(try e.score(x, sigma: 0.5, labels: nil).shape, [4, 1, 8, 8])
             XCTAssertThrowsError(try e.score(x, sigma: 0.5, labels: y.map(Int32.init))) {
-                XCTAssertTrue("\($0)".contains("labels given but the network is unconditional (classes=0)"), "\($0)")
+                XCTAssertTrue("\($0)".contains("labels given but the network is unconditional (conditional=false)"), "\($0)")
             }
         }
     }
@@ -138,7 +138,8 @@ final class DenoiserTests: XCTestCase {
         let data = GaussianImages(count: 2048, shape: [1, 4, 4], std: 0.3)
         var rng = RandomGenerator(seed: 9, stream: "gaussian-queries")
         for name in Self.learned {
-            let e = try ScoreLibrary.instance(name, ["width=8", "classes=2"] + (name == "diffusion" ? ["sampling=loguniform", "sigma_min=0.2", "sigma_max=1"] : []))
+            let e = try ScoreLibrary.instance(name, ["width=8"] + (name == "diffusion" ? ["sampling=loguniform", "sigma_min=0.2", "sigma_max=1"] : []),
+                                              data: dataOf([1, 4, 4], classes: 2))
             var cfg = EstimatorTrainingConfig()
             cfg.steps = 80; cfg.batchSize = 32; cfg.learningRate = 1e-2
             try LearnedEstimator.train(e, on: data, config: cfg)
@@ -172,15 +173,15 @@ final class DenoiserTests: XCTestCase {
                                "plugin '\(n)': sigma must be a positive finite number, got \(bad)")
             }
             XCTAssertEqual(message { try e.score(Tensor.zeros([2, 3, 4, 4]), sigma: 0.5, labels: nil) },
-                           "plugin '\(n)': input has 3 channels but the network was created for 1 (set channels=3)")
+                           "plugin '\(n)': input has 3 channels but the network was created for 1 (the channels of the data set it was created for)")
             XCTAssertEqual(message { try e.score(Tensor.zeros([2, 16]), sigma: 0.5, labels: nil) },
                            "plugin '\(n)': \(n) takes images [N, C, H, W], got shape [2, 16]")
             XCTAssertEqual(message { try e.score(x, sigma: 0.5, labels: [0, 10]) }, "plugin '\(n)': label 10 outside 0..<10")
             XCTAssertEqual(message { try e.trainLoss(x, labels: [-1, 0]) }, "plugin '\(n)': label -1 outside 0..<10")
         }
-        let unconditional = try ScoreLibrary.instance("diffusion", ["width=4", "classes=0"])
+        let unconditional = try ScoreLibrary.instance("diffusion", ["width=4", "conditional=false"])
         XCTAssertEqual(message { try unconditional.score(x, sigma: 0.5, labels: [0, 1]) },
-                       "plugin 'diffusion': labels given but the network is unconditional (classes=0); set classes to the number of classes and train it with labels")
+                       "plugin 'diffusion': labels given but the network is unconditional (conditional=false); set conditional=true and train it with labels")
         XCTAssertEqual(message { try ScoreLibrary.instance("diffusion", ["sigma_min=2", "sigma_max=1"]) },
                        "plugin 'diffusion': sigma_min (2.0) must be below sigma_max (1.0)")
     }
@@ -199,7 +200,7 @@ final class DenoiserTests: XCTestCase {
             let plugin = try ScoreLibrary.plugin(name)
             let a = try LearnedEstimator.prepare(plugin, settings: ["width=4"], data: data, config: cfg, checkpoint: path) { logs.append($0) }
             XCTAssertTrue(FileManager.default.fileExists(atPath: path))
-            XCTAssertEqual(a.config["classes"]?.description, "2", "classes come from the data set")
+            XCTAssertEqual(a.data?.classes, 2, "classes come from the data set (pag_host.data_info)")
             // Reused: the same numbers, no training.
             let b = try LearnedEstimator.prepare(plugin, settings: ["width=4"], data: data, config: cfg, checkpoint: path) { logs.append($0) }
             XCTAssertEqual(try a.score(x, sigma: 0.5, labels: [0, 1, 1]).values, try b.score(x, sigma: 0.5, labels: [0, 1, 1]).values)
@@ -216,9 +217,9 @@ final class DenoiserTests: XCTestCase {
                 .hasPrefix("\(path) was trained with other training settings"))
             XCTAssertTrue(message { try LearnedEstimator.prepare(plugin, settings: ["width=5"], data: data, config: cfg, checkpoint: path) }
                 .hasPrefix("\(path) was trained with other hyperparameters"))
-            let wrong = try ScoreLibrary.instance(name, ["width=5", "classes=2"])
+            let wrong = try ScoreLibrary.instance(name, ["width=5"], data: dataOf([1, 6, 6], classes: 2))
             XCTAssertTrue(message { try LearnedEstimator.load(wrong, from: path) }.contains("has shape"))
-            let otherKind = try ScoreLibrary.instance(Self.learned.first { $0 != name }!, ["width=4", "classes=2"])
+            let otherKind = try ScoreLibrary.instance(Self.learned.first { $0 != name }!, ["width=4"], data: dataOf([1, 6, 6], classes: 2))
             XCTAssertEqual(message { try LearnedEstimator.load(otherKind, from: path) },
                            "\(path) holds estimator '\(name)', not '\(otherKind.plugin.name)'")
         }
@@ -235,11 +236,12 @@ final class DenoiserTests: XCTestCase {
         let x = Tensor.randn([2, 3, 5, 4], rng: &rng)
         let shared = Set(try ScoreLibrary.plugin("denoiser").hyperparameters.map(\.name))
             .intersection(try ScoreLibrary.plugin("diffusion").hyperparameters.map(\.name))
-        XCTAssertEqual(shared, ["channels", "classes", "width", "sigma_data", "label_dropout"])
+        XCTAssertEqual(shared, ["width", "conditional", "sigma_data", "label_dropout"])
         for name in Self.learned {
             let e = try LearnedEstimator.prepare(ScoreLibrary.plugin(name), settings: ["width=6", "label_dropout=0.5"],
                                                  data: data, config: cfg)
-            XCTAssertEqual(e.config["channels"]?.description, "3")
+            XCTAssertEqual(e.data?.sampleShape, [3, 5, 4])
+            XCTAssertEqual(e.parameters.first?.tensor.shape, [6, 3, 3, 3], "in_conv: width 6, the data's 3 channels")
             XCTAssertEqual(try e.score(x, sigma: 0.5, labels: nil).shape, x.shape)
             XCTAssertEqual(try e.score(x, sigma: 0.5, labels: [3, 0]).shape, x.shape)
         }

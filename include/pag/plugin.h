@@ -52,7 +52,7 @@ extern "C" {
 /** Major version of the ABI: bumped only for incompatible changes. */
 #define PAG_ABI_VERSION_MAJOR 1
 /** Minor version of the ABI: bumped when fields or functions are added at the end of structs. */
-#define PAG_ABI_VERSION_MINOR 1
+#define PAG_ABI_VERSION_MINOR 2
 /** Packs a major and minor version into one uint32_t (major in the high 16 bits). */
 #define PAG_MAKE_VERSION(major, minor) ((uint32_t)(((uint32_t)(major) << 16) | (uint32_t)(minor)))
 /** The ABI version this header describes; store it in pag_plugin_descriptor.abi_version. */
@@ -191,9 +191,10 @@ typedef struct pag_function {
 /** A model: parameters, buffers and a forward pass producing logits. */
 typedef struct pag_model_vtable {
     uint32_t struct_size;
-    /** Required. Builds an instance: reads hyperparameters (pag_host.get_*), declares every
-     *  parameter and buffer (pag_host.declare_parameter / declare_buffer) and the input and
-     *  output shapes (pag_host.declare_io, required), and stores its own state in *self. */
+    /** Required. Builds an instance: reads hyperparameters (pag_host.get_*) and the data it is
+     *  made for (pag_host.data_info, ABI 1.2), declares every parameter and buffer
+     *  (pag_host.declare_parameter / declare_buffer) and the input and output shapes
+     *  (pag_host.declare_io, required), and stores its own state in *self. */
     pag_status (*create)(pag_ctx *ctx, void **self);
     /** Required. Logits [N, outputs] for a batch x [N, ...input shape]. `train` is 1 in
      *  training (dropout active, batch norm on batch statistics) and 0 in evaluation. The
@@ -289,6 +290,31 @@ typedef struct pag_plugin_descriptor {
         const pag_score_vtable *score;
     } vtable;
 } pag_plugin_descriptor;
+
+/* ------------------------------------------------------------------------------------------ */
+/* The data contract (ABI 1.2)                                                                 */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * The data an instance is created for, as pag_host.data_info returns it: the shape of one
+ * sample and the number of classes of the data set the host will train, fit or call the
+ * instance on. This is how a plugin learns the data's shape: the host never fills in
+ * hyperparameters for a plugin built for ABI 1.2 or later (hyperparameters are the user's
+ * choices only). Owned by the host and valid as long as the instance; read-only.
+ * It may grow at its end: read a field only when struct_size covers it.
+ */
+typedef struct pag_data_info {
+    /** sizeof(pag_data_info) of the host. */
+    uint32_t struct_size;
+    /** The data set's name, e.g. "fashion-mnist-distractor" (for messages; never NULL). */
+    const char *name;
+    /** Number of dimensions of one sample (3 for images: C, H, W). */
+    int32_t sample_ndim;
+    /** The shape of one sample, sample_ndim entries, e.g. {1, 56, 28}. */
+    const int64_t *sample_shape;
+    /** Number of classes; labels are 0..classes-1. */
+    int32_t classes;
+} pag_data_info;
 
 /* ------------------------------------------------------------------------------------------ */
 /* The host table                                                                              */
@@ -557,6 +583,20 @@ struct pag_host {
      *  holds the object): x's shape, 1 on signal elements, 0 elsewhere. NULL with an error when
      *  the caller passed none. Added in ABI 1.1. */
     pag_tensor (*signal_mask)(pag_ctx *ctx);
+
+    /* -- The instance's data and descriptor (ABI 1.2; check with PAG_HOST_HAS) --------------- */
+
+    /** The data this instance was created for (see pag_data_info): valid in create and in
+     *  every later call of the instance, the same pointer each time, owned by the host. NULL,
+     *  without an error, when the host created the instance without data (unit tests,
+     *  benchmarks, `pag plugins check` for models, `pag plugins train`): fall back to your own
+     *  defaults, or set an error saying what you need. Added in ABI 1.2. */
+    const pag_data_info *(*data_info)(pag_ctx *ctx);
+    /** The descriptor the plugin registered for the instance this call belongs to: the very
+     *  pointer passed to register_plugin. Lets one create function serve several descriptors
+     *  (e.g. a language binding that registers plugins generated at run time). NULL only for a
+     *  context that is not a live call. Added in ABI 1.2. */
+    const pag_plugin_descriptor *(*descriptor)(pag_ctx *ctx);
 };
 
 /** True when the host table provides `field` (it was added in a minor version the host has). */

@@ -403,8 +403,7 @@ public enum MeasureRunner {
         let train = try DatasetCache.load(s.data.info.name, split: .train, dataDir: s.config.dataDir)
         let inst: PluginInstance
         let basis = (train as? SubspaceOracle)?.signalBasis
-        let full = LearnedEstimator.settings(for: p, user: settings, data: train.info)
-        let probe = try PluginInstance(plugin: p, settings: full, seed: s.config.seed)
+        let probe = try LearnedEstimator.create(p, settings: settings, data: train.info, seed: s.config.seed)
         if probe.hasTrainLoss {
             var cfg = EstimatorTrainingConfig()
             cfg.steps = trainSteps; cfg.seed = s.config.seed

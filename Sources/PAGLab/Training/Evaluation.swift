@@ -26,27 +26,11 @@ public enum Evaluator {
 
 /// Creates model instances for a data set and moves their weights in and out of files.
 public enum ModelFactory {
-    /// Hyperparameters a model may declare to be told the data's shape; the host fills them in
-    /// from the data set unless the user set them.
-    static let inputShapeKeys = ["input_shape", "input"]
-    static let classKeys = ["classes", "num_classes"]
-
-    /// An instance of `plugin` for samples described by `data`; checks that the model's declared
-    /// input shape and outputs fit the data.
+    /// An instance of `plugin` for samples described by `data` (what its pag_host.data_info
+    /// returns; a plugin built before ABI 1.2 gets the legacy filling, see PluginData); checks
+    /// that the model's declared input shape and outputs fit the data.
     public static func create(_ plugin: Plugin, settings: [String], data: DatasetInfo, seed: UInt64) throws -> PluginInstance {
-        var s = settings
-        let declared = Set(plugin.hyperparameters.map(\.name))
-        let given = Set(settings.compactMap { $0.split(separator: "=", maxSplits: 1).first.map(String.init) })
-        if let k = inputShapeKeys.first(where: { declared.contains($0) }), !given.contains(k) {
-            s.append("\(k)=\(data.sampleShape.map(String.init).joined(separator: "x"))")
-        }
-        if let k = classKeys.first(where: { declared.contains($0) }), !given.contains(k) {
-            s.append("\(k)=\(data.classCount)")
-        }
-        for (k, v) in zip(["channels", "height", "width"], data.sampleShape) where declared.contains(k) && !given.contains(k) {
-            s.append("\(k)=\(v)")
-        }
-        let model = try PluginInstance(plugin: plugin, settings: s, seed: seed)
+        let model = try PluginData.instance(plugin, settings: settings, data: data, seed: seed)
         guard model.inputShape == data.sampleShape else {
             throw TrainingError.badConfig("model '\(plugin.name)' takes input \(shapeText(model.inputShape)) but data set '\(data.name)' has samples of \(shapeText(data.sampleShape))")
         }

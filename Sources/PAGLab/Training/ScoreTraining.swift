@@ -23,20 +23,17 @@ public struct EstimatorTrainingConfig: Codable, Equatable, Sendable {
 /// estimators such as an autoencoder). Checkpoints are safetensors with the parameter and
 /// buffer names the plugin declared, written atomically.
 public enum LearnedEstimator {
-    /// Hyperparameters an estimator may declare to be told the data's shape and classes; the
-    /// host fills them in from the data set unless the user set them.
-    static let shapeKeys = ["channels", "height", "width"]
-    static let classKeys = ["classes", "num_classes"]
-
-    /// `settings` plus the data-derived values (channels, height, width, classes) the plugin
-    /// declares and the user did not set.
+    /// `settings` as the estimator is created with for `data`: unchanged for plugins built for
+    /// ABI 1.2 or later (they read the data through pag_host.data_info), plus the legacy
+    /// data-derived values for older ones (PluginData.legacySettings).
     public static func settings(for plugin: Plugin, user settings: [String], data: DatasetInfo) -> [String] {
-        var s = settings
-        let declared = Set(plugin.hyperparameters.map(\.name))
-        let given = Set(settings.compactMap { $0.split(separator: "=", maxSplits: 1).first.map(String.init) })
-        for (k, v) in zip(shapeKeys, data.sampleShape) where declared.contains(k) && !given.contains(k) { s.append("\(k)=\(v)") }
-        if let k = classKeys.first(where: { declared.contains($0) }), !given.contains(k) { s.append("\(k)=\(data.classCount)") }
-        return s
+        PluginData.legacySettings(for: plugin, user: settings, data: data)
+    }
+
+    /// An estimator instance for `data` (data description, and the legacy filling for plugins
+    /// built before ABI 1.2), not yet fitted or trained.
+    public static func create(_ plugin: Plugin, settings: [String], data: DatasetInfo, seed: UInt64) throws -> PluginInstance {
+        try PluginData.instance(plugin, settings: settings, data: data, seed: seed)
     }
 
     /// The first `limit` samples of `data` (all when nil) as the host data set handed to fit.
@@ -148,7 +145,7 @@ public enum LearnedEstimator {
         try StateDict.load(file.tensors, into: estimator, source: path)
     }
 
-    /// A ready estimator: created with data-derived settings, fitted on up to `fitSamples`
+    /// A ready estimator: created for the data set (`create`), fitted on up to `fitSamples`
     /// training samples (when it has fit), and, when it learns, loaded from `checkpoint` if that
     /// file exists (it must match; see `load`) or else trained and saved there (when a path is
     /// given).
@@ -156,8 +153,7 @@ public enum LearnedEstimator {
                                checkpoint: String? = nil, fitSamples: Int? = nil,
                                log: (String) -> Void = { _ in },
                                progress: ((_ step: Int, _ loss: Double) -> Void)? = nil) throws -> PluginInstance {
-        let e = try PluginInstance(plugin: plugin, settings: self.settings(for: plugin, user: settings, data: data.info),
-                                   seed: config.seed)
+        let e = try create(plugin, settings: settings, data: data.info, seed: config.seed)
         if e.hasFit { try e.fit(hostDataset(data, limit: fitSamples)) }
         guard e.hasTrainLoss else { return e }
         if let checkpoint, FileManager.default.fileExists(atPath: checkpoint) {
