@@ -58,7 +58,7 @@ let package = Package(
                 swiftSettings: fast),
         // The research application on top of the runtime: training, estimators, measurements,
         // experiments, reports, plugin checks, benchmarks.
-        .target(name: "PAGLab", dependencies: ["PAGRuntime", "PAGTensor", "PAGData", "PAGFormats"], path: "Sources/PAGLab",
+        .target(name: "PAGLab", dependencies: ["PAGRuntime", "PAGTensor", "PAGData", "PAGFormats", "CPAGPlugin"], path: "Sources/PAGLab",
                 swiftSettings: fast),
         .executableTarget(name: "pag", dependencies: [
             "PAGLab", "PAGTensor", "PAGFormats",

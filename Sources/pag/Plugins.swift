@@ -27,6 +27,7 @@ struct PluginPathOptions: ParsableArguments {
     func load(quiet: Bool = false) -> PluginRegistry {
         let reg = PluginRegistry.executablePath().map { PluginRegistry.probing(with: $0) } ?? PluginRegistry()
         reg.loadAll(searchPath: PluginRegistry.searchPath(pluginPaths: pluginPath))
+        reg.registerBuiltInPlugins()
         if !quiet { for p in reg.problems { warn("warning: \(p)") } }
         return reg
     }

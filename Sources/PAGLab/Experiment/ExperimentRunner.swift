@@ -53,6 +53,7 @@ public final class ExperimentRunner {
 
     public init(spec: ExperimentSpec, outDir: String, registry: PluginRegistry) {
         self.spec = spec; self.outDir = outDir; self.registry = registry
+        registry.registerBuiltInPlugins()
     }
 
     /// Runs everything; returns the summary (also written to OUT/summary.json, OUT/summary.csv
