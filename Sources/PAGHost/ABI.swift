@@ -13,6 +13,9 @@ public enum ABI {
         0: Sizes(descriptor: 80, model: 32, objective: 32, manifold: 56, score: 48),
         // 1.1 added pag_host.dataset_signal_basis and signal_mask; no plugin struct grew.
         1: Sizes(descriptor: 80, model: 32, objective: 32, manifold: 56, score: 48),
+        // 1.3 appended the diffusion U-Net operations to pag_host (silu ... positional_embedding);
+        // no plugin struct grew. (1.2 is reserved for the data contract of `create`.)
+        3: Sizes(descriptor: 80, model: 32, objective: 32, manifold: 56, score: 48),
     ]
     /// The row of the newest minor version at or below `minor` (structs that did not grow in a
     /// minor version keep their earlier minimum).

@@ -20,6 +20,7 @@ public enum HostTable {
         h.host_version = UnsafePointer(strdup(PagVersion.text))
         installCore(&h)
         installOps(&h)
+        installUNetOps(&h)
         p.initialize(to: h)
         return UnsafePointer(p)
     }()
