@@ -24,6 +24,8 @@ let package = Package(
         .library(name: "PAGScores", type: .dynamic, targets: ["PAGScores"]),
         // Manifold estimators: oracle, pca, autoencoder.
         .library(name: "PAGManifolds", type: .dynamic, targets: ["PAGManifolds"]),
+        // The `edm` score: published EDM networks (DDPM++, ADM) from converted checkpoints.
+        .library(name: "PAGEDM", type: .dynamic, targets: ["PAGEDM"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -65,6 +67,7 @@ let package = Package(
         .target(name: "PAGObjectives", dependencies: ["PAGPluginKit"], path: "Plugins/Objectives"),
         .target(name: "PAGScores", dependencies: ["PAGPluginKit"], path: "Plugins/Scores"),
         .target(name: "PAGManifolds", dependencies: ["PAGPluginKit"], path: "Plugins/Manifolds", swiftSettings: fast),
+        .target(name: "PAGEDM", dependencies: ["PAGPluginKit"], path: "Plugins/EDM", swiftSettings: fast),
         // Helpers shared by the test targets (SetupError, runProgram, torchPython, builtPluginRegistry,
         // createTemporaryDirectory). A plain target in no product; no XCTest, so `swift build` compiles it too.
         .target(name: "PAGTestSupport", dependencies: ["PAGHost"], path: "Tests/PAGTestSupport"),
@@ -82,8 +85,9 @@ let package = Package(
                     exclude: ["Fixtures"]),
         .testTarget(name: "PAGDataTests", dependencies: ["PAGData", "PAGTestSupport"], path: "Tests/PAGDataTests"),
         // Loads libPAGScores.so from the build folder; checks against the synthetic set's exact score.
+        // Fixtures/ holds the edm plugin's PyTorch reference (scripts/edm_fixture.py), read by path.
         .testTarget(name: "PAGScoreTests", dependencies: ["PAGHost", "PAGData", "PAGFormats", "PAGTensor", "PAGTestSupport"],
-                    path: "Tests/PAGScoreTests"),
+                    path: "Tests/PAGScoreTests", exclude: ["Fixtures"]),
         // Compiles the C examples and Fixtures/*.c with cc outside SwiftPM, loads them, runs the pag binary.
         .testTarget(name: "PAGHostTests", dependencies: ["PAGHost", "pag", "PAGTestSupport"], path: "Tests/PAGHostTests",
                     exclude: ["Fixtures"]),

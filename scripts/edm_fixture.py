@@ -57,10 +57,8 @@ def main():
         net.load_state_dict({k: v.to(torch.float64) for k, v in tensors.items()}, strict=True)
         net = net.double().eval()
         for si, sigma in enumerate(SIGMAS):
-            label_sets = [[3, 4]] + ([None] if cfg["label_dim"] else [])
+            label_sets = [[3, 4], None] if cfg["label_dim"] else [None]
             for li, labels in enumerate(label_sets):
-                if labels is not None and not cfg["label_dim"]:
-                    continue
                 key = f"{name}.s{si}l{li}"
                 u = torch.rand(2, 3, 16, 16, generator=g, dtype=torch.float64) * 2 - 1
                 x = (u + sigma * torch.randn(2, 3, 16, 16, generator=g, dtype=torch.float64)).to(torch.float32)
