@@ -48,7 +48,7 @@ let package = Package(
         .systemLibrary(name: "CFreeType", path: "Sources/CFreeType", pkgConfig: "freetype2",
                        providers: [.apt(["libfreetype-dev"])]),
         // Data sets: IDX, CIFAR, distractor letters, the synthetic manifold set.
-        .target(name: "PAGData", dependencies: ["PAGTensor", "CZlib", "CFreeType"], path: "Sources/PAGData",
+        .target(name: "PAGData", dependencies: ["PAGTensor", "PAGFormats", "CZlib", "CFreeType"], path: "Sources/PAGData",
                 swiftSettings: fastEvenInDebug),
         // libpng (Debian libpng-dev) behind a small C layer that turns libpng's longjmp errors into statuses.
         .target(name: "CPNG", path: "Sources/CPNG", linkerSettings: [.linkedLibrary("png")]),
@@ -83,7 +83,7 @@ let package = Package(
         // Fixtures/ holds PyTorch reference values the tests read by path (scripts/lpips_fixture.py).
         .testTarget(name: "PAGMeasureTests", dependencies: ["PAGHost", "PAGData", "PAGFormats", "PAGTensor"], path: "Tests/PAGMeasureTests",
                     exclude: ["Fixtures"]),
-        .testTarget(name: "PAGDataTests", dependencies: ["PAGData", "PAGTestSupport"], path: "Tests/PAGDataTests"),
+        .testTarget(name: "PAGDataTests", dependencies: ["PAGData", "PAGFormats", "PAGTestSupport"], path: "Tests/PAGDataTests"),
         // Loads libPAGScores.so from the build folder; checks against the synthetic set's exact score.
         // Fixtures/ holds the edm plugin's PyTorch reference (scripts/edm_fixture.py), read by path.
         .testTarget(name: "PAGScoreTests", dependencies: ["PAGHost", "PAGData", "PAGFormats", "PAGTensor", "PAGTestSupport"],

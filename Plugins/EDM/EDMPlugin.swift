@@ -25,6 +25,8 @@ final class EDMScore: ScorePlugin {
     static let hyperparameters: [Hyperparameter] = [
         .string("weights", default: "",
                 help: "safetensors file written by scripts/edm_to_safetensors.py from a published EDM .pkl (required)"),
+        .choice("random_preset", default: "none", choices: ["none"] + EDMConfig.presets.keys.sorted(),
+                help: "instead of weights: random weights of a published architecture (ddpmpp-cifar10: the CIFAR-10 DDPM++, adm-imagenet64: the ImageNet 64x64 ADM), for benchmarks; its scores mean nothing"),
         .choice("output", default: "score", choices: ["score", "denoised"],
                 help: "score: (D(x; sigma) - x) / sigma^2; denoised: D(x; sigma) itself (for checks against PyTorch)"),
     ]
@@ -35,11 +37,26 @@ final class EDMScore: ScorePlugin {
     let denoised: Bool
 
     init(context: Context) throws {
-        let path = try context.string("weights")
+        let path = try context.string("weights"), preset = try context.string("random_preset")
+        denoised = try context.string("output") == "denoised"
+        if preset != "none" {
+            guard path.isEmpty else { throw PluginKitError("set either weights or random_preset, not both") }
+            config = try EDMConfig(metadata: EDMConfig.presets[preset]!, file: preset)
+            net = UNet(config)
+            var table = WeightTable()
+            for (name, shape) in net.expected {
+                // Scale 1 / sqrt(fan in) keeps activations O(1); group-norm scales start at 1.
+                let t = shape.count == 1 && name.hasSuffix(".weight") && name.contains("norm")
+                    ? try context.ones(shape)
+                    : try context.randn(shape, std: shape.count == 1 ? 0.1 : Float(1 / Double(shape.dropFirst().reduce(1, *)).squareRoot()))
+                table.handles[name] = try t.keep()
+            }
+            weights = table
+            return
+        }
         guard !path.isEmpty else {
             throw PluginKitError("set weights=FILE: a safetensors file converted from a published EDM network with scripts/edm_to_safetensors.py (pag downloads nothing)")
         }
-        denoised = try context.string("output") == "denoised"
         let file = try WeightsFile(path: path)
         config = try EDMConfig(metadata: file.metadata, file: path)
         net = UNet(config)

@@ -15,6 +15,16 @@ struct EDMConfig {
     var attnResolutions: [Int], channelMultNoise: Int, channelsPerHead: Int
     var sigmaData: Double
 
+    /// The published architectures, as a converted file's metadata would give them.
+    static let presets: [String: [String: String]] = [
+        "ddpmpp-cifar10": ["model_type": "SongUNet", "img_resolution": "32", "img_channels": "3", "label_dim": "0",
+                           "augment_dim": "9", "model_channels": "128", "channel_mult": "2,2,2", "channel_mult_emb": "4",
+                           "num_blocks": "4", "attn_resolutions": "16", "sigma_data": "0.5"],
+        "adm-imagenet64": ["model_type": "DhariwalUNet", "img_resolution": "64", "img_channels": "3", "label_dim": "1000",
+                           "augment_dim": "0", "model_channels": "192", "channel_mult": "1,2,3,4", "channel_mult_emb": "4",
+                           "num_blocks": "3", "attn_resolutions": "32,16,8", "sigma_data": "0.5"],
+    ]
+
     init(metadata m: [String: String], file: String) throws {
         func bad(_ why: String) -> PluginKitError { PluginKitError("\(file): \(why)") }
         func text(_ k: String, default d: String? = nil) throws -> String {
