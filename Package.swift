@@ -24,6 +24,8 @@ let package = Package(
         .library(name: "PAGScores", type: .dynamic, targets: ["PAGScores"]),
         // Manifold estimators: oracle, pca, autoencoder.
         .library(name: "PAGManifolds", type: .dynamic, targets: ["PAGManifolds"]),
+        // The `edm` score: published EDM networks (DDPM++, ADM) from converted checkpoints.
+        .library(name: "PAGEDM", type: .dynamic, targets: ["PAGEDM"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -46,7 +48,7 @@ let package = Package(
         .systemLibrary(name: "CFreeType", path: "Sources/CFreeType", pkgConfig: "freetype2",
                        providers: [.apt(["libfreetype-dev"])]),
         // Data sets: IDX, CIFAR, distractor letters, the synthetic manifold set.
-        .target(name: "PAGData", dependencies: ["PAGTensor", "CZlib", "CFreeType"], path: "Sources/PAGData",
+        .target(name: "PAGData", dependencies: ["PAGTensor", "PAGFormats", "CZlib", "CFreeType"], path: "Sources/PAGData",
                 swiftSettings: fastEvenInDebug),
         // libpng (Debian libpng-dev) behind a small C layer that turns libpng's longjmp errors into statuses.
         .target(name: "CPNG", path: "Sources/CPNG", linkerSettings: [.linkedLibrary("png")]),
@@ -71,6 +73,7 @@ let package = Package(
         .target(name: "PAGObjectives", dependencies: ["PAGPluginKit"], path: "Plugins/Objectives"),
         .target(name: "PAGScores", dependencies: ["PAGPluginKit"], path: "Plugins/Scores"),
         .target(name: "PAGManifolds", dependencies: ["PAGPluginKit"], path: "Plugins/Manifolds", swiftSettings: fast),
+        .target(name: "PAGEDM", dependencies: ["PAGPluginKit"], path: "Plugins/EDM", swiftSettings: fast),
         // Helpers shared by the test targets (SetupError, runProgram, torchPython, builtPluginRegistry,
         // createTemporaryDirectory). A plain target in no product; no XCTest, so `swift build` compiles it too.
         .target(name: "PAGTestSupport", dependencies: ["PAGLab"], path: "Tests/PAGTestSupport"),
@@ -86,10 +89,11 @@ let package = Package(
         // Fixtures/ holds PyTorch reference values the tests read by path (scripts/lpips_fixture.py).
         .testTarget(name: "PAGMeasureTests", dependencies: ["PAGLab", "PAGData", "PAGFormats", "PAGTensor", "PAGTestSupport"], path: "Tests/PAGMeasureTests",
                     exclude: ["Fixtures"]),
-        .testTarget(name: "PAGDataTests", dependencies: ["PAGData", "PAGTestSupport"], path: "Tests/PAGDataTests"),
+        .testTarget(name: "PAGDataTests", dependencies: ["PAGData", "PAGFormats", "PAGTestSupport"], path: "Tests/PAGDataTests"),
         // Loads libPAGScores.so from the build folder; checks against the synthetic set's exact score.
+        // Fixtures/ holds the edm plugin's PyTorch reference (scripts/edm_fixture.py), read by path.
         .testTarget(name: "PAGScoreTests", dependencies: ["PAGLab", "PAGData", "PAGFormats", "PAGTensor", "PAGTestSupport"],
-                    path: "Tests/PAGScoreTests"),
+                    path: "Tests/PAGScoreTests", exclude: ["Fixtures"]),
         // Compiles the C examples and Fixtures/*.c with cc outside SwiftPM, loads them, runs the pag binary.
         .testTarget(name: "PAGHostTests", dependencies: ["PAGLab", "PAGRuntime", "PAGData", "pag", "PAGTestSupport"], path: "Tests/PAGHostTests",
                     exclude: ["Fixtures"]),

@@ -5,3 +5,8 @@
 static inline int pag_inflate_init(z_stream *stream) {
     return inflateInit2(stream, 15 + 32);
 }
+
+/* Raw deflate (no header), as in zip entries (.npz files). */
+static inline int pag_inflate_init_raw(z_stream *stream) {
+    return inflateInit2(stream, -15);
+}

@@ -18,7 +18,7 @@ public struct DataOptions: Sendable {
 }
 
 /// Data set names and their loaders. `DatasetRegistry.standard` knows fashion-mnist, mnist,
-/// their -distractor variants, synthetic, cifar10 and cifar100; a new data set is one
+/// their -distractor variants, synthetic, cifar10, cifar100 and imagenet64; a new data set is one
 /// `register` call.
 public struct DatasetRegistry {
     public typealias Loader = (Split, DataOptions) throws -> Dataset
@@ -78,6 +78,9 @@ public struct DatasetRegistry {
         }
         r.register("cifar100", summary: "CIFAR-100 binary version, 3x32x32, fine labels, crop and flip for training") { split, o in
             try CIFAR.load(.cifar100, split: split, directory: o.dataDir ?? "data/cifar100")
+        }
+        r.register("imagenet64", summary: "downsampled ImageNet 64x64 (npz batches), 3x64x64, 1000 classes, flip for training") { split, o in
+            try ImageNet64.load(split: split, directory: o.dataDir ?? "data/imagenet64")
         }
         return r
     }()

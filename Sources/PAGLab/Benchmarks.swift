@@ -8,7 +8,7 @@ import PAGTensor
 /// boundary. Shapes and hyperparameters match bench/pytorch_peer.py.
 public enum Benchmarks {
     public static let names = ["mlp-ce", "mlp-gradnorm", "lenet-ce", "lenet-gradnorm", "conv2d-fwd", "sgemm"]
-        + pluginWorkloads.map(\.name) + autoencoderWorkloads + ["denoiser-train", "lpips-alex"]
+        + pluginWorkloads.map(\.name) + autoencoderWorkloads + ["denoiser-train", "lpips-alex", "edm-score-32"]
 
     /// The autoencoder manifold plugin's tangent basis on 28x28 Fashion-MNIST test images (random
     /// images when the data set is missing), latent 16, batch 8, reported in ms per image: with
@@ -40,6 +40,7 @@ public enum Benchmarks {
     /// True when `name` runs through the model and objective plugins.
     public static func needsPlugins(_ name: String) -> Bool {
         pluginWorkloads.contains { $0.name == name } || autoencoderWorkloads.contains(name) || name == "denoiser-train"
+            || name == "edm-score-32"
     }
 
     /// One workload's timings.
@@ -150,6 +151,7 @@ public enum Benchmarks {
             return try autoencoderTangent(perPixel: name.hasSuffix("per-pixel"), steps: steps, warmup: warmup, plugins: plugins)
         }
         if name == "denoiser-train" { return try denoiserTrain(steps: steps, warmup: warmup, plugins: plugins, rng: &rng) }
+        if name == "edm-score-32" { return try edmScore(steps: steps, warmup: warmup, plugins: plugins, rng: &rng) }
         switch name {
         case "mlp-ce", "mlp-gradnorm", "lenet-ce", "lenet-gradnorm":
             let net = name.hasPrefix("mlp") ? mlp(rng: &rng) : lenet(rng: &rng)
@@ -219,6 +221,19 @@ public enum Benchmarks {
             opt.step()
         }
         return summarize("denoiser-train", ms)
+    }
+
+    /// ms per image of one score evaluation of the `edm` plugin on the CIFAR-10 DDPM++ network
+    /// (56M parameters, random weights: the cost does not depend on them), batch 16 of 3x32x32,
+    /// sigma 0.5, unconditional. At most 5 timed steps after 1 warm-up (a step takes seconds).
+    static func edmScore(steps: Int, warmup: Int, plugins: PluginRegistry?, rng: inout RandomGenerator) throws -> Result {
+        guard let plugins, let p = try? plugins.plugin(named: "edm") else {
+            throw BenchmarkError.missingPlugins("edm-score-32", ["edm"])
+        }
+        let e = try PluginInstance(plugin: p, settings: ["random_preset=ddpmpp-cifar10"], seed: 0)
+        let x = Tensor.rand([16, 3, 32, 32], low: -1, high: 1, rng: &rng)
+        let ms = try time(steps: min(steps, 5), warmup: min(warmup, 1)) { _ = try e.score(x, sigma: 0.5, labels: nil) }
+        return summarize("edm-score-32", ms.map { $0 / 16 })
     }
 
     /// ms per image pair of LPIPS (alex) on 64 pairs of 1x56x28 images (resized to 128x64, as

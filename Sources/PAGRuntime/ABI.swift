@@ -16,6 +16,9 @@ public enum ABI {
         // 1.2 added pag_data_info, pag_host.data_info and pag_host.descriptor; no plugin struct
         // grew. (Plugins built for 1.2 get no data-derived hyperparameters: see data_info.)
         2: Sizes(descriptor: 80, model: 32, objective: 32, manifold: 56, score: 48),
+        // 1.3 appended the diffusion U-Net operations to pag_host (silu ... positional_embedding);
+        // no plugin struct grew.
+        3: Sizes(descriptor: 80, model: 32, objective: 32, manifold: 56, score: 48),
     ]
     /// The row of the newest minor version at or below `minor` (structs that did not grow in a
     /// minor version keep their earlier minimum).

@@ -21,6 +21,7 @@ public enum HostTable {
         installCore(&h)
         installOps(&h)
         installDataContract(&h)
+        installUNetOps(&h)
         p.initialize(to: h)
         return UnsafePointer(p)
     }()

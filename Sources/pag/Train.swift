@@ -21,7 +21,7 @@ struct Train: ParsableCommand {
     )
 
     @OptionGroup var paths: PluginPathOptions
-    @Option(help: "Data set: fashion-mnist, mnist, fashion-mnist-distractor, mnist-distractor, synthetic, cifar10, cifar100.")
+    @Option(help: "Data set: fashion-mnist, mnist, fashion-mnist-distractor, mnist-distractor, synthetic, cifar10, cifar100, imagenet64.")
     var data: String = "fashion-mnist"
     @Option(help: "Folder with the data set's files (default: where its Debian package puts them).")
     var dataDir: String?

@@ -96,7 +96,7 @@ final class IDXTests: XCTestCase {
         assertDataError("fashion-mnist: \(dir)/train-images-idx3-ubyte.gz not found (nor train-images-idx3-ubyte); install Debian's dataset-fashion-mnist package (sudo apt-get install dataset-fashion-mnist, or run scripts/setup), or pass --data-dir with the IDX files") {
             _ = try DatasetRegistry.standard.load("fashion-mnist", split: .train, options: DataOptions(dataDir: dir))
         }
-        assertDataError("unknown data set 'imagenet'; known: fashion-mnist, mnist, fashion-mnist-distractor, mnist-distractor, synthetic, cifar10, cifar100") {
+        assertDataError("unknown data set 'imagenet'; known: fashion-mnist, mnist, fashion-mnist-distractor, mnist-distractor, synthetic, cifar10, cifar100, imagenet64") {
             _ = try DatasetRegistry.standard.load("imagenet", split: .train)
         }
     }

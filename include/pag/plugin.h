@@ -52,7 +52,7 @@ extern "C" {
 /** Major version of the ABI: bumped only for incompatible changes. */
 #define PAG_ABI_VERSION_MAJOR 1
 /** Minor version of the ABI: bumped when fields or functions are added at the end of structs. */
-#define PAG_ABI_VERSION_MINOR 2
+#define PAG_ABI_VERSION_MINOR 3
 /** Packs a major and minor version into one uint32_t (major in the high 16 bits). */
 #define PAG_MAKE_VERSION(major, minor) ((uint32_t)(((uint32_t)(major) << 16) | (uint32_t)(minor)))
 /** The ABI version this header describes; store it in pag_plugin_descriptor.abi_version. */
@@ -597,6 +597,34 @@ struct pag_host {
      *  (e.g. a language binding that registers plugins generated at run time). NULL only for a
      *  context that is not a live call. Added in ABI 1.2. */
     const pag_plugin_descriptor *(*descriptor)(pag_ctx *ctx);
+
+    /* -- Diffusion U-Net operations (ABI 1.3; check with PAG_HOST_HAS) ---------------------- */
+    /* The layers of EDM's DDPM++ and ADM networks. All differentiable to any order. */
+
+    /** x * sigmoid(x) (SiLU, swish). Added in ABI 1.3. */
+    pag_tensor (*silu)(pag_ctx *ctx, pag_tensor x);
+    /** Sine. Added in ABI 1.3. */
+    pag_tensor (*sin)(pag_ctx *ctx, pag_tensor x);
+    /** Cosine. Added in ABI 1.3. */
+    pag_tensor (*cos)(pag_ctx *ctx, pag_tensor x);
+    /** Group normalization of [N, C, ...] input over `groups` groups of C / groups channels
+     *  (PyTorch's F.group_norm: biased variance, eps inside the square root). weight, bias: [C]
+     *  or NULL. groups must divide C. Added in ABI 1.3. */
+    pag_tensor (*group_norm)(pag_ctx *ctx, pag_tensor x, int32_t groups, pag_tensor weight,
+                             pag_tensor bias, float eps);
+    /** Dot-product attention in channel-first layout: q, k [B, C, L], v [B, C', Lk] (B = batch
+     *  x heads, L = positions); returns v . softmax(q^T k / sqrt(C))^T, shape [B, C', Lq]
+     *  (EDM's UNetBlock attention). Added in ABI 1.3. */
+    pag_tensor (*attention)(pag_ctx *ctx, pag_tensor q, pag_tensor k, pag_tensor v);
+    /** Nearest-neighbour upsampling of NCHW input by an integer factor >= 1 (each pixel becomes
+     *  a factor x factor block; EDM's up-resampling with the [1, 1] filter). Down-resampling
+     *  with that filter is avg_pool2d(x, 2, 2, 0). Added in ABI 1.3. */
+    pag_tensor (*upsample_nearest2d)(pag_ctx *ctx, pag_tensor x, int32_t factor);
+    /** Sinusoidal embedding of noise labels x [N]: [N, channels] = [cos(x f_j) for j < h,
+     *  sin(x f_j) for j < h], h = channels / 2, f_j = (1 / max_positions)^(j / (h - endpoint))
+     *  (EDM's PositionalEmbedding). channels even; endpoint 0 or 1. Added in ABI 1.3. */
+    pag_tensor (*positional_embedding)(pag_ctx *ctx, pag_tensor x, int32_t channels,
+                                       double max_positions, int32_t endpoint);
 };
 
 /** True when the host table provides `field` (it was added in a minor version the host has). */
