@@ -136,7 +136,7 @@ public enum Benchmarks {
                 throw BenchmarkError.missingPlugins(name, [w.model, w.objective])
             }
             let model = try PluginInstance(plugin: m, settings: w.modelSettings, seed: 0)
-            let objective = try PluginInstance(plugin: o, settings: [], seed: 0)
+            let objective = try PluginInstance(plugin: o, seed: 0)
             let x = Tensor.randn(w.batch, rng: &rng)
             let labels = (0..<w.batch[0]).map { _ in Int32(rng.nextInt(below: 10)) }
             let opt = SGD(params: model.parameters.map(\.tensor), learningRate: 0.01, momentum: 0.9)

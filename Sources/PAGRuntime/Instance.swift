@@ -74,9 +74,9 @@ public final class PluginInstance {
     var calls: UInt64 = 0
     private var destroyed = false
 
-    /// Creates an instance with hyperparameters from `settings` ("key=value") over the defaults;
+    /// Creates an instance with hyperparameters from `settings` over the defaults;
     /// throws HyperparameterError for a bad setting and PluginError when create fails.
-    public init(plugin: Plugin, settings: [String] = [], seed: UInt64 = 0) throws {
+    public init(plugin: Plugin, settings: [Setting] = [], seed: UInt64 = 0) throws {
         self.plugin = plugin
         // A bad setting is the user's error, not the plugin's: HyperparameterError passes through.
         config = try HyperparameterValues(plugin: plugin.name, specs: plugin.hyperparameters, settings: settings)

@@ -24,7 +24,7 @@ public final class MeasureSubject {
         let own = (data ?? config.data) == config.data ? test : try DatasetCache.load(config.data, split: .test, dataDir: config.dataDir)
         let modelPlugin = try registry.plugin(named: config.model, kind: .model)
         let objectivePlugin = try registry.plugin(named: config.objective, kind: .objective)
-        let settings = try config.splitSettings(model: modelPlugin, objective: objectivePlugin).model
+        let settings = try config.routedSettings(model: modelPlugin, objective: objectivePlugin).model.keyValueText
         let m = try ModelFactory.create(modelPlugin, settings: settings, data: own.info, seed: config.seed)
         let path = directory + "/checkpoint.safetensors"
         try StateDict.load(try TensorFile.read(path).tensors, into: m, source: path)

@@ -116,7 +116,7 @@ public enum Evaluation {
         let info = try DatasetCatalog.load(config.data, split: .test, dataDir: config.dataDir, seed: config.seed).info
         let modelPlugin = try registry.plugin(named: config.model, kind: .model)
         let objectivePlugin = try registry.plugin(named: config.objective, kind: .objective)
-        let settings = try config.splitSettings(model: modelPlugin, objective: objectivePlugin).model
+        let settings = try config.routedSettings(model: modelPlugin, objective: objectivePlugin).model.keyValueText
         let model = try ModelFactory.create(modelPlugin, settings: settings, data: info, seed: config.seed)
         let path = directory + "/checkpoint.safetensors"
         let file = try TensorFile.read(path)
