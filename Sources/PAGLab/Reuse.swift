@@ -118,7 +118,7 @@ public struct ResultIdentity: Codable, Equatable, Sendable {
 }
 
 /// What to do about a result that may already exist.
-public enum ReuseDecision: Equatable, Sendable {
+public enum ReuseDecision: Equatable, Sendable, CustomStringConvertible {
     /// Nothing there (or a stale derived result): make it.
     case fresh
     /// The same result, finished: use it.
@@ -127,6 +127,15 @@ public enum ReuseDecision: Equatable, Sendable {
     case resume
     /// Something else is there; the message says what and what to do.
     case refuse(String)
+
+    public var description: String {
+        switch self {
+        case .fresh: return "fresh"
+        case .reuse: return "reuse"
+        case .resume: return "resume"
+        case .refuse(let why): return "refuse: \(why)"
+        }
+    }
 }
 
 /// The one place that decides whether a result is reused, resumed, made anew or refused.
