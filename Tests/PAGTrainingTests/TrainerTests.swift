@@ -111,10 +111,12 @@ final class TrainerTests: XCTestCase {
         XCTAssertThrowsError(try train(c, tempDir("bad"))) { e in
             XCTAssertTrue("\(e)".hasPrefix("--set: unknown hyperparameter 'nosuchkey'; valid keys: mlp: "), "\(e)")
         }
-        c.settings = try Setting.parse(["mlp.widths=abc"])
+        c.settings = try Setting.parse(["mlp.beta=abc"])
         XCTAssertThrowsError(try train(c, tempDir("bad2"))) { e in
-            XCTAssertTrue("\(e)".hasPrefix("--set: hyperparameter 'widths' of plugin 'mlp': "), "\(e)")
+            XCTAssertTrue("\(e)".hasPrefix("--set: hyperparameter 'beta' of plugin 'mlp': 'abc' is not a finite number; valid keys: "), "\(e)")
         }
+        c.settings = try Setting.parse(["mlp.widths=abc"])
+        XCTAssertThrowsError(try train(c, tempDir("bad2a")))
         // The old role qualifiers are not a syntax: the qualifier is a plugin's name.
         c.settings = try Setting.parse(["model.widths=32"])
         XCTAssertThrowsError(try train(c, tempDir("bad2b"))) { e in
