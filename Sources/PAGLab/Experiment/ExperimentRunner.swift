@@ -148,9 +148,11 @@ public final class ExperimentRunner {
             return (try MeasureRunner.readJSON(TrainingMetrics.self, from: dir + "/metrics.json"), "reused")
         case .resume:
             return (try t.run(resume: true), "resumed")
+        case .reuse:
+            throw TrainingError.badConfig("run '\(r.name)': \(dir) holds this finished run but not its checkpoint.safetensors; remove the folder to train it again")
         case .refuse(let why):
             throw TrainingError.badConfig("run '\(r.name)': \(why)")
-        case .fresh, .reuse:
+        case .fresh:
             return (try t.run(), "trained")
         }
     }
