@@ -136,9 +136,9 @@ public enum Benchmarks {
             guard let plugins, let m = try? plugins.plugin(named: w.model), let o = try? plugins.plugin(named: w.objective) else {
                 throw BenchmarkError.missingPlugins(name, [w.model, w.objective])
             }
-            let model = try PluginInstance(plugin: m, settings: w.modelSettings, seed: 0,
+            let model = try PluginInstance(plugin: m, settings: try Setting.parse(w.modelSettings), seed: 0,
                                            data: DataDescription(name: "benchmark", sampleShape: Array(w.batch.dropFirst()), classes: 10))
-            let objective = try PluginInstance(plugin: o, settings: [], seed: 0)
+            let objective = try PluginInstance(plugin: o, seed: 0)
             let x = Tensor.randn(w.batch, rng: &rng)
             let labels = (0..<w.batch[0]).map { _ in Int32(rng.nextInt(below: 10)) }
             let opt = SGD(params: model.parameters.map(\.tensor), learningRate: 0.01, momentum: 0.9)
@@ -188,7 +188,7 @@ public enum Benchmarks {
             throw BenchmarkError.missingPlugins(name, ["autoencoder"])
         }
         let batch = 8
-        let e = try PluginInstance(plugin: p, settings: ["latent=16", "jacobian=\(perPixel ? "per-pixel" : "jvp")"], seed: 0,
+        let e = try PluginInstance(plugin: p, settings: try Setting.parse(["latent=16", "jacobian=\(perPixel ? "per-pixel" : "jvp")"]), seed: 0,
                                    data: DataDescription(name: "fashion-mnist", sampleShape: [1, 28, 28], classes: 10))
         let x: Tensor
         if let data = try? DatasetRegistry.standard.load("fashion-mnist", split: .test) {

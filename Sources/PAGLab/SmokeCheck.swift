@@ -25,7 +25,7 @@ public enum SmokeCheck {
             // legacy filling for plugins built before ABI 1.2). Models and objectives get no data:
             // a model falls back to its default shape, and the checks use the shape it declares.
             let data = plugin.kind == .manifold || plugin.kind == .score ? checkInfo : nil
-            let inst = try PluginData.instance(plugin, settings: settings, data: data, seed: 1)
+            let inst = try PluginData.instance(plugin, settings: try Setting.parse(settings), data: data, seed: 1)
             details.append("create: ok")
             switch plugin.kind {
             case .model: try model(inst, &details)

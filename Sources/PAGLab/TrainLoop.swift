@@ -40,12 +40,12 @@ public struct SyntheticData {
     }
 }
 
-/// A minimal training loop: a model, an objective, synthetic data, an optimizer, N steps (and
-/// the same for an estimator's own train_loss).
-/// It stops with the plugin's name and message when a plugin reports an error, and on a
-/// non-finite loss. (The full trainer, with data sets and checkpoints, is built on the same parts.)
+/// `pag plugins train` and the tests' loop: a model and an objective on synthetic data, or an
+/// estimator's own train_loss on a host data set, for N steps of the one TrainingLoop. It stops
+/// with the plugin's name and message when a plugin reports an error, and on a non-finite loss.
 public struct TrainLoop {
-    public enum OptimizerKind: String, Sendable { case sgd, adam }
+    public typealias OptimizerKind = OptimizerChoice.Kind
+    public typealias Step = TrainingLoop.StepResult
 
     public var steps = 20
     public var batchSize = 32
@@ -57,18 +57,7 @@ public struct TrainLoop {
 
     public init() {}
 
-    /// One step's numbers.
-    public struct Step: Sendable {
-        public var step: Int
-        public var loss: Double
-        public var metrics: [String: Double]
-    }
-
-    public struct Failure: Error, CustomStringConvertible {
-        public var step: Int
-        public var message: String
-        public var description: String { "step \(step): \(message)" }
-    }
+    var optimizerChoice: OptimizerChoice { OptimizerChoice(optimizer, learningRate: learningRate, momentum: momentum) }
 
     /// Trains a manifold or score estimator that has parameters by minimizing its own
     /// train_loss on batches of `data`. Returns all steps.
@@ -76,12 +65,13 @@ public struct TrainLoop {
         let params = estimator.parameters.map(\.tensor)
         guard !params.isEmpty else { throw PluginError(plugin: estimator.plugin.name, message: "has no parameters to train") }
         let d = data.images.count / max(data.count, 1)
-        return try loop(params: params, lossName: "train_loss", culprit: "estimator '\(estimator.plugin.name)'", progress: progress,
+        return try loop(TrainingLoop(parameters: params, optimizer: optimizerChoice, culprit: TrainingLoop.culprit(estimator: estimator)),
+                        progress: progress,
                         batch: { step in
             let x = Tensor.zeros([batchSize] + Array(data.images.shape.dropFirst()))
             var labels: [Int32] = []
             for i in 0..<batchSize {
-                let s = ((step - 1) * batchSize + i) % data.count
+                let s = (step * batchSize + i) % data.count
                 x.pointer.advanced(by: i * d).update(from: data.images.pointer.advanced(by: s * d), count: d)
                 labels.append(data.labels[s])
             }
@@ -92,36 +82,19 @@ public struct TrainLoop {
     /// Trains `model` with `objective`; `progress` sees every step. Returns all steps.
     public func run(model: HostModel, objective: PluginInstance, progress: (Step) -> Void = { _ in }) throws -> [Step] {
         let data = SyntheticData(count: samples, sampleShape: model.inputShape, classes: model.outputs, seed: seed)
-        return try loop(params: model.parameters.map(\.tensor), lossName: "loss",
-                        culprit: "objective '\(objective.plugin.name)', model '\(model.modelName)'", progress: progress,
-                        batch: { step in data.batch(start: (step - 1) * batchSize, size: batchSize) },
+        return try loop(TrainingLoop(parameters: model.parameters.map(\.tensor), optimizer: optimizerChoice,
+                                     culprit: TrainingLoop.culprit(objective: objective, model: model.modelName)),
+                        progress: progress,
+                        batch: { step in data.batch(start: step * batchSize, size: batchSize) },
                         loss: { x, labels, sink in try objective.loss(model: model, x: x, labels: labels, metrics: sink) })
     }
 
-    /// The loop both share: per step a batch, the loss, a finite check naming `culprit`,
-    /// backward, an optimizer step, and the mean of each metric the step reported.
-    func loop(params: [Tensor], lossName: String, culprit: String, progress: (Step) -> Void,
-              batch: (Int) -> (Tensor, [Int32]), loss: (Tensor, [Int32], MetricSink) throws -> Tensor) throws -> [Step] {
-        let opt: Optimizer = optimizer == .adam ? Adam(params: params, learningRate: learningRate)
-                                                : SGD(params: params, learningRate: learningRate, momentum: momentum)
+    /// `steps` steps of `loop` in one endless epoch; `batch` gets the 0-based step.
+    func loop(_ loop: TrainingLoop, progress: (Step) -> Void, batch: (Int) -> (Tensor, [Int32]),
+              loss: (Tensor, [Int32], MetricSink) throws -> Tensor) throws -> [Step] {
         var history: [Step] = []
-        for step in 1...max(steps, 1) {
-            let (x, labels) = batch(step)
-            opt.zeroGrad()
-            let sink = MetricSink()
-            let value: Tensor
-            do { value = try loss(x, labels, sink) }
-            catch let e as PluginError { throw Failure(step: step, message: e.description) }
-            let v = Double(value.item)
-            guard v.isFinite else { throw Failure(step: step, message: "\(lossName) is \(v.isNaN ? "nan" : "\(v)") (\(culprit))") }
-            do { try value.backward() } catch { throw Failure(step: step, message: "backward failed: \(error)") }
-            opt.step()
-            var metrics: [String: [Double]] = [:]
-            for (n, m) in sink.values { metrics[n, default: []].append(m) }
-            let s = Step(step: step, loss: v, metrics: metrics.mapValues { $0.reduce(0, +) / Double($0.count) })
-            history.append(s)
-            progress(s)
-        }
+        try loop.run(steps: max(steps, 1), batches: { _ in Int.max }, batch: { p in batch(p.steps) }, loss: loss,
+                     afterStep: { r, _ in history.append(r); progress(r) })
         return history
     }
 }

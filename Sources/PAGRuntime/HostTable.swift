@@ -17,7 +17,7 @@ public enum HostTable {
         var h = pag_host()
         h.struct_size = UInt32(MemoryLayout<pag_host>.size)
         h.abi_version = (ABI.major << 16) | ABI.minor
-        h.host_version = UnsafePointer(strdup(PagVersion.text))
+        h.host_version = UnsafePointer(strdup(PAGVersion.string))
         installCore(&h)
         installOps(&h)
         installDataContract(&h)
@@ -295,11 +295,6 @@ public enum HostTable {
             }
         }
     }
-}
-
-/// The release of pag reported in pag_host.host_version.
-public enum PagVersion {
-    public static let text = "0.1.0"
 }
 
 // MARK: helpers shared by the entries

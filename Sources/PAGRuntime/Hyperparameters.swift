@@ -55,18 +55,12 @@ public struct HyperparameterSpec: Sendable {
             guard let v = Int64(text.trimmingCharacters(in: .whitespaces)) else {
                 throw HyperparameterError.message("'\(text)' is not an integer")
             }
-            guard Double(v) >= min, Double(v) <= max else {
-                throw HyperparameterError.message("\(v) is outside \(rangeText ?? "its range")")
-            }
-            return .int(v)
+            return try checked(int: v)
         case .float:
             guard let v = Double(text.trimmingCharacters(in: .whitespaces)), v.isFinite else {
                 throw HyperparameterError.message("'\(text)' is not a finite number")
             }
-            guard v >= min, v <= max else {
-                throw HyperparameterError.message("\(formatNumber(v)) is outside \(rangeText ?? "its range")")
-            }
-            return .float(v)
+            return try checked(float: v)
         case .bool:
             switch text.lowercased() {
             case "true", "1", "yes", "on": return .bool(true)
@@ -81,6 +75,36 @@ public struct HyperparameterSpec: Sendable {
             }
             return .string(text)
         }
+    }
+
+    /// Checks a typed value against this hyperparameter: a number from a file stays that number
+    /// (an int is a fine float), text (from a flag) is parsed, and anything else given to a
+    /// string or choice is read as its text.
+    public func accept(_ value: SettingValue) throws -> HyperparameterValue {
+        switch (type, value) {
+        case (.int, .int(let v)): return try checked(int: v)
+        case (.float, .int(let v)): return try checked(float: Double(v))
+        case (.float, .float(let v)):
+            guard v.isFinite else { throw HyperparameterError.message("'\(v)' is not a finite number") }
+            return try checked(float: v)
+        case (.bool, .bool(let v)): return .bool(v)
+        case (.int, .float(let v)) where v == v.rounded() && abs(v) < 9e15: return try checked(int: Int64(v))
+        default: return try parse(value.description)
+        }
+    }
+
+    func checked(int v: Int64) throws -> HyperparameterValue {
+        guard Double(v) >= min, Double(v) <= max else {
+            throw HyperparameterError.message("\(v) is outside \(rangeText ?? "its range")")
+        }
+        return .int(v)
+    }
+
+    func checked(float v: Double) throws -> HyperparameterValue {
+        guard v >= min, v <= max else {
+            throw HyperparameterError.message("\(formatNumber(v)) is outside \(rangeText ?? "its range")")
+        }
+        return .float(v)
     }
 }
 
@@ -97,29 +121,33 @@ public struct HyperparameterValues: Sendable {
     /// C copies of string values, handed to plugins by get_string (alive as long as this).
     let cStrings: CStringStore
 
-    /// The defaults of `specs`, overridden by `settings` ("key=value" each). An unknown key or a
-    /// bad value is an error that names the plugin and lists the valid keys.
-    public init(plugin: String, specs: [HyperparameterSpec], settings: [String] = []) throws {
+    /// The defaults of `specs`, overridden by `settings`. A setting qualified with another
+    /// plugin's name, an unknown key or a bad value is an error that names the plugin and lists
+    /// the valid keys.
+    public init(plugin: String, specs: [HyperparameterSpec], settings: [Setting] = []) throws {
         var values: [String: HyperparameterValue] = [:]
         for s in specs { values[s.name] = s.defaultValue }
         let valid = specs.isEmpty ? "plugin '\(plugin)' has no hyperparameters"
                                   : "valid keys: " + specs.map(\.summary).joined(separator: "; ")
         for setting in settings {
-            guard let eq = setting.firstIndex(of: "=") else {
-                throw HyperparameterError.message("--set '\(setting)' for plugin '\(plugin)' is not key=value; \(valid)")
+            if let q = setting.plugin, q != plugin {
+                throw HyperparameterError.message("setting '\(setting)' is for plugin '\(q)', not '\(plugin)'; \(valid)")
             }
-            let key = String(setting[..<eq]).trimmingCharacters(in: .whitespaces)
-            let text = String(setting[setting.index(after: eq)...])
-            guard let spec = specs.first(where: { $0.name == key }) else {
-                throw HyperparameterError.message("unknown hyperparameter '\(key)' for plugin '\(plugin)'; \(valid)")
+            guard let spec = specs.first(where: { $0.name == setting.key }) else {
+                throw HyperparameterError.message("unknown hyperparameter '\(setting.key)' for plugin '\(plugin)'; \(valid)")
             }
-            do { values[key] = try spec.parse(text) } catch let e as HyperparameterError {
-                throw HyperparameterError.message("hyperparameter '\(key)' of plugin '\(plugin)': \(e); \(valid)")
+            do { values[setting.key] = try spec.accept(setting.value) } catch let e as HyperparameterError {
+                throw HyperparameterError.message("hyperparameter '\(setting.key)' of plugin '\(plugin)': \(e); \(valid)")
             }
         }
         self.values = values
         cStrings = CStringStore()
         for case let (k, .string(s)) in values { cStrings.store(k, s) }
+    }
+
+    /// The same from `KEY=VALUE` text (a flag's form; `PLUGIN.KEY=VALUE` works too).
+    public init(plugin: String, specs: [HyperparameterSpec], text settings: [String]) throws {
+        try self.init(plugin: plugin, specs: specs, settings: try Setting.parse(settings))
     }
 
     public subscript(key: String) -> HyperparameterValue? { values[key] }
@@ -134,29 +162,6 @@ final class CStringStore: @unchecked Sendable {
     }
     func pointer(_ key: String) -> UnsafePointer<CChar>? { strings[key].map { UnsafePointer($0) } }
     deinit { for p in strings.values { free(p) } }
-}
-
-/// Assigns `--set` settings to plugins: "plugin.key=value" goes to that plugin; "key=value" to
-/// the one plugin that declares key. Unknown or ambiguous keys are errors listing valid keys.
-public func routeSettings(_ settings: [String], to plugins: [Plugin]) throws -> [[String]] {
-    var routed = Array(repeating: [String](), count: plugins.count)
-    for setting in settings {
-        let key = String(setting.prefix { $0 != "=" })
-        if let dot = key.firstIndex(of: "."), let i = plugins.firstIndex(where: { $0.name == String(key[..<dot]) }) {
-            routed[i].append(String(setting[setting.index(after: dot)...]))
-            continue
-        }
-        let owners = plugins.indices.filter { i in plugins[i].hyperparameters.contains { $0.name == key } }
-        if owners.count == 1 { routed[owners[0]].append(setting); continue }
-        let listing = plugins.map { p in
-            "\(p.name): " + (p.hyperparameters.isEmpty ? "none" : p.hyperparameters.map(\.summary).joined(separator: "; "))
-        }.joined(separator: "; ")
-        if owners.isEmpty {
-            throw HyperparameterError.message("unknown hyperparameter '\(key)'; valid keys: \(listing)")
-        }
-        throw HyperparameterError.message("hyperparameter '\(key)' is declared by \(owners.map { "'\(plugins[$0].name)'" }.joined(separator: " and ")); write PLUGIN.\(key)=VALUE")
-    }
-    return routed
 }
 
 /// Numbers as people write them: 0.1, 1, 1e-05, inf.

@@ -77,10 +77,10 @@ public final class PluginInstance {
     /// What pag_host.data_info hands the plugin (nil: NULL); see DataContract.swift.
     let dataInfo: DataInfoStorage?
 
-    /// Creates an instance with hyperparameters from `settings` ("key=value") over the defaults,
+    /// Creates an instance with hyperparameters from `settings` over the defaults,
     /// for the data `data` describes (what the plugin reads with pag_host.data_info; nil: none);
     /// throws HyperparameterError for a bad setting and PluginError when create fails.
-    public init(plugin: Plugin, settings: [String] = [], seed: UInt64 = 0, data: DataDescription? = nil) throws {
+    public init(plugin: Plugin, settings: [Setting] = [], seed: UInt64 = 0, data: DataDescription? = nil) throws {
         self.plugin = plugin
         dataInfo = data.map(DataInfoStorage.init)
         // A bad setting is the user's error, not the plugin's: HyperparameterError passes through.

@@ -76,7 +76,13 @@ extension RandomGenerator: RandomNumberGenerator {
 
 /// The 64-bit FNV-1a hash of a string's UTF-8 bytes: stable across runs and platforms.
 public func fnv1a(_ text: String) -> UInt64 {
+    var t = text
+    return t.withUTF8 { fnv1a(UnsafeRawBufferPointer($0)) }
+}
+
+/// The 64-bit FNV-1a hash of bytes (a plugin library's digest).
+public func fnv1a(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
     var h: UInt64 = 0xCBF2_9CE4_8422_2325
-    for b in text.utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
+    for b in bytes { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01B3 }
     return h
 }

@@ -68,11 +68,11 @@ extension Measure {
         @OptionGroup var common: MeasureCommon
         @Option(help: "Score estimator (plugin name, or empirical / analytic). On images the exact smoothed-empirical score points to the nearest training image and gives cosines near 0 for every model; a learned one (denoiser, diffusion; trained once and saved) is what separates models.") var score: String = "empirical"
         @Option(help: "Noise level of the score, in the [-1, 1] image scale.") var sigma: Double = 0.5
-        @Option(name: .customLong("score-set"), help: ArgumentHelp("Hyperparameter of the score plugin (repeatable).", valueName: "key=value"))
+        @Option(name: .customLong("score-set"), help: ArgumentHelp("Hyperparameter of the score plugin (repeatable).", valueName: "[plugin.]key=value"))
         var scoreSettings: [String] = []
         @Option(help: "Training images the score estimator is fitted on.") var fitSamples: Int = 2000
         @Option(help: "Training steps for a score estimator that learns.") var trainSteps: Int = 500
-        @Option(help: "Where a learned score estimator is saved and reused (default: estimators/NAME-STEPSsteps[-HASH of the settings].safetensors beside the checkpoint folder).")
+        @Option(help: "Where a learned score estimator is saved and reused (default: estimators/NAME-STEPSsteps-DIGEST.safetensors beside the checkpoint folder, DIGEST a digest of the estimator's identity: settings, plugin version and library, data, training).")
         var estimatorCheckpoint: String?
         @Flag(help: "Differentiate the class logit instead of the sum of logits.") var classLogit = false
         @Flag(help: "Compare d/dx log p(y|x) (the model's log-softmax at the true class) with s(x|y) - s(x), the class-conditional minus the unconditional score: the exact identity of the Bayes classifier of the sigma-smoothed data. Needs a class-conditional score.")
@@ -91,9 +91,10 @@ extension Measure {
             let reg = common.paths.load(quiet: true)
             let s = try common.subject(reg)
             try lp?.check(sampleShape: s.sampleShape)
+            let settings = try estimatorSettings(scoreSettings, score, .score, reg, option: "--score-set")
             let src = try MeasureRunner.scoreSource(score, registry: reg, subject: s, fitSamples: fitSamples, trainSteps: trainSteps,
-                                                    settings: scoreSettings,
-                                                    checkpoint: estimatorCheckpoint ?? defaultEstimatorPath(common.checkpoint, score, trainSteps, scoreSettings))
+                                                    settings: settings.keyValueText,
+                                                    checkpoint: try estimatorCheckpoint ?? defaultEstimatorPath(common.checkpoint, score, .score, reg, settings, s, trainSteps))
             let r = try MeasureRunner.alignment(s, score: src, sigma: sigma, classLogit: classLogit, posterior: posterior, out: common.outDir,
                                                 gridImages: gridImages, progress: common.showProgress, lpips: lp)
             let lpipsText = r.lpipsMean.map { String(format: ", 1 - LPIPS %.4f (LPIPS %@ %.4f ± %.4f)", 1 - $0, r.lpipsBackbone ?? "", $0, r.lpipsStd ?? 0) } ?? ""
@@ -108,21 +109,22 @@ extension Measure {
             discussion: "u ~ N(0, I) is split into its tangent and normal parts (from --manifold), each scaled to unit L2 norm; curves of the mean softmax L1 change over eps in logspace(-3, 2, 20). `oracle` is exact where the data set knows its signal (signal mask of the distractor sets, signal subspace of the synthetic set). Writes robustness.json, robustness.csv and robustness.png.")
         @OptionGroup var common: MeasureCommon
         @Option(help: "Manifold estimator (plugin name, or oracle).") var manifold: String = "oracle"
-        @Option(name: .customLong("manifold-set"), help: ArgumentHelp("Hyperparameter of the manifold plugin (repeatable).", valueName: "key=value"))
+        @Option(name: .customLong("manifold-set"), help: ArgumentHelp("Hyperparameter of the manifold plugin (repeatable).", valueName: "[plugin.]key=value"))
         var manifoldSettings: [String] = []
         @Option(help: "Training images the manifold estimator is fitted on.") var fitSamples: Int = 2000
         @Option(help: "Training steps for a manifold estimator that learns.") var trainSteps: Int = 500
         @Option(help: "Noise draws per image.") var draws: Int = 1
         @Option(help: "Grid: smallest and largest log10 eps and the number of points.") var grid: String = "-3:2:20"
-        @Option(help: "Where a learned manifold estimator is saved and reused (default: estimators/NAME-STEPSsteps[-HASH of the settings].safetensors beside the checkpoint folder).")
+        @Option(help: "Where a learned manifold estimator is saved and reused (default: estimators/NAME-STEPSsteps-DIGEST.safetensors beside the checkpoint folder, DIGEST a digest of the estimator's identity: settings, plugin version and library, data, training).")
         var estimatorCheckpoint: String?
 
         func run() throws {
             let reg = common.paths.load(quiet: true)
             let s = try common.subject(reg)
+            let settings = try estimatorSettings(manifoldSettings, manifold, .manifold, reg, option: "--manifold-set")
             let m = try MeasureRunner.manifoldSource(manifold, registry: reg, subject: s, fitSamples: fitSamples, trainSteps: trainSteps,
-                                                     settings: manifoldSettings,
-                                                     checkpoint: estimatorCheckpoint ?? defaultEstimatorPath(common.checkpoint, manifold, trainSteps, manifoldSettings))
+                                                     settings: settings.keyValueText,
+                                                     checkpoint: try estimatorCheckpoint ?? defaultEstimatorPath(common.checkpoint, manifold, .manifold, reg, settings, s, trainSteps))
             let r = try MeasureRunner.robustness(s, manifold: m, eps: try parseGrid(grid), draws: draws, seed: common.seed,
                                                  out: common.outDir, progress: common.showProgress)
             try emit(r, json: common.json, text: String(format: "on/off-manifold ratio (max over eps) %.3f at eps %.3g, gradient on-manifold fraction %.4f ± %.4f (%@, %d images); wrote %@/robustness.{json,csv,png}",
@@ -132,11 +134,27 @@ extension Measure {
     }
 }
 
-/// estimators/NAME-STEPSsteps.safetensors in the folder that holds the checkpoint folder.
-func defaultEstimatorPath(_ checkpoint: String, _ name: String, _ steps: Int, _ settings: [String]) -> String {
+/// estimators/NAME-STEPSsteps-DIGEST.safetensors (LearnedEstimator.checkpointName) in the folder
+/// that holds the checkpoint folder; nil for the host's own estimators.
+func defaultEstimatorPath(_ checkpoint: String, _ name: String, _ kind: PluginKind, _ reg: PluginRegistry,
+                          _ settings: [Setting], _ s: MeasureSubject, _ steps: Int) throws -> String? {
     let parent = (checkpoint.hasSuffix("/") ? String(checkpoint.dropLast()) : checkpoint) as NSString
     let dir = parent.deletingLastPathComponent
-    return (dir.isEmpty ? "" : dir + "/") + "estimators/" + LearnedEstimator.checkpointName(name, steps: steps, settings: settings)
+    return try LearnedEstimator.checkpointPath(in: (dir.isEmpty ? "" : dir + "/") + "estimators", name, kind: kind, registry: reg,
+                                               settings: settings, data: s.data.info, steps: steps, seed: s.config.seed)
+}
+
+/// `--score-set` / `--manifold-set` text as settings of the estimator `name`: `KEY=VALUE` or
+/// `NAME.KEY=VALUE`, each key one the plugin declares (when such a plugin is loaded).
+func estimatorSettings(_ texts: [String], _ name: String, _ kind: PluginKind, _ reg: PluginRegistry, option: String) throws -> [Setting] {
+    do {
+        let settings = try Setting.parse(texts)
+        guard let p = reg.plugins.first(where: { $0.name == name && $0.kind == kind }) else {
+            if !settings.isEmpty { throw CLIError("\(option): '\(name)' is not a \(kind.rawValue) plugin, it takes no settings") }
+            return []
+        }
+        return try Setting.route(settings, to: [p])[0]
+    } catch let e as CLIError { throw e } catch { throw CLIError("\(option): \(error)") }
 }
 
 /// "A:B:N" -> logspace(A, B, N).

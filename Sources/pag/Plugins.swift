@@ -184,7 +184,7 @@ struct PluginsTrain: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "train",
         abstract: "Train a model plugin with an objective plugin for a few steps on synthetic data (an end-to-end check).",
-        discussion: "--set key=value goes to the plugin that declares key; write PLUGIN.key=value when both do.")
+        discussion: "--set KEY=VALUE goes to the plugin that declares KEY; write PLUGIN.KEY=VALUE when both do.")
     @OptionGroup var paths: PluginPathOptions
     @Argument(help: "The model plugin.") var model: String
     @Argument(help: "The objective plugin.") var objective: String
@@ -193,18 +193,19 @@ struct PluginsTrain: ParsableCommand {
     @Option(help: "Learning rate.") var lr: Float = 0.1
     @Option(help: "sgd (momentum 0.9) or adam.") var optimizer = "sgd"
     @Option(help: "Random seed.") var seed: UInt64 = 0
-    @Option(name: .customLong("set"), help: ArgumentHelp("Hyperparameter (repeatable).", valueName: "key=value"))
+    @Option(name: .customLong("set"), help: ArgumentHelp("Hyperparameter (repeatable).", valueName: "[plugin.]key=value"))
     var settings: [String] = []
 
     func run() throws {
         guard steps > 0, batchSize > 0 else { throw CLIError("--steps and --batch-size must be positive") }
-        guard let opt = TrainLoop.OptimizerKind(rawValue: optimizer) else { throw CLIError("--optimizer must be sgd or adam, got '\(optimizer)'") }
+        let opt: OptimizerChoice.Kind
+        do { opt = try OptimizerChoice.Kind(parsing: optimizer) } catch { throw CLIError("\(error)") }
         let reg = paths.load()
         do {
             let m = try reg.plugin(named: model), o = try reg.plugin(named: objective)
             guard m.kind == .model else { throw CLIError("'\(model)' is a \(m.kind.rawValue), not a model") }
             guard o.kind == .objective else { throw CLIError("'\(objective)' is a \(o.kind.rawValue), not an objective") }
-            let routed = try routeSettings(settings, to: [m, o])
+            let routed = try Setting.route(try Setting.parse(settings), to: [m, o])
             let mi = try PluginInstance(plugin: m, settings: routed[0], seed: seed)
             let oi = try PluginInstance(plugin: o, settings: routed[1], seed: seed)
             var loop = TrainLoop()

@@ -28,7 +28,7 @@ struct Train: ParsableCommand {
     @Option(help: "Model plugin (see pag plugins list).") var model: String = "lenet"
     @Option(help: "Objective plugin: ce, gradnorm, smoothness, randomized-smoothing, pgd-l2, or any loaded one.")
     var objective: String = "ce"
-    @Option(name: .customLong("set"), help: ArgumentHelp("Hyperparameter of the model or objective (repeatable); qualify as model.KEY or objective.KEY when both have it.", valueName: "key=value"))
+    @Option(name: .customLong("set"), help: ArgumentHelp("Hyperparameter of the model or objective (repeatable): KEY=VALUE goes to the plugin that declares KEY; write PLUGIN.KEY=VALUE (e.g. lenet.width=4) when both do.", valueName: "[plugin.]key=value"))
     var settings: [String] = []
     @Option(help: "Passes over the training set.") var epochs: Int = 1
     @Option(help: "Samples per step.") var batchSize: Int = 64
@@ -54,8 +54,8 @@ struct Train: ParsableCommand {
         } else {
             config = TrainingConfig()
             config.data = data; config.dataDir = dataDir; config.model = model; config.objective = objective
-            config.settings = settings; config.epochs = epochs; config.batchSize = batchSize
-            config.learningRate = lr; config.optimizer = optimizer; config.momentum = momentum
+            config.settings = try Setting.parse(settings); config.epochs = epochs; config.batchSize = batchSize
+            config.learningRate = lr; config.optimizer = try OptimizerChoice.Kind(parsing: optimizer); config.momentum = momentum
             config.weightDecay = weightDecay; config.schedule = schedule; config.seed = seed
             config.trainLimit = trainLimit; config.testLimit = testLimit
             config.checkpointEvery = checkpointEvery; config.convAlgorithm = convAlgorithm

@@ -72,8 +72,8 @@ final class DataContractTests: XCTestCase {
         let p = try registry().plugin(named: "legacy_model")
         XCTAssertEqual(p.abiMinor, 1)
         let info = DatasetInfo(name: "legacy-set", sampleShape: [1, 6, 5], classCount: 3, normalization: .identity)
-        XCTAssertEqual(PluginData.legacySettings(for: p, user: [], data: info), ["input_shape=1x6x5", "classes=3"])
-        XCTAssertEqual(PluginData.legacySettings(for: p, user: ["classes=4"], data: info), ["classes=4", "input_shape=1x6x5"],
+        XCTAssertEqual(PluginData.legacySettings(for: p, user: [], data: info).map(\.description), ["input_shape=1x6x5", "classes=3"])
+        XCTAssertEqual(PluginData.legacySettings(for: p, user: try Setting.parse(["classes=4"]), data: info).map(\.description), ["classes=4", "input_shape=1x6x5"],
                        "a value the user set wins")
         let m = try ModelFactory.create(p, settings: [], data: info, seed: 0)
         XCTAssertEqual(m.inputShape, [1, 6, 5])

@@ -123,11 +123,11 @@ final class ExampleTests: XCTestCase {
 
     func testTrainingThroughTheHostLowersTheLoss() throws {
         let reg = registry()
-        let model = try PluginInstance(plugin: try reg.plugin(named: "linear_model"), settings: ["hidden=16", "activation=softplus"],
+        let model = try PluginInstance(plugin: try reg.plugin(named: "linear_model"), settings: try Setting.parse(["hidden=16", "activation=softplus"]),
                                        data: DataDescription(name: "test", sampleShape: [1, 8, 8], classes: 10))
         XCTAssertEqual(model.parameters.map(\.name), ["fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"])
         XCTAssertEqual(model.parameters.map(\.tensor.shape), [[16, 64], [16], [10, 16], [10]])
-        let obj = try PluginInstance(plugin: try reg.plugin(named: "label_smoothing_ce"), settings: ["smoothing=0.1"])
+        let obj = try PluginInstance(plugin: try reg.plugin(named: "label_smoothing_ce"), settings: try Setting.parse(["smoothing=0.1"]))
         var loop = TrainLoop()
         loop.steps = 30
         loop.learningRate = 0.1
@@ -178,7 +178,7 @@ final class ExampleTests: XCTestCase {
         XCTAssertThrowsError(try PluginInstance(plugin: m, settings: ["hidden=2.5"])) {
             XCTAssertTrue("\($0)".hasPrefix("hyperparameter 'hidden' of plugin 'linear_model': '2.5' is not an integer;"), "\($0)")
         }
-        let ok = try PluginInstance(plugin: m, settings: ["hidden=3"], data: DataDescription(name: "test", sampleShape: [1, 2, 2], classes: 2))
+        let ok = try PluginInstance(plugin: m, settings: try Setting.parse(["hidden=3"]), data: DataDescription(name: "test", sampleShape: [1, 2, 2], classes: 2))
         XCTAssertEqual(ok.outputs, 2)
         XCTAssertEqual(ok.inputShape, [1, 2, 2])
     }

@@ -52,7 +52,7 @@ final class FailureTests: XCTestCase {
         let reg = registry()
         let obj = try PluginInstance(plugin: try reg.plugin(named: "nan_loss"))
         XCTAssertThrowsError(try TrainLoop().run(model: try model(reg), objective: obj)) {
-            XCTAssertEqual("\($0)", "step 1: loss is nan (objective 'nan_loss', model 'linear_model')")
+            XCTAssertEqual("\($0)", "step 1: loss is NaN with objective 'nan_loss' and model 'linear_model'; training stopped")
         }
     }
 

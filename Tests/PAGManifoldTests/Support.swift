@@ -12,7 +12,7 @@ enum Manifolds {
     static let registry = builtPluginRegistry(libraries: ["libPAGManifolds.so"])
 
     static func instance(_ name: String, _ settings: [String] = [], seed: UInt64 = 1, data: DataDescription? = nil) throws -> PluginInstance {
-        try PluginInstance(plugin: registry.get().plugin(named: name), settings: settings, seed: seed, data: data)
+        try PluginInstance(plugin: registry.get().plugin(named: name), settings: try Setting.parse(settings), seed: seed, data: data)
     }
 }
 

@@ -53,7 +53,8 @@ final class ExperimentTests: XCTestCase {
         let runs = d.expandedRuns()
         XCTAssertEqual(runs.map(\.objective), ["ce", "pgd-l2"] + Array(repeating: "randomized-smoothing", count: 5) + Array(repeating: "gradnorm", count: 3))
         XCTAssertEqual(runs[7].sweepValue, 1e-3)
-        XCTAssertTrue(runs[7].config.settings.contains("objective.lambda=0.001"), "\(runs[7].config.settings)")
+        XCTAssertTrue(runs[7].config.settings.contains(Setting(plugin: "gradnorm", key: "lambda", value: .float(1e-3))), "\(runs[7].config.settings)")
+        XCTAssertEqual(runs[7].displaySettings, ["objective.lambda=0.001"], "the report shows what it showed")
         XCTAssertEqual(runs[2].name, "randomized-smoothing-sigma0.1")
         // Alignment needs a learned score to say anything (issue 6): the default trains a denoiser.
         XCTAssertEqual(d.alignment?.score, "denoiser")
@@ -139,10 +140,41 @@ final class ExperimentTests: XCTestCase {
         XCTAssertFalse(html.contains("src=\"http"), "the report is self-contained")
         XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/summary.csv"))
         let again = ExperimentRunner(spec: spec, outDir: out, registry: Self.registry)
-        again.showProgress = false; again.log = { _ in }
+        var logs: [String] = []
+        again.showProgress = false; again.log = { logs.append($0) }
         let s2 = try again.run()
         XCTAssertEqual(s2.runs.map(\.training), ["reused", "reused", "reused"])
         XCTAssertEqual(s2.runs.map { $0.alignment?.cosineMean }, s.runs.map { $0.alignment?.cosineMean })
+        XCTAssertEqual(logs.filter { $0.contains("reusing the measurements") }.count, 3, "\(logs)")
+        // Measurements recorded with another plugin version are made again; the others reused.
+        let recordPath = out + "/runs/ce/measure/record.json"
+        var record = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: recordPath))) as! [String: Any]
+        var identity = record["identity"] as! [String: Any]
+        var plugins = identity["plugins"] as! [[String: Any]]
+        plugins[0]["version"] = "0.0.0-old"
+        identity["plugins"] = plugins; record["identity"] = identity
+        try JSONSerialization.data(withJSONObject: record).write(to: URL(fileURLWithPath: recordPath))
+        logs = []
+        let third = ExperimentRunner(spec: spec, outDir: out, registry: Self.registry)
+        third.showProgress = false; third.log = { logs.append($0) }
+        let s3 = try third.run()
+        XCTAssertEqual(s3.runs.map(\.training), ["reused", "reused", "reused"])
+        XCTAssertEqual(logs.filter { $0.contains("reusing the measurements") }.count, 2, "\(logs)")
+        XCTAssertEqual(s3.runs.map { $0.alignment?.cosineMean }, s.runs.map { $0.alignment?.cosineMean })
+        // A training run recorded with another plugin version is refused, naming the difference.
+        let metricsPath = out + "/runs/ce/metrics.json"
+        var metrics = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: metricsPath))) as! [String: Any]
+        var trained = metrics["identity"] as! [String: Any]
+        var trainedPlugins = trained["plugins"] as! [[String: Any]]
+        trainedPlugins[0]["version"] = "0.0.0-old"
+        trained["plugins"] = trainedPlugins; metrics["identity"] = trained
+        try JSONSerialization.data(withJSONObject: metrics).write(to: URL(fileURLWithPath: metricsPath))
+        let fourth = ExperimentRunner(spec: spec, outDir: out, registry: Self.registry)
+        fourth.showProgress = false; fourth.log = { _ in }
+        XCTAssertThrowsError(try fourth.run()) { e in
+            XCTAssertTrue("\(e)".hasPrefix("run 'ce': \(out)/runs/ce holds another result ("), "\(e)")
+            XCTAssertTrue("\(e)".contains("version 0.0.0-old -> "), "\(e)")
+        }
     }
 
     /// A run result as the report sees it (built from JSON: the types are Codable).
@@ -281,12 +313,79 @@ final class ExperimentTests: XCTestCase {
 
     /// Learned estimators are saved under a name that changes with their settings, so a new
     /// setting trains a new estimator instead of tripping over the old checkpoint.
-    func testEstimatorCheckpointName() {
-        XCTAssertEqual(LearnedEstimator.checkpointName("denoiser", steps: 600, settings: []), "denoiser-600steps.safetensors")
-        let a = LearnedEstimator.checkpointName("denoiser", steps: 600, settings: ["width=16", "sigma=0.25"])
-        XCTAssertEqual(a, LearnedEstimator.checkpointName("denoiser", steps: 600, settings: ["sigma=0.25", "width=16"]), "order does not matter")
-        XCTAssertNotEqual(a, LearnedEstimator.checkpointName("denoiser", steps: 600, settings: ["width=16", "sigma=0.5"]))
+    func testEstimatorCheckpointName() throws {
+        guard let p = Self.registry.plugins.first(where: { $0.name == "denoiser" }) else { throw XCTSkip("score plugins not built next to the tests") }
+        let info = try DatasetCatalog.load("synthetic", split: .test, dataDir: nil, seed: 0).info
+        var cfg = EstimatorTrainingConfig()
+        cfg.steps = 600
+        func name(_ settings: [String], _ change: (inout ResultIdentity) -> Void = { _ in }) throws -> String {
+            var id = try ResultIdentity.estimator(p, settings: try Setting.parse(settings), data: info, config: cfg)
+            change(&id)
+            return LearnedEstimator.checkpointName(id)
+        }
+        let a = try name(["width=16", "label_dropout=0.25"])
+        XCTAssertEqual(a, try name(["label_dropout=0.25", "width=16"]), "order does not matter")
+        XCTAssertEqual(a, try name(["denoiser.label_dropout=0.25", "width=16"]), "nor the qualifier")
+        XCTAssertNotEqual(a, try name(["width=16", "label_dropout=0.5"]))
         XCTAssertTrue(a.hasPrefix("denoiser-600steps-") && a.hasSuffix(".safetensors"), a)
+        // A new plugin version or library trains a new estimator beside the old one.
+        XCTAssertNotEqual(a, try name(["width=16", "label_dropout=0.25"]) { $0.plugins[0].version += ".1" })
+        XCTAssertNotEqual(a, try name(["width=16", "label_dropout=0.25"]) { $0.plugins[0].libraryDigest = "0" })
+        XCTAssertEqual(try name([]), try name([]), "deterministic")
+    }
+
+    /// Settings from an experiment file keep their type to the plugin: the sweep's 1e-3 is the
+    /// Double 1e-3, an int is fine for a float, and PLUGIN.KEY routes to the named plugin.
+    func testTypedSettingsReachThePlugin() throws {
+        guard Self.registry.plugins.contains(where: { $0.name == "gradnorm" }) else { throw XCTSkip("plugins not built next to the tests") }
+        let spec = try ExperimentSpec(text: """
+        data: synthetic
+        model: mlp
+        model_set: {widths: 16}
+        runs:
+          - objective: gradnorm
+            sweep: {lambda: [1e-3, 2]}
+          - objective: pgd-l2
+            set: {eps: 0.5, mlp.widths: 8}
+        """, source: "typed.yaml")
+        let runs = spec.expandedRuns()
+        XCTAssertEqual(runs.map(\.name), ["gradnorm-lambda0.001", "gradnorm-lambda2", "pgd-l2-eps0.5-mlp.widths8"])
+        XCTAssertEqual(runs[0].config.settings, [Setting(plugin: "mlp", key: "widths", value: .int(16)),
+                                                 Setting(plugin: "gradnorm", key: "lambda", value: .float(1e-3))])
+        let m = try Self.registry.plugin(named: "mlp", kind: .model)
+        for (run, lambda) in zip(runs.prefix(2), [1e-3, 2.0]) {
+            let o = try Self.registry.plugin(named: "gradnorm", kind: .objective)
+            let (_, os) = try run.config.routedSettings(model: m, objective: o)
+            let instance = try PluginInstance(plugin: o, settings: os)
+            XCTAssertEqual(instance.config["lambda"], .float(lambda))
+        }
+        XCTAssertEqual(try PluginInstance(plugin: try Self.registry.plugin(named: "gradnorm"), settings: [Setting(key: "lambda", value: .float(1e-3))]).config["lambda"], .float(0.001))
+        // Both of pgd-l2's settings are routed: eps to the objective, mlp.widths to the model.
+        let o = try Self.registry.plugin(named: "pgd-l2", kind: .objective)
+        let (ms, os) = try runs[2].config.routedSettings(model: m, objective: o)
+        XCTAssertEqual(ms.map(\.description), ["mlp.widths=16", "mlp.widths=8"])
+        XCTAssertEqual(os.map(\.description), ["pgd-l2.eps=0.5"])
+        // The routes' errors: a qualifier that names no plugin of the run, an unknown key, a
+        // key two plugins declare, a bad value; each lists the valid keys.
+        func error(_ texts: [String]) -> String {
+            do { _ = try Setting.route(try Setting.parse(texts), to: [m, o]); return "" } catch { return "\(error)" }
+        }
+        XCTAssertTrue(error(["lenet.width=4"]).hasPrefix("setting 'lenet.width=4': 'lenet' is not a plugin of this run ('mlp', 'pgd-l2')"), error(["lenet.width=4"]))
+        XCTAssertTrue(error(["nope=1"]).hasPrefix("unknown hyperparameter 'nope'; valid keys: mlp: channels ("), error(["nope=1"]))
+        XCTAssertTrue(error(["eps"]).hasPrefix("setting 'eps' is not KEY=VALUE or PLUGIN.KEY=VALUE"), error(["eps"]))
+        XCTAssertEqual(error(["eps=2", "pgd-l2.steps=3"]), "")
+        XCTAssertThrowsError(try HyperparameterValues(plugin: "pgd-l2", specs: o.hyperparameters, settings: [Setting(plugin: "mlp", key: "eps", value: .int(1))])) {
+            XCTAssertTrue("\($0)".hasPrefix("setting 'mlp.eps=1' is for plugin 'mlp', not 'pgd-l2'"), "\($0)")
+        }
+        XCTAssertThrowsError(try HyperparameterValues(plugin: "pgd-l2", specs: o.hyperparameters, settings: [Setting(key: "eps", value: .text("lots"))])) {
+            XCTAssertTrue("\($0)".hasPrefix("hyperparameter 'eps' of plugin 'pgd-l2': 'lots' is not a finite number; valid keys: "), "\($0)")
+        }
+        XCTAssertThrowsError(try HyperparameterValues(plugin: "pgd-l2", specs: o.hyperparameters, settings: [Setting(key: "steps", value: .float(2.5))])) {
+            XCTAssertTrue("\($0)".hasPrefix("hyperparameter 'steps' of plugin 'pgd-l2': '2.5' is not an integer"), "\($0)")
+        }
+        XCTAssertThrowsError(try ExperimentSpec(text: "runs:\n  - objective: ce\noptimizer: rmsprop\n", source: "o.yaml")) {
+            XCTAssertEqual("\($0)", "o.yaml: optimizer must be sgd or adam, got 'rmsprop'")
+        }
     }
 
     /// docs/examples/synthetic-bayes.yaml shows the paper's findings where everything is exact:

@@ -18,7 +18,7 @@ enum Libraries {
 
     /// A fresh instance of the plugin `name`.
     static func instance(_ name: String, _ settings: [String] = [], seed: UInt64 = 1, data: DataDescription? = nil) throws -> PluginInstance {
-        try PluginInstance(plugin: plugin(name), settings: settings, seed: seed, data: data)
+        try PluginInstance(plugin: plugin(name), settings: try Setting.parse(settings), seed: seed, data: data)
     }
 }
 

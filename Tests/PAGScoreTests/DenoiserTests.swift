@@ -213,10 +213,13 @@ final class DenoiserTests: XCTestCase {
             // Another training setting, another width: a clear error, the file left alone.
             var other = cfg
             other.steps = 6
-            XCTAssertTrue(message { try LearnedEstimator.prepare(plugin, settings: ["width=4"], data: data, config: other, checkpoint: path) }
-                .hasPrefix("\(path) was trained with other training settings"))
-            XCTAssertTrue(message { try LearnedEstimator.prepare(plugin, settings: ["width=5"], data: data, config: cfg, checkpoint: path) }
-                .hasPrefix("\(path) was trained with other hyperparameters"))
+            XCTAssertEqual(message { try LearnedEstimator.prepare(plugin, settings: ["width=4"], data: data, config: other, checkpoint: path) },
+                           "\(path) holds another result (steps 5 -> 6); remove it or choose another place")
+            XCTAssertEqual(message { try LearnedEstimator.prepare(plugin, settings: ["width=5"], data: data, config: cfg, checkpoint: path) },
+                           "\(path) holds another result (\(name).width 4 -> 5); remove it or choose another place")
+            // The checkpoint records the identity it was made with.
+            let identity = try JSONDecoder.pag.decode(ResultIdentity.self, from: Data(try XCTUnwrap(file.metadata?["pag_identity"]).utf8))
+            XCTAssertEqual(identity, try ResultIdentity.estimator(plugin, settings: try Setting.parse(["width=4"]), data: data.info, config: cfg))
             let wrong = try ScoreLibrary.instance(name, ["width=5"], data: dataOf([1, 6, 6], classes: 2))
             XCTAssertTrue(message { try LearnedEstimator.load(wrong, from: path) }.contains("has shape"))
             let otherKind = try ScoreLibrary.instance(Self.learned.first { $0 != name }!, ["width=4"], data: dataOf([1, 6, 6], classes: 2))

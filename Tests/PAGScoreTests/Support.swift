@@ -15,7 +15,7 @@ enum ScoreLibrary {
     static func plugin(_ name: String) throws -> Plugin { try registry.get().plugin(named: name) }
 
     static func instance(_ name: String, _ settings: [String] = [], seed: UInt64 = 1, data: DataDescription? = nil) throws -> PluginInstance {
-        try PluginInstance(plugin: plugin(name), settings: settings, seed: seed, data: data)
+        try PluginInstance(plugin: plugin(name), settings: try Setting.parse(settings), seed: seed, data: data)
     }
 }
 

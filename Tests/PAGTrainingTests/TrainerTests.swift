@@ -18,7 +18,7 @@ final class TrainerTests: XCTestCase {
     func config(objective: String = "ce", epochs: Int = 2, seed: UInt64 = 1) -> TrainingConfig {
         var c = TrainingConfig()
         c.data = "synthetic"; c.model = "mlp"; c.objective = objective
-        c.settings = ["model.widths=32"]
+        c.settings = [Setting(plugin: "mlp", key: "widths", value: .text("32"))]
         c.epochs = epochs; c.batchSize = 32; c.learningRate = 3e-3; c.seed = seed
         c.trainLimit = 320; c.testLimit = 200; c.checkpointEvery = 4
         return c
@@ -90,13 +90,13 @@ final class TrainerTests: XCTestCase {
 
     func testNonFiniteLossStopsAndKeepsLastGoodCheckpoint() throws {
         var c = config(epochs: 1)
-        c.optimizer = "sgd"; c.learningRate = 1e12; c.momentum = 0; c.checkpointEvery = 1
+        c.optimizer = .sgd; c.learningRate = 1e12; c.momentum = 0; c.checkpointEvery = 1
         let dir = tempDir("nan")
         XCTAssertThrowsError(try train(c, dir)) { e in
             let msg = "\(e)"
             XCTAssertTrue(msg.hasPrefix("step "), msg)
-            XCTAssertTrue(msg.contains("with objective 'ce'"), msg)
-            XCTAssertTrue(msg.contains("training stopped, the last good checkpoint in \(dir) is kept"), msg)
+            XCTAssertTrue(msg.contains(": loss is NaN with objective 'ce' and model 'mlp'; training stopped"), msg)
+            XCTAssertTrue(msg.hasSuffix("; the last good checkpoint in \(dir) is kept"), msg)
         }
         let json = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: dir + "/metrics.json"))) as! [String: Any]
         XCTAssertEqual(json["status"] as? String, "failed")
@@ -107,12 +107,21 @@ final class TrainerTests: XCTestCase {
 
     func testBadSettingsAreClearErrors() throws {
         var c = config()
-        c.settings = ["nosuchkey=1"]
+        c.settings = try Setting.parse(["nosuchkey=1"])
         XCTAssertThrowsError(try train(c, tempDir("bad"))) { e in
-            XCTAssertTrue("\(e)".hasPrefix("--set nosuchkey: neither the model 'mlp' nor the objective 'ce' has a hyperparameter 'nosuchkey'. Valid keys: model."), "\(e)")
+            XCTAssertTrue("\(e)".hasPrefix("--set: unknown hyperparameter 'nosuchkey'; valid keys: mlp: "), "\(e)")
         }
-        c.settings = ["model.widths=abc"]
-        XCTAssertThrowsError(try train(c, tempDir("bad2")))
+        c.settings = try Setting.parse(["mlp.beta=abc"])
+        XCTAssertThrowsError(try train(c, tempDir("bad2"))) { e in
+            XCTAssertTrue("\(e)".hasPrefix("--set: hyperparameter 'beta' of plugin 'mlp': 'abc' is not a finite number; valid keys: "), "\(e)")
+        }
+        c.settings = try Setting.parse(["mlp.widths=abc"])
+        XCTAssertThrowsError(try train(c, tempDir("bad2a")))
+        // The old role qualifiers are not a syntax: the qualifier is a plugin's name.
+        c.settings = try Setting.parse(["model.widths=32"])
+        XCTAssertThrowsError(try train(c, tempDir("bad2b"))) { e in
+            XCTAssertTrue("\(e)".hasPrefix("--set: setting 'model.widths=32': 'model' is not a plugin of this run ('mlp', 'ce')"), "\(e)")
+        }
         c = config(); c.epochs = 0
         XCTAssertThrowsError(try train(c, tempDir("bad3"))) { e in XCTAssertEqual("\(e)", "--epochs must be at least 1, got 0") }
         c = config(); c.model = "ce"
@@ -123,7 +132,82 @@ final class TrainerTests: XCTestCase {
         // The same finished run again is reused; a different one is refused.
         XCTAssertEqual(try train(config(epochs: 1), dir).testAccuracy, first.testAccuracy)
         XCTAssertThrowsError(try train(config(epochs: 1, seed: 2), dir)) { e in
-            XCTAssertEqual("\(e)", "\(dir) already holds a run (metrics.json); use --resume to continue it or choose another --out")
+            XCTAssertEqual("\(e)", "\(dir) holds another result (seed 1 -> 2); remove it or choose another place")
         }
+    }
+
+    /// One identity decides reuse: every resolved hyperparameter (defaults too), the loop's
+    /// settings, the data, and each plugin's name, version and library digest.
+    func testIdentityDecidesReuseResumeAndRefusal() throws {
+        let c = config(objective: "gradnorm", epochs: 1)
+        let id = try ResultIdentity.training(c, registry: Self.registry)
+        XCTAssertEqual(id, try ResultIdentity.training(c, registry: Self.registry), "deterministic")
+        let gn = try XCTUnwrap(id.plugins.first { $0.name == "gradnorm" })
+        XCTAssertNotNil(gn.hyperparameters["lambda"], "defaults are part of the identity")
+        XCTAssertEqual(gn.libraryDigest.count, 16)
+        // A hyperparameter, an unqualified one routed to its plugin, changes it.
+        var c2 = c
+        c2.settings.append(try Setting(parsing: "lambda=0.5"))
+        let id2 = try ResultIdentity.training(c2, registry: Self.registry)
+        XCTAssertNotEqual(id, id2)
+        XCTAssertEqual(id2.differences(from: id), ["gradnorm.lambda \(gn.hyperparameters["lambda"]!) -> 0.5"])
+        // So do a plugin's version and its library's bytes.
+        var newVersion = id; newVersion.plugins[0].version += ".1"
+        var newLibrary = id; newLibrary.plugins[1].libraryDigest = "0000000000000000"
+        for other in [id2, newVersion, newLibrary] {
+            XCTAssertNotEqual(other, id)
+            let complete = Reuse.Record(identity: other, status: "complete")
+            guard case .refuse(let why) = Reuse.decide("DIR", record: complete, want: id) else { return XCTFail("not refused") }
+            XCTAssertTrue(why.hasPrefix("DIR holds another result ("), why)
+            XCTAssertEqual(Reuse.decide("DIR", record: complete, want: id, onChange: .redo), .fresh, "a derived result is made again")
+        }
+        XCTAssertTrue(Reuse.decide("D", record: Reuse.Record(identity: newVersion, status: "complete"), want: id).description.contains("version"))
+        XCTAssertTrue(Reuse.decide("D", record: Reuse.Record(identity: newLibrary, status: "complete"), want: id).description.contains("library digest"))
+        // The identical result: reused when finished, resumed when interrupted and resumable.
+        XCTAssertEqual(Reuse.decide("D", record: nil, want: id), .fresh)
+        XCTAssertEqual(Reuse.decide("D", record: Reuse.Record(identity: id, status: "complete"), want: id), .reuse)
+        XCTAssertEqual(Reuse.decide("D", record: Reuse.Record(identity: id, status: "running"), want: id, resumable: true), .resume)
+        if case .refuse = Reuse.decide("D", record: Reuse.Record(identity: id, status: "failed"), want: id, resumable: true) {} else { XCTFail("a failed run is not resumed") }
+        // A finished directory is reused for the same identity and refused for another: a
+        // stored identity from another plugin version refuses, naming the version.
+        let dir = tempDir("identity")
+        let first = try train(c, dir)
+        XCTAssertEqual(first.identity, id, "metrics.json records the identity")
+        XCTAssertEqual(try train(c, dir).testAccuracy, first.testAccuracy)
+        var tampered = first
+        tampered.identity = newVersion
+        try JSONEncoder.pag.encode(tampered).write(to: URL(fileURLWithPath: dir + "/metrics.json"))
+        XCTAssertThrowsError(try train(c, dir)) { e in
+            XCTAssertTrue("\(e)".contains("plugin 'mlp' version \(newVersion.plugins[0].version) -> \(id.plugins[0].version)"), "\(e)")
+        }
+    }
+
+    /// The loop words a non-finite loss once, naming the culprit plugin(s), for model training
+    /// and estimator training alike.
+    func testNonFiniteMessageIsTheSameForModelsAndEstimators() throws {
+        let loop = TrainingLoop(parameters: [Tensor([1], shape: [1], requiresGrad: true)], optimizer: OptimizerChoice(.sgd, learningRate: 0.1),
+                                culprit: "objective 'x' and model 'y'")
+        let nan = { (_: Tensor, _: [Int32], _: MetricSink) throws -> Tensor in Tensor([.nan], shape: []) }
+        XCTAssertThrowsError(try loop.run(steps: 3, batches: { _ in 10 }, batch: { _ in (Tensor.zeros([1, 1]), [0]) }, loss: nan)) { e in
+            XCTAssertEqual("\(e)", "step 1: loss is NaN with objective 'x' and model 'y'; training stopped")
+        }
+        // Model training (the trainer) and estimator training (a denoiser) through the real plugins.
+        var c = config(epochs: 1)
+        c.optimizer = .sgd; c.learningRate = 1e12; c.momentum = 0
+        var modelMessage = ""
+        XCTAssertThrowsError(try train(c, tempDir("nan2"))) { modelMessage = "\($0)" }
+        let denoiser = try Self.registry.plugin(named: "denoiser", kind: .score)
+        let data = try DatasetCatalog.load("synthetic", split: .train, dataDir: nil, seed: 0)
+        let e = try LearnedEstimator.create(denoiser, settings: [], data: data.info, seed: 0)
+        var cfg = EstimatorTrainingConfig()
+        cfg.steps = 20; cfg.learningRate = 1e12; cfg.optimizer = .sgd
+        var estimatorMessage = ""
+        XCTAssertThrowsError(try LearnedEstimator.train(e, on: data, config: cfg)) { estimatorMessage = "\($0)" }
+        let pattern = try NSRegularExpression(pattern: "^step [0-9]+: loss is (NaN|-?inf) with (objective|estimator) '[^']+'( \\([^)]*\\))?( and model '[^']+')?; training stopped")
+        for m in [modelMessage, estimatorMessage] {
+            XCTAssertNotNil(pattern.firstMatch(in: m, range: NSRange(m.startIndex..., in: m)), m)
+        }
+        XCTAssertTrue(modelMessage.contains("with objective 'ce' and model 'mlp'; training stopped"), modelMessage)
+        XCTAssertTrue(estimatorMessage.contains("with estimator 'denoiser' ("), estimatorMessage)
     }
 }

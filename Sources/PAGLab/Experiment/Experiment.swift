@@ -10,11 +10,11 @@ public struct ExperimentSpec: Sendable {
     public struct RunSpec: Sendable {
         public var name: String?
         public var objective: String
-        /// key=value settings of the objective (or model.KEY=...).
-        public var settings: [String] = []
-        /// One hyperparameter swept over values: one run per value.
+        /// Settings of the objective (KEY: VALUE), or of another plugin by name (PLUGIN.KEY: VALUE).
+        public var settings: [Setting] = []
+        /// One hyperparameter swept over values: one run per value, typed as written.
         public var sweepKey: String?
-        public var sweepValues: [String] = []
+        public var sweepValues: [SettingValue] = []
         public var epochs: Int?
         public var trainLimit: Int?
         public var learningRate: Float?
@@ -28,7 +28,7 @@ public struct ExperimentSpec: Sendable {
         public var classLogit = false
         /// Compare d/dx log p(y|x) with s(x|y) - s(x) (see MeasureRunner.alignment).
         public var posterior = false
-        public var settings: [String] = []
+        public var settings: [Setting] = []
         /// LPIPS weights (safetensors, lpips state_dict names) for 1 - LPIPS per image; nil: none.
         public var lpips: String?
         public var lpipsMinSide = 64
@@ -37,18 +37,18 @@ public struct ExperimentSpec: Sendable {
         public var manifold = "oracle"
         public var fitSamples = 2000
         public var trainSteps = 500
-        public var settings: [String] = []
+        public var settings: [Setting] = []
     }
 
     public var name = "experiment"
     public var data = "fashion-mnist-distractor"
     public var dataDir: String?
     public var model = "lenet"
-    public var modelSettings: [String] = []
+    public var modelSettings: [Setting] = []
     public var epochs = 1
     public var batchSize = 64
     public var learningRate: Float = 1e-3
-    public var optimizer = "adam"
+    public var optimizer = OptimizerChoice.Kind.adam
     public var seed: UInt64 = 0
     public var trainLimit: Int?
     public var testLimit: Int?
@@ -137,7 +137,10 @@ public struct ExperimentSpec: Sendable {
         epochs = try r.int("epochs") ?? epochs
         batchSize = try r.int("batch_size") ?? batchSize
         learningRate = try r.double("lr").map(Float.init) ?? learningRate
-        optimizer = try r.string("optimizer") ?? optimizer
+        if let o = try r.string("optimizer") {
+            do { optimizer = try OptimizerChoice.Kind(parsing: o, option: "optimizer") }
+            catch { throw SpecError(description: "\(source): \(error)") }
+        }
         seed = try r.int("seed").map(UInt64.init) ?? seed
         trainLimit = try r.int("train_limit")
         testLimit = try r.int("test_limit")
@@ -157,7 +160,7 @@ public struct ExperimentSpec: Sendable {
                     throw SpecError(description: "\(source): runs[\(i)].sweep must be one key with a list of values, e.g. {lambda: [1e-3, 1e-2]}")
                 }
                 run.sweepKey = k
-                run.sweepValues = try values.map { try Reader.text($0, "\(source): runs[\(i)].sweep.\(k)") }
+                run.sweepValues = try values.map { try Reader.value($0, "\(source): runs[\(i)].sweep.\(k)") }
             }
             run.epochs = try rr.int("epochs")
             run.trainLimit = try rr.int("train_limit")
@@ -220,18 +223,23 @@ public struct ExperimentSpec: Sendable {
         public var sweepKey: String?
         public var sweepValue: Double?
         public var config: TrainingConfig
+        /// The settings as the report shows them: the objective's as KEY=VALUE, the model's as
+        /// model.KEY=VALUE (a display form, not a setting syntax).
+        public var displaySettings: [String]
     }
 
     /// The runs, sweeps expanded, each with its full training configuration.
     public func expandedRuns() -> [Run] {
         var out: [Run] = []
         for r in runs {
-            let values: [String?] = r.sweepKey == nil ? [nil] : r.sweepValues.map { $0 }
+            let values: [SettingValue?] = r.sweepKey == nil ? [nil] : r.sweepValues.map { $0 }
             for v in values {
                 var c = TrainingConfig()
                 c.data = data; c.dataDir = dataDir; c.model = model; c.objective = r.objective
-                c.settings = modelSettings.map { $0.hasPrefix("model.") ? $0 : "model." + $0 } + r.settings.map { $0.hasPrefix("model.") || $0.hasPrefix("objective.") ? $0 : "objective." + $0 }
-                if let k = r.sweepKey, let v { c.settings.append("objective.\(k)=\(v)") }
+                // model_set goes to the model, a run's set and sweep to its objective, unless
+                // qualified with a plugin's name.
+                c.settings = modelSettings.map { $0.qualified(model) } + r.settings.map { $0.qualified(r.objective) }
+                if let k = r.sweepKey, let v { c.settings.append(Setting(plugin: r.objective, key: k, value: v)) }
                 c.epochs = r.epochs ?? epochs
                 c.batchSize = r.batchSize ?? batchSize
                 c.learningRate = r.learningRate ?? learningRate
@@ -239,10 +247,13 @@ public struct ExperimentSpec: Sendable {
                 c.seed = seed
                 c.trainLimit = r.trainLimit ?? trainLimit
                 c.testLimit = testLimit
-                var name = r.name ?? ([r.objective] + r.settings.map { $0.replacingOccurrences(of: "=", with: "") }).joined(separator: "-")
+                var name = r.name ?? ([r.objective] + r.settings.map { $0.description.replacingOccurrences(of: "=", with: "") }).joined(separator: "-")
                 if let k = r.sweepKey, let v { name += "-\(k)\(v)" }
+                let display = c.settings.map { s in
+                    (s.plugin == r.objective ? "objective." : s.plugin == model ? "model." : s.plugin.map { $0 + "." } ?? "") + "\(s.key)=\(s.value)"
+                }
                 out.append(Run(name: Self.safeName(name), objective: r.objective, sweepKey: r.sweepKey,
-                               sweepValue: v.flatMap(Double.init), config: c))
+                               sweepValue: v?.number, config: c, displaySettings: display))
             }
         }
         return out
@@ -264,6 +275,16 @@ public struct ExperimentSpec: Sendable {
             used.insert(k)
             if case .null? = dict[k] { return nil }
             return dict[k]
+        }
+        /// A setting's value as written: a number stays a number.
+        static func value(_ v: JSONValue, _ where_: String) throws -> SettingValue {
+            switch v {
+            case .string(let s): return .text(s)
+            case .int(let i): return .int(Int64(i))
+            case .double(let d): return .float(d)
+            case .bool(let b): return .bool(b)
+            default: throw SpecError(description: "\(where_) must be a number or text")
+            }
         }
         static func text(_ v: JSONValue, _ where_: String) throws -> String {
             switch v {
@@ -300,12 +321,24 @@ public struct ExperimentSpec: Sendable {
             guard case .bool(let b) = v else { throw SpecError(description: "\(path).\(k) must be true or false") }
             return b
         }
-        /// `[k=v, ...]` or `{k: v, ...}`.
-        mutating func settings(_ k: String) throws -> [String]? {
+        /// `{KEY: VALUE, PLUGIN.KEY: VALUE, ...}` (typed values) or `[KEY=VALUE, ...]` (text).
+        mutating func settings(_ k: String) throws -> [Setting]? {
             guard let v = take(k) else { return nil }
             switch v {
-            case .array(let a): return try a.map { try Self.text($0, "\(path).\(k)") }
-            case .object(let o): return try o.keys.sorted().map { "\($0)=\(try Self.text(o[$0]!, "\(path).\(k).\($0)"))" }
+            case .array(let a):
+                return try a.map { item in
+                    let t = try Self.text(item, "\(path).\(k)")
+                    do { return try Setting(parsing: t) } catch { throw SpecError(description: "\(path).\(k): \(error)") }
+                }
+            case .object(let o):
+                return try o.keys.sorted().map { key in
+                    let value = try Self.value(o[key]!, "\(path).\(k).\(key)")
+                    do {
+                        var s = try Setting(parsing: key + "=")
+                        s.value = value
+                        return s
+                    } catch { throw SpecError(description: "\(path).\(k): \(error)") }
+                }
             default: throw SpecError(description: "\(path).\(k) must be a list of key=value or a mapping")
             }
         }

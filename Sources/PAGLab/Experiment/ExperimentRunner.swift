@@ -32,15 +32,10 @@ public struct ExperimentSummary: Codable, Sendable {
     public var runs: [RunResult]
 }
 
-/// The measurement settings a run's measure/ folder was made with; when they match, the
-/// measurements are reused.
-struct MeasureStamp: Codable, Equatable {
-    var samples: Int
-    var draws: Int
-    var seed: UInt64
-    var noiseRatio: Bool
-    var alignment: String?
-    var robustness: String?
+/// measure/record.json of a run: the identity of its measurements, written after them.
+struct MeasureRecord: Codable {
+    var identity: ResultIdentity
+    var status = "complete"
 }
 
 /// Trains what is missing, measures, and writes the report of an experiment.
@@ -66,11 +61,8 @@ public final class ExperimentRunner {
         for r in runs {
             let m = try registry.plugin(named: r.config.model, kind: .model)
             let o = try registry.plugin(named: r.config.objective, kind: .objective)
-            do {
-                let (ms, os) = try r.config.splitSettings(model: m, objective: o)
-                _ = try HyperparameterValues(plugin: m.name, specs: m.hyperparameters, settings: ms)
-                _ = try HyperparameterValues(plugin: o.name, specs: o.hyperparameters, settings: os)
-            } catch { throw TrainingError.badConfig("run '\(r.name)': \(error)") }
+            do { _ = try r.config.routedSettings(model: m, objective: o) }
+            catch { throw TrainingError.badConfig("run '\(r.name)': \(error)") }
             try r.config.validate()
         }
         // LPIPS weights are read and checked before anything trains.
@@ -91,21 +83,25 @@ public final class ExperimentRunner {
         var manifold: TangentSource?
         for (i, r) in runs.enumerated() {
             let dir = outDir + "/runs/" + r.name
-            log("[\(i + 1)/\(runs.count)] \(r.name): \(r.config.objective)\(r.config.settings.isEmpty ? "" : " " + r.config.settings.joined(separator: " "))")
+            log("[\(i + 1)/\(runs.count)] \(r.name): \(r.config.objective)\(r.config.settings.isEmpty ? "" : " " + r.config.settings.map(\.description).joined(separator: " "))")
             let (metrics, how) = try train(r, dir: dir)
             let t0 = Date()
             let subject = try MeasureSubject(directory: dir, registry: registry, samples: spec.samples)
             if score == nil, let a = spec.alignment {
+                let checkpoint = try LearnedEstimator.checkpointPath(in: outDir + "/estimators", a.score, kind: .score, registry: registry,
+                                                                     settings: a.settings, data: subject.data.info,
+                                                                     steps: a.trainSteps, seed: subject.config.seed)
                 score = try MeasureRunner.scoreSource(a.score, registry: registry, subject: subject, fitSamples: a.fitSamples,
-                                                      trainSteps: a.trainSteps, settings: a.settings,
-                                                      checkpoint: outDir + "/estimators/" + LearnedEstimator.checkpointName(a.score, steps: a.trainSteps, settings: a.settings))
+                                                      trainSteps: a.trainSteps, settings: a.settings.keyValueText, checkpoint: checkpoint)
             }
             if manifold == nil, let b = spec.robustness {
+                let checkpoint = try LearnedEstimator.checkpointPath(in: outDir + "/estimators", b.manifold, kind: .manifold, registry: registry,
+                                                                     settings: b.settings, data: subject.data.info,
+                                                                     steps: b.trainSteps, seed: subject.config.seed)
                 manifold = try MeasureRunner.manifoldSource(b.manifold, registry: registry, subject: subject, fitSamples: b.fitSamples,
-                                                            trainSteps: b.trainSteps, settings: b.settings,
-                                                            checkpoint: outDir + "/estimators/" + LearnedEstimator.checkpointName(b.manifold, steps: b.trainSteps, settings: b.settings))
+                                                            trainSteps: b.trainSteps, settings: b.settings.keyValueText, checkpoint: checkpoint)
             }
-            var result = RunResult(name: r.name, objective: r.objective, settings: r.config.settings, sweepKey: r.sweepKey,
+            var result = RunResult(name: r.name, objective: r.objective, settings: r.displaySettings, sweepKey: r.sweepKey,
                                    sweepValue: r.sweepValue, directory: "runs/" + r.name, testAccuracy: metrics.testAccuracy,
                                    trainSeconds: metrics.wallTimeSeconds, steps: metrics.steps, training: how,
                                    noiseRatio: nil, alignment: nil, robustness: nil, measureSeconds: 0)
@@ -139,54 +135,76 @@ public final class ExperimentRunner {
         return "    " + parts.joined(separator: ", ") + String(format: " (train %.0f s %@, measure %.0f s)", r.trainSeconds, r.training, r.measureSeconds)
     }
 
-    /// Trains a run unless its folder already holds the finished run; resumes an interrupted one.
+    /// Trains a run unless its folder already holds the finished run; resumes an interrupted one
+    /// (`Reuse.decide` on the run's identity; another run there is refused).
     func train(_ r: ExperimentSpec.Run, dir: String) throws -> (TrainingMetrics, String) {
-        let fm = FileManager.default
-        if fm.fileExists(atPath: dir + "/metrics.json") {
-            let saved = try Trainer.savedConfig(in: dir)
-            guard saved == r.config else {
-                throw TrainingError.badConfig("\(dir) holds a run with a different configuration than run '\(r.name)' of this experiment; remove that folder or choose another --out")
-            }
-            let metrics = try MeasureRunner.readJSON(TrainingMetrics.self, from: dir + "/metrics.json")
-            if metrics.status == "complete" && fm.fileExists(atPath: dir + "/checkpoint.safetensors") {
-                log("    reusing the finished run in \(dir)")
-                return (metrics, "reused")
-            }
-            if fm.fileExists(atPath: dir + "/resume.safetensors") && metrics.status != "failed" {
-                let t = try Trainer(config: r.config, outDir: dir, registry: registry)
-                t.showProgress = showProgress; t.log = { [log] in log("    " + $0) }
-                return (try t.run(resume: true), "resumed")
-            }
-            throw TrainingError.badConfig("\(dir) holds a \(metrics.status) run that cannot be resumed\(metrics.error.map { " (\($0))" } ?? ""); remove the folder to train it again")
-        }
+        let identity: ResultIdentity
+        do { identity = try ResultIdentity.training(r.config, registry: registry) }
+        catch { throw TrainingError.badConfig("run '\(r.name)': \(error)") }
         let t = try Trainer(config: r.config, outDir: dir, registry: registry)
         t.showProgress = showProgress; t.log = { [log] in log("    " + $0) }
-        return (try t.run(), "trained")
+        switch Trainer.decision(dir, identity: identity) {
+        case .reuse where FileManager.default.fileExists(atPath: dir + "/checkpoint.safetensors"):
+            log("    reusing the finished run in \(dir)")
+            return (try MeasureRunner.readJSON(TrainingMetrics.self, from: dir + "/metrics.json"), "reused")
+        case .resume:
+            return (try t.run(resume: true), "resumed")
+        case .reuse:
+            throw TrainingError.badConfig("run '\(r.name)': \(dir) holds this finished run but not its checkpoint.safetensors; remove the folder to train it again")
+        case .refuse(let why):
+            throw TrainingError.badConfig("run '\(r.name)': \(why)")
+        case .fresh:
+            return (try t.run(), "trained")
+        }
+    }
+
+    /// The identity of a run's measurements: the run's own (data, settings, plugins), the
+    /// measurement settings, and the estimators' plugins.
+    func measureIdentity(_ s: MeasureSubject, noiseRatio: Bool) throws -> ResultIdentity {
+        let training = try ResultIdentity.training(s.config, registry: registry)
+        var settings: [String: String] = ["samples": String(spec.samples), "draws": String(spec.draws),
+                                          "seed": String(spec.seed), "noise_ratio": String(noiseRatio)]
+        for (k, v) in training.settings { settings["train." + k] = v }
+        var plugins = training.plugins
+        func estimator(_ name: String, _ kind: PluginKind, _ user: [Setting], steps: Int) throws {
+            guard let p = registry.plugins.first(where: { $0.name == name && $0.kind == kind }) else { return }
+            var cfg = EstimatorTrainingConfig()
+            cfg.steps = steps; cfg.seed = s.config.seed
+            plugins += try ResultIdentity.estimator(p, settings: user, data: s.data.info, config: cfg).plugins
+        }
+        if let a = spec.alignment {
+            settings["alignment"] = "score=\(a.score) sigma=\(a.sigma) fit=\(a.fitSamples) steps=\(a.trainSteps) class=\(a.classLogit) posterior=\(a.posterior)"
+                + (a.lpips.map { " lpips=\($0) side=\(a.lpipsMinSide)" } ?? "")
+            try estimator(a.score, .score, a.settings, steps: a.trainSteps)
+        }
+        if let b = spec.robustness {
+            settings["robustness"] = "manifold=\(b.manifold) fit=\(b.fitSamples) steps=\(b.trainSteps)"
+            try estimator(b.manifold, .manifold, b.settings, steps: b.trainSteps)
+        }
+        return ResultIdentity(kind: "measurement", data: training.data, settings: settings, plugins: plugins)
     }
 
     func measure(_ s: MeasureSubject, dir: String, score: ScoreSource?, manifold: TangentSource?, lpips: LPIPS?,
                  into r: inout RunResult) throws {
         let out = dir + "/measure"
-        let stamp = MeasureStamp(samples: spec.samples, draws: spec.draws, seed: spec.seed, noiseRatio: spec.noiseRatio && s.masks != nil,
-                                 alignment: spec.alignment.map { "\($0.score) sigma=\($0.sigma) fit=\($0.fitSamples) steps=\($0.trainSteps) class=\($0.classLogit)\($0.posterior ? " posterior" : "") \($0.settings)" + ($0.lpips.map { " lpips=\($0) side=\(spec.alignment!.lpipsMinSide)" } ?? "") },
-                                 robustness: spec.robustness.map { "\($0.manifold) fit=\($0.fitSamples) steps=\($0.trainSteps) \($0.settings)" })
-        let stampPath = out + "/stamp.json"
-        let checkpointDate = (try? FileManager.default.attributesOfItem(atPath: dir + "/checkpoint.safetensors")[.modificationDate]) as? Date
-        let stampDate = (try? FileManager.default.attributesOfItem(atPath: stampPath)[.modificationDate]) as? Date
-        if let old = try? MeasureRunner.readJSON(MeasureStamp.self, from: stampPath), old == stamp,
-           let c = checkpointDate, let sd = stampDate, sd >= c {
-            if stamp.noiseRatio { r.noiseRatio = try? MeasureRunner.readJSON(NoiseRatioReport.self, from: out + "/noise-ratio.json") }
-            if stamp.alignment != nil { r.alignment = try? MeasureRunner.readJSON(AlignmentReport.self, from: out + "/alignment.json") }
-            if stamp.robustness != nil { r.robustness = try? MeasureRunner.readJSON(RobustnessReport.self, from: out + "/robustness.json") }
-            if (r.noiseRatio != nil) == stamp.noiseRatio && (r.alignment != nil) == (stamp.alignment != nil)
-                && (r.robustness != nil) == (stamp.robustness != nil) {
+        let noiseRatio = spec.noiseRatio && s.masks != nil
+        let identity = try measureIdentity(s, noiseRatio: noiseRatio)
+        let recordPath = out + "/record.json"
+        let record = (try? MeasureRunner.readJSON(MeasureRecord.self, from: recordPath)).map { Reuse.Record(identity: $0.identity, status: $0.status) }
+        if Reuse.decide(out, record: record, want: identity, onChange: .redo) == .reuse {
+            if noiseRatio { r.noiseRatio = try? MeasureRunner.readJSON(NoiseRatioReport.self, from: out + "/noise-ratio.json") }
+            if spec.alignment != nil { r.alignment = try? MeasureRunner.readJSON(AlignmentReport.self, from: out + "/alignment.json") }
+            if spec.robustness != nil { r.robustness = try? MeasureRunner.readJSON(RobustnessReport.self, from: out + "/robustness.json") }
+            if (r.noiseRatio != nil) == noiseRatio && (r.alignment != nil) == (spec.alignment != nil)
+                && (r.robustness != nil) == (spec.robustness != nil) {
                 log("    reusing the measurements in \(out)")
                 return
             }
         }
-        try? FileManager.default.removeItem(atPath: stampPath)
+        try? FileManager.default.removeItem(atPath: recordPath)
+        try? FileManager.default.removeItem(atPath: out + "/stamp.json")
         try MeasureRunner.prepare(out)
-        if stamp.noiseRatio {
+        if noiseRatio {
             r.noiseRatio = try MeasureRunner.noiseRatio(s, out: out, draws: spec.draws, seed: spec.seed, progress: showProgress)
         }
         if let a = spec.alignment, let score {
@@ -201,6 +219,7 @@ public final class ExperimentRunner {
             try MeasureRunner.prepare(out)
             try MeasureRunner.gradientGrid(s).writePNG(to: out + "/gradients.png")
         }
-        try MeasureRunner.writeJSON(stamp, to: stampPath)
+        // Written last: the folder counts as made only once everything in it is.
+        try MeasureRunner.writeJSON(MeasureRecord(identity: identity), to: recordPath)
     }
 }

@@ -24,7 +24,7 @@ public final class MeasureSubject {
         let own = (data ?? config.data) == config.data ? test : try DatasetCache.load(config.data, split: .test, dataDir: config.dataDir)
         let modelPlugin = try registry.plugin(named: config.model, kind: .model)
         let objectivePlugin = try registry.plugin(named: config.objective, kind: .objective)
-        let settings = try config.splitSettings(model: modelPlugin, objective: objectivePlugin).model
+        let settings = try config.routedSettings(model: modelPlugin, objective: objectivePlugin).model
         let m = try ModelFactory.create(modelPlugin, settings: settings, data: own.info, seed: config.seed)
         let path = directory + "/checkpoint.safetensors"
         try StateDict.load(try TensorFile.read(path).tensors, into: m, source: path)
@@ -403,7 +403,7 @@ public enum MeasureRunner {
         let train = try DatasetCache.load(s.data.info.name, split: .train, dataDir: s.config.dataDir)
         let inst: PluginInstance
         let basis = (train as? SubspaceOracle)?.signalBasis
-        let probe = try LearnedEstimator.create(p, settings: settings, data: train.info, seed: s.config.seed)
+        let probe = try LearnedEstimator.create(p, settings: try Setting.parse(settings), data: train.info, seed: s.config.seed)
         if probe.hasTrainLoss {
             var cfg = EstimatorTrainingConfig()
             cfg.steps = trainSteps; cfg.seed = s.config.seed

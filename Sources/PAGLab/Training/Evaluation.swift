@@ -29,7 +29,7 @@ public enum ModelFactory {
     /// An instance of `plugin` for samples described by `data` (what its pag_host.data_info
     /// returns; a plugin built before ABI 1.2 gets the legacy filling, see PluginData); checks
     /// that the model's declared input shape and outputs fit the data.
-    public static func create(_ plugin: Plugin, settings: [String], data: DatasetInfo, seed: UInt64) throws -> PluginInstance {
+    public static func create(_ plugin: Plugin, settings: [Setting], data: DatasetInfo, seed: UInt64) throws -> PluginInstance {
         let model = try PluginData.instance(plugin, settings: settings, data: data, seed: seed)
         guard model.inputShape == data.sampleShape else {
             throw TrainingError.badConfig("model '\(plugin.name)' takes input \(shapeText(model.inputShape)) but data set '\(data.name)' has samples of \(shapeText(data.sampleShape))")
@@ -100,7 +100,7 @@ public enum Evaluation {
         let info = try DatasetCatalog.load(config.data, split: .test, dataDir: config.dataDir, seed: config.seed).info
         let modelPlugin = try registry.plugin(named: config.model, kind: .model)
         let objectivePlugin = try registry.plugin(named: config.objective, kind: .objective)
-        let settings = try config.splitSettings(model: modelPlugin, objective: objectivePlugin).model
+        let settings = try config.routedSettings(model: modelPlugin, objective: objectivePlugin).model
         let model = try ModelFactory.create(modelPlugin, settings: settings, data: info, seed: config.seed)
         let path = directory + "/checkpoint.safetensors"
         let file = try TensorFile.read(path)

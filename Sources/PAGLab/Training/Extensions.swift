@@ -8,6 +8,13 @@ extension HyperparameterValues {
     public var textValues: [String: String] { values.mapValues(\.description) }
 }
 
+extension Array where Element == Setting {
+    /// `KEY=VALUE` text of each setting (qualifier dropped; a float's text reads back as the
+    /// same number), for the functions that still take text (ModelFactory.create,
+    /// LearnedEstimator.settings(for:user:data:), the estimator sources by name).
+    public var keyValueText: [String] { map { "\($0.key)=\($0.value)" } }
+}
+
 
 /// The data sets the trainer knows, by name.
 public enum DatasetCatalog {

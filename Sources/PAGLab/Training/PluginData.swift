@@ -22,7 +22,7 @@ public enum PluginData {
     /// An instance of `plugin` for the data `data` describes: the data description for every
     /// plugin (a 1.2 plugin reads it, an older one cannot see it), plus the legacy filling for
     /// plugins built before ABI 1.2. Without data: the user's settings alone, data_info NULL.
-    public static func instance(_ plugin: Plugin, settings: [String], data: DatasetInfo?, seed: UInt64) throws -> PluginInstance {
+    public static func instance(_ plugin: Plugin, settings: [Setting], data: DatasetInfo?, seed: UInt64) throws -> PluginInstance {
         let s = data.map { legacySettings(for: plugin, user: settings, data: $0) } ?? settings
         return try PluginInstance(plugin: plugin, settings: s, seed: seed, data: data.map(description))
     }
@@ -35,12 +35,12 @@ public enum PluginData {
     ///   - the first of `classes` / `num_classes` declared: the number of classes.
     /// For a plugin built for 1.2 or later it returns `settings` unchanged: its hyperparameters
     /// are the user's choices only (a denoiser's `width` is its network width, never the data's).
-    public static func legacySettings(for plugin: Plugin, user settings: [String], data: DatasetInfo) -> [String] {
+    public static func legacySettings(for plugin: Plugin, user settings: [Setting], data: DatasetInfo) -> [Setting] {
         guard plugin.abiMajor == 1, plugin.abiMinor < dataInfoMinor else { return settings }
         var s = settings
         let declared = Set(plugin.hyperparameters.map(\.name))
-        let given = Set(settings.compactMap { $0.split(separator: "=", maxSplits: 1).first.map(String.init) })
-        func fill(_ k: String, _ v: String) { if declared.contains(k) && !given.contains(k) { s.append("\(k)=\(v)") } }
+        let given = Set(settings.map(\.key))
+        func fill(_ k: String, _ v: String) { if declared.contains(k) && !given.contains(k) { s.append(Setting(key: k, value: .text(v))) } }
         if let k = ["input_shape", "input"].first(where: { declared.contains($0) }) {
             fill(k, data.sampleShape.map(String.init).joined(separator: "x"))
         }

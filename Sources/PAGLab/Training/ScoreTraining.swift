@@ -4,13 +4,14 @@ import PAGFormats
 import PAGTensor
 
 /// How a learned estimator (a manifold or score plugin with parameters and a train_loss, e.g.
-/// `denoiser`, `diffusion`) is trained. Saved in its checkpoint: a checkpoint is reused only for
-/// the same estimator, hyperparameters, data set and these settings.
+/// `denoiser`, `diffusion`) is trained. Part of its checkpoint's identity: a checkpoint is
+/// reused only for the same estimator, hyperparameters, data set and these settings.
 public struct EstimatorTrainingConfig: Codable, Equatable, Sendable {
-    /// Optimizer steps (Adam).
+    /// Optimizer steps.
     public var steps = 1000
     public var batchSize = 64
     public var learningRate = 2e-3
+    public var optimizer = OptimizerChoice.Kind.adam
     /// Shuffling, and the seed of the estimator's own random numbers (noise draws).
     public var seed: UInt64 = 0
     /// Train on the first `trainLimit` training samples only (nil: all).
@@ -26,13 +27,13 @@ public enum LearnedEstimator {
     /// `settings` as the estimator is created with for `data`: unchanged for plugins built for
     /// ABI 1.2 or later (they read the data through pag_host.data_info), plus the legacy
     /// data-derived values for older ones (PluginData.legacySettings).
-    public static func settings(for plugin: Plugin, user settings: [String], data: DatasetInfo) -> [String] {
+    public static func settings(for plugin: Plugin, user settings: [Setting], data: DatasetInfo) -> [Setting] {
         PluginData.legacySettings(for: plugin, user: settings, data: data)
     }
 
     /// An estimator instance for `data` (data description, and the legacy filling for plugins
     /// built before ABI 1.2), not yet fitted or trained.
-    public static func create(_ plugin: Plugin, settings: [String], data: DatasetInfo, seed: UInt64) throws -> PluginInstance {
+    public static func create(_ plugin: Plugin, settings: [Setting], data: DatasetInfo, seed: UInt64) throws -> PluginInstance {
         try PluginData.instance(plugin, settings: settings, data: data, seed: seed)
     }
 
@@ -42,9 +43,10 @@ public enum LearnedEstimator {
         return HostDataset(images: x, labels: y.map(Int32.init), classes: data.info.classCount)
     }
 
-    /// Minimizes the estimator's train_loss with Adam over shuffled batches of `data` (each epoch
-    /// a new permutation; the last partial batch of an epoch is dropped). Returns the loss of
-    /// every step. Stops with the plugin's message on an error and on a non-finite loss.
+    /// Minimizes the estimator's train_loss (Adam by default) over shuffled batches of `data`
+    /// (each epoch a new permutation; the last partial batch of an epoch is dropped) in the one
+    /// TrainingLoop. Returns the loss of every step. Stops with the plugin's message on an error
+    /// and on a non-finite loss.
     @discardableResult
     public static func train(_ estimator: PluginInstance, on data: Dataset, config: EstimatorTrainingConfig,
                              progress: ((_ step: Int, _ loss: Double) -> Void)? = nil) throws -> [Double] {
@@ -60,111 +62,116 @@ public enum LearnedEstimator {
         let count = min(config.trainLimit ?? data.count, data.count)
         guard count >= 1 else { throw TrainingError.badConfig("no training samples for estimator '\(name)'") }
         let batch = min(config.batchSize, count)
-        let opt = Adam(params: params, learningRate: Float(config.learningRate))
+        let loop = TrainingLoop(parameters: params, optimizer: OptimizerChoice(config.optimizer, learningRate: Float(config.learningRate)),
+                                culprit: TrainingLoop.culprit(estimator: estimator))
         var losses: [Double] = []
         losses.reserveCapacity(config.steps)
-        var epoch = 0
         var plan = BatchPlan(count: count, batchSize: batch, seed: config.seed, epoch: 0, dropLast: true)
-        var b = 0
-        for step in 1...config.steps {
-            if b == plan.batchCount {
-                epoch += 1; b = 0
-                plan = BatchPlan(count: count, batchSize: batch, seed: config.seed, epoch: epoch, dropLast: true)
-            }
-            let (x, y) = data.batch(plan.indices(batch: b))
-            b += 1
-            opt.zeroGrad()
-            let loss: Tensor
-            do { loss = try estimator.trainLoss(x, labels: y.map(Int32.init)) }
-            catch let e as PluginError { throw TrainingError.plugin("step \(step): \(e.description)") }
-            let value = Double(loss.item)
-            guard value.isFinite else {
-                throw TrainingError.nonFinite("step \(step): train_loss of estimator '\(name)' is \(value.isNaN ? "NaN" : "\(value)"); training stopped (lower the learning rate, \(config.learningRate))")
-            }
-            try loss.backward()
-            opt.step()
-            losses.append(value)
-            progress?(step, value)
+        do {
+            try loop.run(steps: config.steps, batches: { _ in plan.batchCount },
+                         batch: { p in
+                             if plan.epoch != p.epoch {
+                                 plan = BatchPlan(count: count, batchSize: batch, seed: config.seed, epoch: p.epoch, dropLast: true)
+                             }
+                             let (x, y) = data.batch(plan.indices(batch: p.batch))
+                             return (x, y.map(Int32.init))
+                         },
+                         loss: { x, labels, sink in try estimator.trainLoss(x, labels: labels, metrics: sink) },
+                         afterStep: { r, _ in losses.append(r.loss); progress?(r.step, r.loss) })
+        } catch let f as LoopFailure {
+            throw f.reason == .nonFinite ? TrainingError.nonFinite(f.description) : TrainingError.plugin(f.description)
         }
         return losses
     }
 
     /// The file name a learned estimator is saved under by `pag measure` and `pag run`:
-    /// NAME-STEPSsteps.safetensors, plus a short hash of the user's settings when there are
-    /// any, so that changing a setting trains a new estimator instead of failing on the old one.
-    public static func checkpointName(_ name: String, steps: Int, settings: [String]) -> String {
-        guard !settings.isEmpty else { return "\(name)-\(steps)steps.safetensors" }
-        let h = fnv1a(settings.sorted().joined(separator: "\n"))
-        return "\(name)-\(steps)steps-\(String(h & 0xFFFF_FFFF, radix: 16)).safetensors"
+    /// NAME-STEPSsteps-DIGEST.safetensors, DIGEST a short digest of its identity, so the same
+    /// estimator always has the same name and anything that changes it (a setting, the plugin's
+    /// version or library, the data, the training settings) trains a new one beside the old.
+    public static func checkpointName(_ identity: ResultIdentity) -> String {
+        "\(identity.plugins.first?.name ?? "estimator")-\(identity.settings["steps"] ?? "0")steps-\(identity.shortDigest).safetensors"
+    }
+
+    /// `checkpointName` for the estimator `name` as `MeasureRunner.scoreSource` and
+    /// `manifoldSource` train it (EstimatorTrainingConfig with `steps` and `seed`), in `dir`;
+    /// nil when no plugin of that name and kind is loaded (the host's own estimators learn
+    /// nothing).
+    public static func checkpointPath(in dir: String, _ name: String, kind: PluginKind, registry: PluginRegistry,
+                                      settings: [Setting], data: DatasetInfo, steps: Int, seed: UInt64) throws -> String? {
+        guard let p = registry.plugins.first(where: { $0.name == name && $0.kind == kind }) else { return nil }
+        var cfg = EstimatorTrainingConfig()
+        cfg.steps = steps; cfg.seed = seed
+        return (dir.isEmpty ? "" : dir + "/") + checkpointName(try ResultIdentity.estimator(p, settings: settings, data: data, config: cfg))
     }
 
     /// Metadata keys of an estimator checkpoint.
-    static let estimatorKey = "pag_estimator", hyperparametersKey = "pag_hyperparameters"
-    static let trainingKey = "pag_estimator_training", dataKey = "pag_data"
+    static let estimatorKey = "pag_estimator", identityKey = "pag_identity"
 
     /// Writes the estimator's parameters and buffers to `path` (safetensors, atomically), with
-    /// the estimator's name, hyperparameters, training settings and data set as metadata.
-    public static func save(_ estimator: PluginInstance, config: EstimatorTrainingConfig, data: DatasetInfo,
-                            losses: [Double] = [], to path: String) throws {
+    /// the estimator's name and the identity of the result as metadata.
+    public static func save(_ estimator: PluginInstance, identity: ResultIdentity, losses: [Double] = [], to path: String) throws {
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
-        var meta = try identity(estimator, config: config, data: data)
-        meta["format"] = "pt"
-        meta["pag_version"] = PAGVersion.string
+        var meta = [estimatorKey: estimator.plugin.name, "format": "pt", "pag_version": PAGVersion.string,
+                    "pag_steps": String(losses.count)]
         if let last = losses.last { meta["pag_final_loss"] = String(last) }
-        meta["pag_steps"] = String(losses.count)
+        meta[identityKey] = String(decoding: try JSONEncoder.pag.encode(identity), as: UTF8.self)
         try TensorFile.write(estimator.parameters + estimator.buffers, metadata: meta, to: path)
     }
 
-    /// What makes a checkpoint reusable: estimator, hyperparameters, training settings, data.
-    static func identity(_ e: PluginInstance, config: EstimatorTrainingConfig, data: DatasetInfo) throws -> [String: String] {
-        let hp = e.config.textValues
-        let hpJSON = String(decoding: try JSONEncoder.pag.encode(hp), as: UTF8.self)
-        let cfgJSON = String(decoding: try JSONEncoder.pag.encode(config), as: UTF8.self)
-        return [estimatorKey: e.plugin.name, hyperparametersKey: hpJSON, trainingKey: cfgJSON, dataKey: data.name]
+    /// What an estimator checkpoint's metadata says about it (nil: no file there).
+    static func record(at path: String) throws -> Reuse.Record? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let meta = try SafeTensors.read(path).metadata ?? [:]
+        let identity = meta[identityKey].flatMap { try? JSONDecoder.pag.decode(ResultIdentity.self, from: Data($0.utf8)) }
+        return Reuse.Record(identity: identity, status: "complete")
     }
 
     /// Loads the parameters and buffers saved by `save` into `estimator`, strictly (a missing,
-    /// extra or misshapen tensor is an error naming it). With `config` and `data`, the
-    /// checkpoint must also have been made by the same estimator with the same hyperparameters,
-    /// training settings and data set; otherwise the error says what differs.
-    public static func load(_ estimator: PluginInstance, from path: String,
-                            expecting config: EstimatorTrainingConfig? = nil, data: DatasetInfo? = nil) throws {
+    /// extra or misshapen tensor, or another estimator's file, is an error naming it).
+    public static func load(_ estimator: PluginInstance, from path: String) throws {
         let file = try TensorFile.read(path)
         if let saved = file.metadata[estimatorKey], saved != estimator.plugin.name {
             throw TrainingError.resume("\(path) holds estimator '\(saved)', not '\(estimator.plugin.name)'")
         }
-        if let config, let data {
-            let want = try identity(estimator, config: config, data: data)
-            for key in [estimatorKey, hyperparametersKey, trainingKey, dataKey] where file.metadata[key] != want[key] {
-                let what = [estimatorKey: "estimator", hyperparametersKey: "hyperparameters",
-                            trainingKey: "training settings", dataKey: "data set"][key]!
-                throw TrainingError.resume("\(path) was trained with other \(what) (saved \(file.metadata[key] ?? "none"), now \(want[key]!)); delete it or choose another checkpoint path to train anew")
-            }
-        }
         try StateDict.load(file.tensors, into: estimator, source: path)
     }
 
-    /// A ready estimator: created for the data set (`create`), fitted on up to `fitSamples`
-    /// training samples (when it has fit), and, when it learns, loaded from `checkpoint` if that
-    /// file exists (it must match; see `load`) or else trained and saved there (when a path is
-    /// given).
+    /// `prepare` with `KEY=VALUE` text settings.
     public static func prepare(_ plugin: Plugin, settings: [String], data: Dataset, config: EstimatorTrainingConfig,
+                               checkpoint: String? = nil, fitSamples: Int? = nil,
+                               log: (String) -> Void = { _ in },
+                               progress: ((_ step: Int, _ loss: Double) -> Void)? = nil) throws -> PluginInstance {
+        try prepare(plugin, settings: try Setting.parse(settings), data: data, config: config, checkpoint: checkpoint,
+                    fitSamples: fitSamples, log: log, progress: progress)
+    }
+
+    /// A ready estimator: created for the data set (`create`), fitted on up to `fitSamples`
+    /// training samples (when it has fit), and, when it learns, loaded from `checkpoint` when
+    /// that holds the same result (`Reuse.decide`; another result there is refused) or else
+    /// trained and saved there (when a path is given).
+    public static func prepare(_ plugin: Plugin, settings: [Setting], data: Dataset, config: EstimatorTrainingConfig,
                                checkpoint: String? = nil, fitSamples: Int? = nil,
                                log: (String) -> Void = { _ in },
                                progress: ((_ step: Int, _ loss: Double) -> Void)? = nil) throws -> PluginInstance {
         let e = try create(plugin, settings: settings, data: data.info, seed: config.seed)
         if e.hasFit { try e.fit(hostDataset(data, limit: fitSamples)) }
         guard e.hasTrainLoss else { return e }
-        if let checkpoint, FileManager.default.fileExists(atPath: checkpoint) {
-            try load(e, from: checkpoint, expecting: config, data: data.info)
-            log("estimator '\(plugin.name)': reusing \(checkpoint)")
-            return e
+        let identity = try ResultIdentity.estimator(plugin, settings: settings, data: data.info, config: config)
+        if let checkpoint {
+            switch Reuse.decide(checkpoint, record: try record(at: checkpoint), want: identity) {
+            case .reuse:
+                try load(e, from: checkpoint)
+                log("estimator '\(plugin.name)': reusing \(checkpoint)")
+                return e
+            case .refuse(let why): throw TrainingError.resume(why)
+            case .fresh, .resume: break
+            }
         }
         log("estimator '\(plugin.name)': training \(config.steps) steps on \(min(config.trainLimit ?? data.count, data.count)) images of \(data.info.name)")
         let losses = try train(e, on: data, config: config, progress: progress)
         if let checkpoint {
-            try save(e, config: config, data: data.info, losses: losses, to: checkpoint)
+            try save(e, identity: identity, losses: losses, to: checkpoint)
             log("estimator '\(plugin.name)': final loss \(String(format: "%.4f", losses.last ?? .nan)), saved \(checkpoint)")
         }
         return e

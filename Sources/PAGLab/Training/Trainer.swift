@@ -3,9 +3,6 @@ import PAGData
 import PAGFormats
 import PAGTensor
 
-/// pag's version, written into every file it produces.
-public enum PAGVersion { public static let string = "0.1.0" }
-
 /// One epoch's numbers in metrics.json.
 public struct EpochRecord: Codable, Equatable, Sendable {
     public var epoch: Int
@@ -29,6 +26,8 @@ public struct TrainingMetrics: Codable, Sendable {
     public var steps = 0
     public var testAccuracy: Double?
     public var wallTimeSeconds = 0.0
+    /// What this run is a function of (see ResultIdentity); decides reuse and resume.
+    public var identity: ResultIdentity?
 }
 
 /// Where a run stands: saved with the weights in resume.safetensors, so resuming is exact.
@@ -78,26 +77,50 @@ public final class Trainer {
         catch { throw TrainingError.resume("\(path) is not a valid pag metrics file: \(error)") }
     }
 
-    /// Runs (or resumes) training; returns the final metrics.
+    /// What metrics.json in `dir` says about the run there (nil: no metrics.json).
+    static func record(in dir: String) -> Reuse.Record? {
+        let path = dir + "/metrics.json"
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        guard let m = try? JSONDecoder.pag.decode(TrainingMetrics.self, from: data) else {
+            return Reuse.Record(identity: nil, status: "unreadable")
+        }
+        return Reuse.Record(identity: m.identity, status: m.status, error: m.error)
+    }
+
+    /// What to do with `dir` for a run of `identity` (`Reuse.decide` over its metrics.json; a
+    /// run can be resumed when resume.safetensors is there).
+    static func decision(_ dir: String, identity: ResultIdentity) -> ReuseDecision {
+        Reuse.decide(dir, record: record(in: dir), want: identity,
+                     resumable: FileManager.default.fileExists(atPath: dir + "/resume.safetensors"))
+    }
+
+    /// Runs (or resumes) training; returns the final metrics. A directory holding this finished
+    /// run is left as it is (its metrics are returned); one holding another run is refused.
     @discardableResult
     public func run(resume: Bool = false) throws -> TrainingMetrics {
         let fm = FileManager.default
-        if !resume, fm.fileExists(atPath: metricsPath) {
-            // The same finished run again is a no-op (scripts rerun commands); anything else
-            // would overwrite someone's results.
-            if let data = fm.contents(atPath: metricsPath),
-               let old = try? JSONDecoder.pag.decode(TrainingMetrics.self, from: data),
-               old.config == config, old.status == "complete" {
-                log("\(outDir) already holds this finished run; nothing to do (test accuracy \(String(format: "%.2f", (old.testAccuracy ?? 0) * 100))%)")
-                return old
+        let identity = try ResultIdentity.training(config, registry: registry)
+        switch Self.decision(outDir, identity: identity) {
+        case .fresh:
+            if resume { throw TrainingError.resume("\(resumePath) not found: nothing to resume in \(outDir)") }
+        case .reuse:
+            // The same finished run again is a no-op (scripts rerun commands).
+            let old = try MeasureRunner.readJSON(TrainingMetrics.self, from: metricsPath)
+            log("\(outDir) already holds this finished run; nothing to do (test accuracy \(String(format: "%.2f", (old.testAccuracy ?? 0) * 100))%)")
+            return old
+        case .resume:
+            if !resume {
+                throw TrainingError.badConfig("\(outDir) holds this run, unfinished; use --resume to continue it or choose another --out")
             }
-            throw TrainingError.badConfig("\(outDir) already holds a run (metrics.json); use --resume to continue it or choose another --out")
+        case .refuse(let why):
+            throw resume ? TrainingError.resume(why) : TrainingError.badConfig(why)
         }
         try fm.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         ConvolutionAlgorithm.current = ConvolutionAlgorithm(rawValue: config.convAlgorithm) ?? .direct
 
         let setup = try TrainingSetup(config: config, registry: registry)
         var metrics = TrainingMetrics(config: config)
+        metrics.identity = identity
         metrics.modelHyperparameters = setup.model.config.textValues
         metrics.objectiveHyperparameters = setup.objective.config.textValues
         metrics.data = ["name": setup.train.info.name, "train_samples": String(setup.train.count),
@@ -108,70 +131,66 @@ public final class Trainer {
                                 objectiveCalls: 0, epochLossSum: 0, epochMetricSums: [:], epochBatches: 0,
                                 epochSeconds: 0, metrics: metrics)
         if resume {
-            guard fm.fileExists(atPath: resumePath) else {
-                throw TrainingError.resume("\(resumePath) not found: nothing to resume in \(outDir)")
-            }
             state = try loadResumeState(setup)
-            if state.config != config {
-                throw TrainingError.resume("the configuration differs from the one \(outDir) was started with; resume without changing options")
-            }
             log("resuming \(outDir) at epoch \(state.epoch + 1), batch \(state.batch) (step \(state.steps))")
         }
-        if state.metrics.status == "complete" { log("\(outDir) is already complete"); return state.metrics }
 
         let schedule = try config.lrSchedule()
         let started = Date().addingTimeInterval(-state.metrics.wallTimeSeconds)
-        while state.epoch < config.epochs {
-            let epochStart = Date().addingTimeInterval(-state.epochSeconds)
-            let plan = BatchPlan(count: setup.train.count, batchSize: config.batchSize, seed: config.seed, epoch: state.epoch)
-            setup.optimizer.learningRate = schedule.learningRate(base: config.learningRate, at: state.epoch)
-            let bar = showProgress ? ProgressBar(title: "epoch \(state.epoch + 1)/\(config.epochs)", total: plan.batchCount) : nil
-            while state.batch < plan.batchCount {
-                let indices = plan.indices(batch: state.batch)
-                var augment = plan.augmentationGenerator(batch: state.batch)
-                let (x, labels) = setup.train.batch(indices, augment: setup.train.info.hasAugmentation, rng: &augment)
-                let sink = MetricSink()
-                setup.optimizer.zeroGrad()
-                let loss: Tensor
-                do {
-                    loss = try setup.objective.loss(model: setup.model, x: x, labels: labels.map(Int32.init), metrics: sink)
-                } catch let e as PluginError {
-                    throw fail(&state, "step \(state.steps + 1) (epoch \(state.epoch + 1), batch \(state.batch + 1)): \(e.description)")
-                }
-                let value = Double(loss.item)
-                guard value.isFinite else {
-                    let hp = setup.objective.config.textValues.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ", ")
-                    throw fail(&state, "step \(state.steps + 1) (epoch \(state.epoch + 1), batch \(state.batch + 1)): loss is \(value.isNaN ? "NaN" : "\(value)") with objective '\(config.objective)'\(hp.isEmpty ? "" : " (\(hp))"); training stopped, the last good checkpoint in \(outDir) is kept")
-                }
-                try loss.backward()
-                setup.optimizer.step()
-                state.steps += 1; state.batch += 1; state.epochBatches += 1
-                state.epochLossSum += value
-                for (k, v) in sink.values { state.epochMetricSums[k, default: 0] += v }
-                bar?.update(state.batch, status: String(format: "loss %.4f", state.epochLossSum / Double(state.epochBatches)))
-                if let stop = interruptAfterSteps, state.steps >= stop { throw TrainingError.interrupted(state.steps) }
-                if state.steps % config.checkpointEvery == 0 && state.batch < plan.batchCount {
-                    state.epochSeconds = Date().timeIntervalSince(epochStart)
+        let batchCount = BatchPlan(count: setup.train.count, batchSize: config.batchSize, seed: config.seed, epoch: state.epoch).batchCount
+        var plan: BatchPlan?
+        var epochStart = Date()
+        var bar: ProgressBar?
+        let loop = TrainingLoop(optimizer: setup.optimizer, culprit: TrainingLoop.culprit(objective: setup.objective, model: config.model))
+        do {
+            try loop.run(
+                from: .init(epoch: state.epoch, batch: state.batch, steps: state.steps), epochs: config.epochs,
+                batches: { _ in batchCount },
+                batch: { p in
+                    let indices = plan!.indices(batch: p.batch)
+                    var augment = plan!.augmentationGenerator(batch: p.batch)
+                    let (x, labels) = setup.train.batch(indices, augment: setup.train.info.hasAugmentation, rng: &augment)
+                    return (x, labels.map(Int32.init))
+                },
+                loss: { x, labels, sink in try setup.objective.loss(model: setup.model, x: x, labels: labels, metrics: sink) },
+                beginEpoch: { p in
+                    epochStart = Date().addingTimeInterval(-state.epochSeconds)
+                    plan = BatchPlan(count: setup.train.count, batchSize: config.batchSize, seed: config.seed, epoch: p.epoch)
+                    setup.optimizer.learningRate = schedule.learningRate(base: config.learningRate, at: p.epoch)
+                    bar = showProgress ? ProgressBar(title: "epoch \(p.epoch + 1)/\(config.epochs)", total: batchCount) : nil
+                },
+                afterStep: { r, p in
+                    state.steps = p.steps; state.batch = p.batch; state.epochBatches += 1
+                    state.epochLossSum += r.loss
+                    for m in r.reported { state.epochMetricSums[m.name, default: 0] += m.value }
+                    bar?.update(p.batch, status: String(format: "loss %.4f", state.epochLossSum / Double(state.epochBatches)))
+                    if let stop = interruptAfterSteps, p.steps >= stop { throw TrainingError.interrupted(p.steps) }
+                    if p.steps % config.checkpointEvery == 0 && p.batch < batchCount {
+                        state.epochSeconds = Date().timeIntervalSince(epochStart)
+                        state.metrics.wallTimeSeconds = Date().timeIntervalSince(started)
+                        try save(&state, setup)
+                    }
+                },
+                endEpoch: { p in
+                    // End of epoch: test accuracy, the epoch's record, a checkpoint.
+                    let accuracy = try Evaluator.accuracy(model: setup.model, data: setup.test, batchSize: max(config.batchSize, 256))
+                    let n = Double(max(state.epochBatches, 1))
+                    state.metrics.epochs.append(EpochRecord(
+                        epoch: p.epoch, trainLoss: state.epochLossSum / n,
+                        metrics: state.epochMetricSums.mapValues { $0 / n },
+                        learningRate: Double(setup.optimizer.learningRate), testAccuracy: accuracy,
+                        seconds: Date().timeIntervalSince(epochStart)))
+                    log(String(format: "epoch %d/%d: train loss %.4f, test accuracy %.2f%%", p.epoch, config.epochs,
+                               state.epochLossSum / n, accuracy * 100))
+                    state.epoch = p.epoch; state.batch = 0
+                    state.epochLossSum = 0; state.epochMetricSums = [:]; state.epochBatches = 0; state.epochSeconds = 0
+                    state.metrics.testAccuracy = accuracy
                     state.metrics.wallTimeSeconds = Date().timeIntervalSince(started)
+                    if state.epoch == config.epochs { state.metrics.status = "complete" }
                     try save(&state, setup)
-                }
-            }
-            // End of epoch: test accuracy, the epoch's record, a checkpoint.
-            let accuracy = try Evaluator.accuracy(model: setup.model, data: setup.test, batchSize: max(config.batchSize, 256))
-            let n = Double(max(state.epochBatches, 1))
-            state.metrics.epochs.append(EpochRecord(
-                epoch: state.epoch + 1, trainLoss: state.epochLossSum / n,
-                metrics: state.epochMetricSums.mapValues { $0 / n },
-                learningRate: Double(setup.optimizer.learningRate), testAccuracy: accuracy,
-                seconds: Date().timeIntervalSince(epochStart)))
-            log(String(format: "epoch %d/%d: train loss %.4f, test accuracy %.2f%%", state.epoch + 1, config.epochs,
-                       state.epochLossSum / n, accuracy * 100))
-            state.epoch += 1; state.batch = 0
-            state.epochLossSum = 0; state.epochMetricSums = [:]; state.epochBatches = 0; state.epochSeconds = 0
-            state.metrics.testAccuracy = accuracy
-            state.metrics.wallTimeSeconds = Date().timeIntervalSince(started)
-            if state.epoch == config.epochs { state.metrics.status = "complete" }
-            try save(&state, setup)
+                })
+        } catch let f as LoopFailure {
+            throw fail(&state, f.reason == .nonFinite ? "\(f); the last good checkpoint in \(outDir) is kept" : "\(f)")
         }
         return state.metrics
     }
@@ -229,7 +248,7 @@ struct TrainingSetup {
         // Plugins and settings first: a typo should fail before data is loaded.
         let modelPlugin = try registry.plugin(named: config.model, kind: .model)
         let objectivePlugin = try registry.plugin(named: config.objective, kind: .objective)
-        let (ms, os) = try config.splitSettings(model: modelPlugin, objective: objectivePlugin)
+        let (ms, os) = try config.routedSettings(model: modelPlugin, objective: objectivePlugin)
         var train = try DatasetCatalog.load(config.data, split: .train, dataDir: config.dataDir, seed: config.seed)
         var test = try DatasetCatalog.load(config.data, split: .test, dataDir: config.dataDir, seed: config.seed)
         if let n = config.trainLimit, n < train.count { train = DatasetSubset(train, indices: Array(0..<n)) }
@@ -237,10 +256,7 @@ struct TrainingSetup {
         self.train = train; self.test = test
         model = try ModelFactory.create(modelPlugin, settings: ms, data: train.info, seed: config.seed)
         objective = try PluginInstance(plugin: objectivePlugin, settings: os, seed: config.seed &+ 1)
-        let params = model.parameters.map(\.tensor)
-        optimizer = config.optimizer == "adam"
-            ? Adam(params: params, learningRate: config.learningRate, weightDecay: config.weightDecay)
-            : SGD(params: params, learningRate: config.learningRate, momentum: config.momentum, weightDecay: config.weightDecay)
+        optimizer = config.optimizerChoice.make(model.parameters.map(\.tensor))
     }
 }
 

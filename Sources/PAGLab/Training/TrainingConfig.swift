@@ -7,12 +7,13 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var dataDir: String?
     public var model = "lenet"
     public var objective = "ce"
-    /// `key=value` settings; a key may be qualified as `model.key` or `objective.key`.
-    public var settings: [String] = []
+    /// Hyperparameter settings of the model and the objective (`PLUGIN.KEY=VALUE`, or `KEY=VALUE`
+    /// for the one of the two that declares KEY).
+    public var settings: [Setting] = []
     public var epochs = 1
     public var batchSize = 64
     public var learningRate: Float = 1e-3
-    public var optimizer = "adam"
+    public var optimizer = OptimizerChoice.Kind.adam
     public var momentum: Float = 0.9
     public var weightDecay: Float = 0
     /// "constant", "cosine" or "step:SIZE:GAMMA" (per epoch).
@@ -45,7 +46,6 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try need(epochs >= 1, "--epochs must be at least 1, got \(epochs)")
         try need(batchSize >= 1, "--batch-size must be at least 1, got \(batchSize)")
         try need(learningRate > 0 && learningRate.isFinite, "--lr must be a positive number, got \(learningRate)")
-        try need(["sgd", "adam"].contains(optimizer), "--optimizer must be sgd or adam, got '\(optimizer)'")
         try need(momentum >= 0 && momentum < 1, "--momentum must be in [0, 1), got \(momentum)")
         try need(weightDecay >= 0, "--weight-decay must be zero or more, got \(weightDecay)")
         try need(trainLimit.map { $0 >= 1 } ?? true, "--train-limit must be at least 1")
@@ -55,29 +55,23 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         _ = try lrSchedule()
     }
 
-    /// Splits settings into the model's and the objective's, by qualifier or by which plugin
-    /// declares the key. An unknown or ambiguous key is an error listing the valid keys.
-    public func splitSettings(model: Plugin, objective: Plugin) throws -> (model: [String], objective: [String]) {
-        var m: [String] = [], o: [String] = []
-        let mKeys = Set(model.hyperparameters.map(\.name)), oKeys = Set(objective.hyperparameters.map(\.name))
-        for s in settings {
-            guard let eq = s.firstIndex(of: "=") else {
-                throw TrainingError.badConfig("--set expects key=value, got '\(s)'")
-            }
-            let key = String(s[..<eq]), value = String(s[s.index(after: eq)...])
-            if key.hasPrefix("model.") { m.append(String(key.dropFirst(6)) + "=" + value); continue }
-            if key.hasPrefix("objective.") { o.append(String(key.dropFirst(10)) + "=" + value); continue }
-            switch (mKeys.contains(key), oKeys.contains(key)) {
-            case (true, false): m.append(s)
-            case (false, true): o.append(s)
-            case (true, true):
-                throw TrainingError.badConfig("--set \(key): both the model '\(model.name)' and the objective '\(objective.name)' have '\(key)'; write model.\(key)=... or objective.\(key)=...")
-            case (false, false):
-                let list = model.hyperparameters.map { "model.\($0.summary)" } + objective.hyperparameters.map { "objective.\($0.summary)" }
-                throw TrainingError.badConfig("--set \(key): neither the model '\(model.name)' nor the objective '\(objective.name)' has a hyperparameter '\(key)'. Valid keys: \(list.isEmpty ? "none" : list.joined(separator: ", "))")
-            }
+    /// The optimizer the loop uses.
+    public var optimizerChoice: OptimizerChoice {
+        OptimizerChoice(optimizer, learningRate: learningRate, momentum: momentum, weightDecay: weightDecay)
+    }
+
+    /// The settings routed to the model and the objective (`Setting.route`), each checked
+    /// against its plugin's hyperparameters. An unknown, ambiguous or bad setting is an error
+    /// listing the valid keys.
+    public func routedSettings(model: Plugin, objective: Plugin) throws -> (model: [Setting], objective: [Setting]) {
+        do {
+            let r = try Setting.route(settings, to: [model, objective])
+            _ = try HyperparameterValues(plugin: model.name, specs: model.hyperparameters, settings: r[0])
+            _ = try HyperparameterValues(plugin: objective.name, specs: objective.hyperparameters, settings: r[1])
+            return (r[0], r[1])
+        } catch let e as HyperparameterError {
+            throw TrainingError.badConfig("--set: \(e)")
         }
-        return (m, o)
     }
 }
 
