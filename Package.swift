@@ -27,6 +27,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Experiment files (YAML): libyaml with nesting limits and duplicate-key errors.
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // oneDNN (Debian libdnnl-dev) as a system library.
@@ -54,11 +56,15 @@ let package = Package(
         .target(name: "PAGFormats", dependencies: ["PAGTensor", "CPNG"], path: "Sources/PAGFormats"),
         // The implementation of include/pag/plugin.h and nothing else: loading, descriptors, instances,
         // handles, call contexts, the host table, hyperparameters. It names no plugin and no data set.
-        .target(name: "PAGRuntime", dependencies: ["PAGTensor", "CPAGPlugin", "CFFI"], path: "Sources/PAGRuntime",
+        // Handle generations, the registry of live call contexts and the crash handler that names
+        // the plugin call a crash happened in (C: the handler may only touch signal-safe state).
+        .target(name: "CPAGSafety", path: "Sources/CPAGSafety"),
+        .target(name: "PAGRuntime", dependencies: ["PAGTensor", "CPAGPlugin", "CFFI", "CPAGSafety"], path: "Sources/PAGRuntime",
                 swiftSettings: fast),
         // The research application on top of the runtime: training, estimators, measurements,
         // experiments, reports, plugin checks, benchmarks.
-        .target(name: "PAGLab", dependencies: ["PAGRuntime", "PAGTensor", "PAGData", "PAGFormats"], path: "Sources/PAGLab",
+        .target(name: "PAGLab", dependencies: ["PAGRuntime", "PAGTensor", "PAGData", "PAGFormats",
+                                       .product(name: "Yams", package: "Yams")], path: "Sources/PAGLab",
                 swiftSettings: fast),
         .executableTarget(name: "pag", dependencies: [
             "PAGLab", "PAGTensor", "PAGFormats",

@@ -108,7 +108,7 @@ public final class PluginRegistry {
         let initFn = unsafeBitCast(sym, to: pag_plugin_init_fn.self)
         let reg = Registration(library: file)
         Registration.active = reg
-        let status = initFn(HostTable.pointer, reg.pointer)
+        let status = CrashGuard.during("library \(file) crashed in pag_plugin_init") { initFn(HostTable.pointer, reg.pointer) }
         Registration.active = nil
 
         for p in reg.problems { problem(p) }

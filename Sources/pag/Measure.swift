@@ -142,8 +142,9 @@ func defaultEstimatorPath(_ checkpoint: String, _ name: String, _ steps: Int, _ 
 /// "A:B:N" -> logspace(A, B, N).
 func parseGrid(_ text: String) throws -> [Double] {
     let p = text.split(separator: ":")
-    guard p.count == 3, let a = Double(p[0]), let b = Double(p[1]), let n = Int(p[2]), n >= 1, a <= b else {
-        throw CLIError("--grid expects LOW:HIGH:COUNT in log10 (e.g. -2:1:30), got '\(text)'")
+    guard p.count == 3, let a = Double(p[0]), let b = Double(p[1]), let n = Int(p[2]), (1...10_000).contains(n), a.isFinite, b.isFinite,
+          a <= b, max(abs(a), abs(b)) <= 30 else {
+        throw CLIError("--grid expects LOW:HIGH:COUNT in log10 (LOW <= HIGH, |LOW|, |HIGH| <= 30, COUNT 1 to 10000; e.g. -2:1:30), got '\(text)'")
     }
     return logspace(a, b, n)
 }

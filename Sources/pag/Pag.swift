@@ -17,6 +17,9 @@ struct Pag: ParsableCommand {
 
     static func main() {
         ThreadPolicy.restartWithShortSpinIfUnset()
+        // After Swift's own handlers: a crash in a plugin names the plugin call and exits 70. A
+        // check worker still dies of the signal (its parent reports the signal and this line).
+        CrashGuard.install(reraise: CommandLine.arguments.dropFirst().prefix(2) == ["plugins", "check-worker"])
         main(nil)
     }
 }
