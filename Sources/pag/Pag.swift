@@ -20,6 +20,11 @@ struct Pag: ParsableCommand {
         // After Swift's own handlers: a crash in a plugin names the plugin call and exits 70. A
         // check worker still dies of the signal (its parent reports the signal and this line).
         CrashGuard.install(reraise: CommandLine.arguments.dropFirst().prefix(2) == ["plugins", "check-worker"])
-        main(nil)
+        do {
+            var command = try parseAsRoot(nil)
+            try command.run()
+        } catch {
+            exit(withError: ReadableError.translate(error))
+        }
     }
 }
