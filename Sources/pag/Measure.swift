@@ -32,7 +32,9 @@ struct MeasureCommon: ParsableArguments {
 
     var outDir: String { out ?? checkpoint + "/measure" }
     func subject(_ registry: PluginRegistry) throws -> MeasureSubject {
-        try MeasureSubject(directory: checkpoint, registry: registry, samples: samples, data: data, dataDir: dataDir)
+        // The output folder first: a place pag cannot write to fails before any work is done.
+        try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+        return try MeasureSubject(directory: checkpoint, registry: registry, samples: samples, data: data, dataDir: dataDir)
     }
     var showProgress: Bool { !json || isatty(fileno(stderr)) != 0 }
 }

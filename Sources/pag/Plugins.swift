@@ -86,9 +86,11 @@ struct PluginsInfo: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let reg = paths.load(quiet: json)
+        let reg = paths.load(quiet: true)
         let p: Plugin
+        // Not found: the error lists what failed on the path; found: those are warnings.
         do { p = try reg.plugin(named: name) } catch { throw CLIError("\(error)") }
+        if !json { for problem in reg.problems { warn("warning: \(problem)") } }
         if json {
             try printJSON([
                 "name": p.name, "kind": p.kind.rawValue, "version": p.version, "summary": p.summary, "library": p.library,
@@ -180,9 +182,11 @@ struct PluginsCall: ParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: "The arguments, as many as the signature has.") var arguments: [String] = []
 
     func run() throws {
-        let reg = paths.load()
+        let reg = paths.load(quiet: true)
         do {
-            let result = try reg.plugin(named: name).call(function, arguments: arguments)
+            let plugin = try reg.plugin(named: name)
+            for problem in reg.problems { warn("warning: \(problem)") }
+            let result = try plugin.call(function, arguments: arguments)
             if result != .void { print(result) }
         } catch {
             throw CLIError("\(error)")

@@ -52,7 +52,7 @@ final class SafetyTests: XCTestCase {
         try expectError(["measure", "noise-ratio", "--checkpoint", ck, "--draws=-1"], ["--draws must be at least 1, got -1"])
         try expectError(["measure", "noise-ratio", "--checkpoint", ck, "--draws", "0"], ["--draws must be at least 1, got 0"])
         try expectError(["measure", "noise-ratio", "--checkpoint", ck, "--samples", "0"], ["--samples must be at least 1"])
-        try expectError(["measure", "noise-ratio", "--checkpoint", ck, "--grid", "-2:1:99999999999"], ["--grid"])
+        try expectError(["measure", "noise-ratio", "--checkpoint", ck, "--grid=-2:1:99999999999"], ["--grid"])
         try expectError(["measure", "robustness", "--checkpoint", ck, "--draws=-3"], ["--draws must be at least 1, got -3"])
         try expectError(["train", "--epochs", "0", "--out", "/tmp/never"], ["--epochs must be at least 1, got 0"])
         try expectError(["train", "--batch-size=-1", "--out", "/tmp/never"], ["--batch-size must be at least 1"])

@@ -43,15 +43,22 @@ public enum MiniYAML {
         // libyaml counts its own nesting too (1000 levels); ours is lower and checked first, so
         // the composer's recursion stays shallow whatever the file holds.
         try checkFlowDepth(text)
+        // The parser stays alive during the conversion: it owns the anchors the nodes point to
+        // (weakly), which is how an anchored or aliased node is recognized and refused before
+        // anything is expanded.
+        let parser: Parser
         let node: Node?
         do {
-            node = try Yams.compose(yaml: text)
+            parser = try Parser(yaml: text)
+            node = try parser.singleRoot()
         } catch let e as YamlError {
             throw describe(e)
         }
-        guard let node else { return .object([:]) }
-        var budget = maxNodes
-        return try convert(node, depth: 1, budget: &budget)
+        return try withExtendedLifetime(parser) {
+            guard let node else { return .object([:]) }
+            var budget = maxNodes
+            return try convert(node, depth: 1, budget: &budget)
+        }
     }
 
     static func line(ofOffset offset: Int, in text: String) -> Int {

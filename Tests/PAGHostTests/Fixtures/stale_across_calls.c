@@ -18,8 +18,8 @@ static pag_tensor previous;
 static pag_status alias_handle(pag_ctx *c, void *s, pag_model *m, pag_tensor x, const int32_t *y, pag_tensor *o) {
     (void)s;
     pag_tensor a = H->scalar(c, 0.25f); /* the same slot as `previous` had in the last call */
-    if (previous) a = H->add(c, a, previous); /* wrong: previous died with the last call */
-    previous = a;
+    if (previous) a = H->add(c, a, previous); /* wrong: previous died with the first call */
+    else previous = a;
     *o = H->add(c, H->cross_entropy(c, H->forward(c, m, x, 1), y, 0.0f, PAG_REDUCTION_MEAN), a);
     return *o ? PAG_OK : PAG_ERROR;
 }
