@@ -142,16 +142,7 @@ public final class PluginRegistry {
         if let p = plugins.first(where: { $0.name == name }) { return p }
         let list = plugins.isEmpty ? "no plugins are loaded (see --plugin-path and $PAG_PLUGIN_PATH)"
             : "loaded: " + plugins.map(\.name).sorted().joined(separator: ", ")
-        throw RegistryError(description: "no plugin named '\(name)'; \(list)" + problemsText)
-    }
-
-    /// "; on the plugin path, these failed: FILE: why; ..." (empty when nothing failed): a
-    /// plugin that is not found may be in a library that did not load, or on a mistyped path.
-    public var problemsText: String {
-        guard !problems.isEmpty else { return "" }
-        let shown = problems.prefix(10).map(\.description)
-        let more = problems.count > shown.count ? "; and \(problems.count - shown.count) more" : ""
-        return ". On the plugin path, \(problems.count == 1 ? "this entry" : "these entries") failed to load: " + shown.joined(separator: "; ") + more
+        throw RegistryError(description: "no plugin named '\(name)'; \(list)")
     }
 }
 
@@ -166,7 +157,7 @@ extension PluginRegistry {
         guard p.kind == kind else {
             let list = plugins.filter { $0.kind == kind }.map(\.name).sorted()
             let article = { (k: PluginKind) in k == .objective ? "an" : "a" }
-            throw RegistryError(description: "'\(name)' is \(article(p.kind)) \(p.kind.rawValue) plugin, not \(article(kind)) \(kind.rawValue); \(kind.rawValue) plugins: \(list.isEmpty ? "none loaded" : list.joined(separator: ", "))" + problemsText)
+            throw RegistryError(description: "'\(name)' is \(article(p.kind)) \(p.kind.rawValue) plugin, not \(article(kind)) \(kind.rawValue); \(kind.rawValue) plugins: \(list.isEmpty ? "none loaded" : list.joined(separator: ", "))")
         }
         return p
     }

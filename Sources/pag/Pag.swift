@@ -24,6 +24,12 @@ struct Pag: ParsableCommand {
             var command = try parseAsRoot(nil)
             try command.run()
         } catch {
+            // A plugin that is not found may be in a library that failed to load, or on a
+            // mistyped path: name those first, one warning each, above the error.
+            let text = "\(error)"
+            if text.contains("no plugin named '") || text.contains(" plugin, not a") {
+                for p in PluginPathOptions.unreported { warn("warning: \(p)") }
+            }
             exit(withError: ReadableError.translate(error))
         }
     }

@@ -18,6 +18,9 @@ struct Plugins: ParsableCommand {
 
 /// The plugin search options every `pag plugins` command takes.
 struct PluginPathOptions: ParsableArguments {
+    /// Load problems not shown yet (the last load was quiet).
+    nonisolated(unsafe) static var unreported: [String] = []
+
     @Option(name: .customLong("plugin-path"), help: ArgumentHelp("A folder of plugin libraries or one library (repeatable; ':' separates several).", valueName: "path"))
     var pluginPath: [String] = []
 
@@ -28,6 +31,8 @@ struct PluginPathOptions: ParsableArguments {
         let reg = PluginRegistry.executablePath().map { PluginRegistry.probing(with: $0) } ?? PluginRegistry()
         reg.loadAll(searchPath: PluginRegistry.searchPath(pluginPaths: pluginPath))
         if !quiet { for p in reg.problems { warn("warning: \(p)") } }
+        // Kept back for now; printed after all should a plugin then not be found (Pag.main).
+        PluginPathOptions.unreported = quiet ? reg.problems.map(\.description) : []
         return reg
     }
 }
@@ -86,11 +91,9 @@ struct PluginsInfo: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let reg = paths.load(quiet: true)
+        let reg = paths.load(quiet: json)
         let p: Plugin
-        // Not found: the error lists what failed on the path; found: those are warnings.
         do { p = try reg.plugin(named: name) } catch { throw CLIError("\(error)") }
-        if !json { for problem in reg.problems { warn("warning: \(problem)") } }
         if json {
             try printJSON([
                 "name": p.name, "kind": p.kind.rawValue, "version": p.version, "summary": p.summary, "library": p.library,
@@ -182,11 +185,9 @@ struct PluginsCall: ParsableCommand {
     @Argument(parsing: .captureForPassthrough, help: "The arguments, as many as the signature has.") var arguments: [String] = []
 
     func run() throws {
-        let reg = paths.load(quiet: true)
+        let reg = paths.load()
         do {
-            let plugin = try reg.plugin(named: name)
-            for problem in reg.problems { warn("warning: \(problem)") }
-            let result = try plugin.call(function, arguments: arguments)
+            let result = try reg.plugin(named: name).call(function, arguments: arguments)
             if result != .void { print(result) }
         } catch {
             throw CLIError("\(error)")

@@ -128,11 +128,19 @@ final class SafetyTests: XCTestCase {
         let junk = dir.appendingPathComponent("junk.so")
         try Data("not a library".utf8).write(to: junk)
         let crash = try Support.compile(Support.fixture("crash_in_init"), into: dir)
-        try expectError(["train", "--objective", "nosuch", "--plugin-path", "/no/such/dir", "--out", dir.appendingPathComponent("o").path],
-                        ["no plugin named 'nosuch'", "/no/such/dir: no such file or folder on the plugin path"])
-        try expectError(["train", "--objective", "nosuch", "--plugin-path", dir.path, "--out", dir.appendingPathComponent("o").path],
-                        ["no plugin named 'nosuch'", "\(junk.path): not a shared library", "\(crash): loading it in a separate process crashed with signal 11 (SIGSEGV)"])
-        try expectError(["plugins", "info", "nosuch", "--plugin-path", "/no/such/dir"], ["/no/such/dir"])
+        func expectNotFound(_ args: [String], _ warnings: [String]) throws {
+            let r = try Support.runPag(args)
+            XCTAssertFalse(r.signaled, r.stderr)
+            XCTAssertEqual(r.status, 1, r.stderr)
+            let lines = r.stderr.split(separator: "\n").map(String.init)
+            XCTAssertTrue(lines.last?.hasPrefix("Error: no plugin named 'nosuch'; loaded: ") == true, r.stderr)
+            for w in warnings { XCTAssertTrue(lines.contains("warning: " + w) || lines.contains { $0.hasPrefix("warning: " + w) }, "'\(w)' not in: \(r.stderr)") }
+        }
+        try expectNotFound(["train", "--objective", "nosuch", "--plugin-path", "/no/such/dir", "--out", dir.appendingPathComponent("o").path],
+                           ["/no/such/dir: no such file or folder on the plugin path"])
+        try expectNotFound(["train", "--objective", "nosuch", "--plugin-path", dir.path, "--out", dir.appendingPathComponent("o").path],
+                           ["\(junk.path): not a shared library", "\(crash): loading it in a separate process crashed with signal 11 (SIGSEGV)"])
+        try expectNotFound(["plugins", "info", "nosuch", "--plugin-path", "/no/such/dir"], ["/no/such/dir: no such file or folder"])
     }
 
     // MARK: class 7: handles and contexts across calls
