@@ -1,11 +1,18 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Release builds use -Ounchecked for the kernels: bounds are checked at the Tensor API level.
-let fast: [SwiftSetting] = [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))]
+import Foundation
+
+// -Ounchecked (no overflow, bounds or precondition checks) is for the tensor kernels only, where
+// `pag bench` measures what it buys; code that reads files, flags or experiment keys, the
+// runtime that checks plugins, and the data loaders are built with checks (-O): a bad value
+// stops with an error or a trap there, never with garbage or a loop. PAG_CHECKED_KERNELS=1
+// builds the kernels with checks too (to measure the difference: docs/benchmarks.md).
+let kernels: [SwiftSetting] = ProcessInfo.processInfo.environment["PAG_CHECKED_KERNELS"] == nil
+    ? [.unsafeFlags(["-Ounchecked", "-wmo"], .when(configuration: .release))] : []
 // The engine and the data loaders are optimized in debug builds too: `swift test` runs real
 // training steps, and unoptimized Swift loops are 10-50x slower. (-enable-testing still applies.)
-let fastEvenInDebug: [SwiftSetting] = fast + [.unsafeFlags(["-O"], .when(configuration: .debug))]
+let optimizedInDebug: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let package = Package(
     name: "pag",
@@ -29,6 +36,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        // Experiment files (YAML): libyaml with nesting limits and duplicate-key errors.
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         // oneDNN (Debian libdnnl-dev) as a system library.
@@ -38,7 +47,7 @@ let package = Package(
                 cSettings: [.unsafeFlags(["-O3"])],
                 linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]),
         .target(name: "PAGTensor", dependencies: ["CPAGKernels"], path: "Sources/PAGTensor",
-                swiftSettings: fastEvenInDebug),
+                swiftSettings: kernels + optimizedInDebug),
         // The plugin ABI header (include/pag/plugin.h) as a Clang module.
         .systemLibrary(name: "CPAGPlugin", path: "Sources/CPAGPlugin"),
         // libffi (Debian libffi-dev), for calling plugins' extra functions by signature.
@@ -49,31 +58,33 @@ let package = Package(
                        providers: [.apt(["libfreetype-dev"])]),
         // Data sets: IDX, CIFAR, distractor letters, the synthetic manifold set.
         .target(name: "PAGData", dependencies: ["PAGTensor", "PAGFormats", "CZlib", "CFreeType"], path: "Sources/PAGData",
-                swiftSettings: fastEvenInDebug),
+                swiftSettings: optimizedInDebug),
         // libpng (Debian libpng-dev) behind a small C layer that turns libpng's longjmp errors into statuses.
         .target(name: "CPNG", path: "Sources/CPNG", linkerSettings: [.linkedLibrary("png")]),
         // Files users keep: safetensors, NPY, PNG, CSV, JSON, all written atomically.
         .target(name: "PAGFormats", dependencies: ["PAGTensor", "CPNG"], path: "Sources/PAGFormats"),
         // The implementation of include/pag/plugin.h and nothing else: loading, descriptors, instances,
         // handles, call contexts, the host table, hyperparameters. It names no plugin and no data set.
-        .target(name: "PAGRuntime", dependencies: ["PAGTensor", "CPAGPlugin", "CFFI"], path: "Sources/PAGRuntime",
-                swiftSettings: fast),
+        // Handle generations, the registry of live call contexts and the crash handler that names
+        // the plugin call a crash happened in (C: the handler may only touch signal-safe state).
+        .target(name: "CPAGSafety", path: "Sources/CPAGSafety"),
+        .target(name: "PAGRuntime", dependencies: ["PAGTensor", "CPAGPlugin", "CFFI", "CPAGSafety"], path: "Sources/PAGRuntime"),
         // The research application on top of the runtime: training, estimators, measurements,
         // experiments, reports, plugin checks, benchmarks.
-        .target(name: "PAGLab", dependencies: ["PAGRuntime", "PAGTensor", "PAGData", "PAGFormats", "CPAGPlugin"], path: "Sources/PAGLab",
-                swiftSettings: fast),
+        .target(name: "PAGLab", dependencies: ["PAGRuntime", "PAGTensor", "PAGData", "PAGFormats", "CPAGPlugin",
+                                       .product(name: "Yams", package: "Yams")], path: "Sources/PAGLab"),
         .executableTarget(name: "pag", dependencies: [
             "PAGLab", "PAGTensor", "PAGFormats",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], path: "Sources/pag", swiftSettings: fast),
+        ], path: "Sources/pag"),
         // Swift layer for plugin authors, built on plugin.h only (no host code).
         .target(name: "PAGPluginKit", dependencies: ["CPAGPlugin"], path: "Sources/PAGPluginKit"),
         .target(name: "PAGExampleSwiftCE", dependencies: ["PAGPluginKit"], path: "Plugins/Examples/SwiftLabelSmoothing"),
         .target(name: "PAGModels", dependencies: ["PAGPluginKit"], path: "Plugins/Models"),
         .target(name: "PAGObjectives", dependencies: ["PAGPluginKit"], path: "Plugins/Objectives"),
         .target(name: "PAGScores", dependencies: ["PAGPluginKit"], path: "Plugins/Scores"),
-        .target(name: "PAGManifolds", dependencies: ["PAGPluginKit"], path: "Plugins/Manifolds", swiftSettings: fast),
-        .target(name: "PAGEDM", dependencies: ["PAGPluginKit"], path: "Plugins/EDM", swiftSettings: fast),
+        .target(name: "PAGManifolds", dependencies: ["PAGPluginKit"], path: "Plugins/Manifolds", swiftSettings: kernels),
+        .target(name: "PAGEDM", dependencies: ["PAGPluginKit"], path: "Plugins/EDM"),
         // Helpers shared by the test targets (SetupError, runProgram, torchPython, builtPluginRegistry,
         // createTemporaryDirectory). A plain target in no product; no XCTest, so `swift build` compiles it too.
         .target(name: "PAGTestSupport", dependencies: ["PAGLab"], path: "Tests/PAGTestSupport"),

@@ -47,7 +47,12 @@ public struct DatasetRegistry {
         guard let e = entries.first(where: { $0.name == name }) else {
             throw DataError("unknown data set '\(name)'; known: \(names.joined(separator: ", "))")
         }
-        return try e.load(split, options)
+        let data = try e.load(split, options)
+        // An empty split would train nothing and evaluate to a meaningless number.
+        guard data.count > 0 else {
+            throw DataError("data set '\(name)' (\(split.rawValue) split) has no images\(options.dataDir.map { " in \($0)" } ?? "")")
+        }
+        return data
     }
 
     /// The built-in data sets.

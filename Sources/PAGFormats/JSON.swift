@@ -121,10 +121,13 @@ struct StrictJSONParser {
     private var i: Int
     private let end: Int
     private var depth = 0
+    private var maxDepth = 64
 
-    /// Parses `bytes[range]` as one JSON value followed only by whitespace.
-    static func parse(_ bytes: [UInt8], _ range: Range<Int>) throws -> Value {
+    /// Parses `bytes[range]` as one JSON value followed only by whitespace; objects and arrays
+    /// may nest `maxDepth - 1` levels.
+    static func parse(_ bytes: [UInt8], _ range: Range<Int>, maxDepth: Int = 64) throws -> Value {
         var parser = StrictJSONParser(bytes: bytes, i: range.lowerBound, end: range.upperBound)
+        parser.maxDepth = maxDepth
         let value = try parser.value()
         parser.skipSpace()
         if parser.i != parser.end { throw parser.fail("unexpected text after the JSON value") }
@@ -160,7 +163,7 @@ struct StrictJSONParser {
         case UInt8(ascii: "{"):
             depth += 1
             defer { depth -= 1 }
-            guard depth < 64 else { throw fail("JSON nested too deeply") }
+            guard depth < maxDepth else { throw fail("JSON nested too deeply") }
             i += 1
             var members: [(String, Value)] = []
             var seen = Set<String>()
@@ -186,7 +189,7 @@ struct StrictJSONParser {
         case UInt8(ascii: "["):
             depth += 1
             defer { depth -= 1 }
-            guard depth < 64 else { throw fail("JSON nested too deeply") }
+            guard depth < maxDepth else { throw fail("JSON nested too deeply") }
             i += 1
             var elements: [Value] = []
             skipSpace()

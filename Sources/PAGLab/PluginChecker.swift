@@ -79,7 +79,17 @@ public enum PluginChecker {
             return .failure("could not start \(exe): \(error)")
         }
         if outcome.timedOut { return .failure("did not finish within \(formatNumber(timeout)) s (hung; killed)") }
-        if outcome.signal != nil { return .failure(outcome.summary + tail(outcome.output)) }
+        if outcome.signal != nil {
+            // The worker's crash handler named the call that crashed: "plugin 'X' crashed in loss".
+            if let line = outcome.output.split(separator: "\n").last(where: { $0.hasPrefix("Error: ") && $0.contains(" crashed in ") }),
+               let r = line.range(of: " crashed in "),
+               let end = line[r.upperBound...].range(of: " (signal ") {
+                let who = line[line.index(line.startIndex, offsetBy: 7)..<r.lowerBound]
+                let call = line[r.upperBound..<end.lowerBound]
+                return .failure(outcome.summary + " in \(call)" + (args.contains(String(who.dropFirst(8).dropLast())) || !who.hasPrefix("plugin '") ? "" : " of \(who)"))
+            }
+            return .failure(outcome.summary + tail(outcome.output))
+        }
         guard let data = try? Data(contentsOf: result), let value = try? JSONDecoder().decode(T.self, from: data) else {
             return .failure("\(outcome.summary) without a result" + tail(outcome.output))
         }

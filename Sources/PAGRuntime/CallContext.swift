@@ -1,4 +1,5 @@
 import CPAGPlugin
+import CPAGSafety
 import Foundation
 import PAGTensor
 
@@ -45,7 +46,13 @@ final class CallContext {
     private(set) var blame: String?
     private var errorCString: UnsafeMutablePointer<CChar>?
 
-    init(instance: PluginInstance, parent: CallContext?, seed: UInt64, metrics: MetricSink? = nil) {
+    /// This call's serial number: the pag_ctx value the plugin gets (never an address).
+    let id: UInt64
+    /// "plugin 'NAME' crashed in CALL", for the crash handler while this call runs.
+    private let crashLabel: UnsafeMutablePointer<CChar>?
+    private var live = false
+
+    init(instance: PluginInstance, parent: CallContext?, seed: UInt64, metrics: MetricSink? = nil, call: String = "a call") {
         self.instance = instance
         self.parent = parent
         locals = parent?.locals ?? LocalHandles()
@@ -53,21 +60,46 @@ final class CallContext {
         self.metrics = metrics ?? parent?.metrics ?? MetricSink()
         rng = RandomGenerator(seed: seed, stream: instance.plugin.name)
         gradEnabled = parent?.gradEnabled ?? GradMode.isEnabled
+        id = pag_safety_next_context_id()
+        crashLabel = strdup("plugin '\(instance.plugin.name)' crashed in \(call)")
+        live = pag_safety_enter(id, Unmanaged.passUnretained(self).toOpaque(), crashLabel) != 0
     }
 
-    deinit { free(errorCString) }
+    deinit {
+        if live { pag_safety_leave(id) }
+        free(errorCString)
+        free(crashLabel)
+    }
 
-    /// The pag_ctx pointer handed to the plugin (valid while this object is alive).
-    var pointer: OpaquePointer { OpaquePointer(Unmanaged.passUnretained(self).toOpaque()) }
+    /// The pag_ctx pointer handed to the plugin: valid on this thread until the call returns.
+    var pointer: OpaquePointer { OpaquePointer(bitPattern: UInt(id))! }
 
+    /// The live context behind `p`. A context kept from a call that returned (or used on another
+    /// thread) is not dereferenced: it resolves to nothing, and the innermost live call of this
+    /// thread, if any, fails with an error that says so.
     @inline(__always)
     static func from(_ p: OpaquePointer?) -> CallContext? {
         guard let p else { return nil }
-        return Unmanaged<CallContext>.fromOpaque(UnsafeRawPointer(p)).takeUnretainedValue()
+        if let o = pag_safety_lookup(UInt64(UInt(bitPattern: p))) {
+            return Unmanaged<CallContext>.fromOpaque(o).takeUnretainedValue()
+        }
+        if let o = pag_safety_innermost() {
+            let current = Unmanaged<CallContext>.fromOpaque(o).takeUnretainedValue()
+            if !current.hasError {
+                current.setError("a host function was called with a pag_ctx that is not the context of a live call (kept from a call that has returned, or used on another thread); a context is valid only during its call")
+            }
+        }
+        return nil
     }
 
-    /// Releases every local handle of this call.
-    func close() { locals.pop(to: base) }
+    /// Whether this call can run: false when the thread's stack of nested calls is full.
+    var isLive: Bool { live }
+
+    /// Releases every local handle of this call; its pag_ctx stops resolving.
+    func close() {
+        locals.pop(to: base)
+        if live { pag_safety_leave(id); live = false }
+    }
 
     // MARK: errors
 
@@ -158,5 +190,19 @@ final class CallContext {
         case let e as PluginError: setError(e.message, blame: e.plugin)
         default: setError("\(name): \(error)")
         }
+    }
+}
+
+extension CallContext {
+    /// The C name of the plugin call a Swift function makes: "loss(model:x:labels:metrics:)"
+    /// -> "loss", "tangentBasis(_:signalMask:)" -> "tangent_basis", an initializer -> "create".
+    static func callName(_ function: String) -> String {
+        let base = function.prefix { $0 != "(" }
+        if base == "init" { return "create" }
+        var out = ""
+        for ch in base {
+            if ch.isUppercase { out += "_" + ch.lowercased() } else { out.append(ch) }
+        }
+        return out
     }
 }

@@ -1,3 +1,4 @@
+import CPAGSafety
 import PAGTensor
 
 // Opaque tensor handles for plugins (JNI-style local and kept references).
@@ -6,7 +7,9 @@ import PAGTensor
 // an error instead of a crash:   bit 63: kept (1) or local (0)
 //                                 bits 32...62: generation of the slot
 //                                 bits 0...31: slot index + 1 (0 is the NULL handle)
-// A slot's generation changes when it is released, so a stale handle no longer matches.
+// Every store takes a fresh generation from a process-wide counter, and a released slot holds
+// generation 0 (never issued), so a stale handle no longer matches: not after its slot is
+// reused, and not in a later call's table either (each call chain has its own table).
 
 /// Decoded parts of a handle.
 struct HandleBits {
@@ -47,20 +50,18 @@ struct SlotTable {
     /// Stores `t` at `index` (appending when index == count); returns the slot's generation.
     @inline(__always)
     mutating func store(_ t: Tensor, at index: Int) -> UInt32 {
+        let g = pag_safety_next_generation()
         if index == slots.count {
-            slots.append(Slot(tensor: t, generation: 1))
-            return 1
+            slots.append(Slot(tensor: t, generation: g))
+            return g
         }
-        slots[index].tensor = t
-        return slots[index].generation
+        slots[index] = Slot(tensor: t, generation: g)
+        return g
     }
 
-    /// Empties a slot and bumps its generation so old handles to it stop working.
+    /// Empties a slot; generation 0 matches no handle, so old handles to it stop working.
     mutating func clear(_ index: Int) {
-        slots[index].tensor = nil
-        var g = (slots[index].generation &+ 1) & 0x7FFF_FFFF
-        if g == 0 { g = 1 }
-        slots[index].generation = g
+        slots[index] = Slot(tensor: nil, generation: 0)
     }
 }
 

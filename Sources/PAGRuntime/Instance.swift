@@ -112,12 +112,13 @@ public final class PluginInstance {
     }
 
     /// Runs one plugin call in a fresh frame; nested when `parent` is the caller's context.
-    func withCall<R>(_ parent: CallContext?, metrics: MetricSink? = nil, _ body: (CallContext) throws -> R) throws -> R {
+    func withCall<R>(_ parent: CallContext?, metrics: MetricSink? = nil, function: String = #function, _ body: (CallContext) throws -> R) throws -> R {
         if destroyed { throw PluginError(plugin: plugin.name, message: "instance used after destroy") }
         var s = seed
         if var p = parent?.rng { s = p.nextUInt64(); parent!.rng = p } else { calls += 1; s = seed &+ calls &* 0x9E37_79B9_7F4A_7C15 }
-        let ctx = CallContext(instance: self, parent: parent, seed: s, metrics: metrics)
+        let ctx = CallContext(instance: self, parent: parent, seed: s, metrics: metrics, call: CallContext.callName(function))
         defer { ctx.close() }
+        guard ctx.isLive else { throw PluginError(plugin: plugin.name, message: "calls nested too deeply (more than 256 plugin calls inside one another)") }
         return try body(ctx)
     }
 

@@ -115,7 +115,7 @@ public final class PluginRegistry {
         func problem(_ m: String) { problems.append(LoadProblem(file: library, message: m)) }
         let reg = Registration(library: library)
         Registration.active = reg
-        let status = initFn(HostTable.pointer, reg.pointer)
+        let status = CrashGuard.during("library \(library) crashed in pag_plugin_init") { initFn(HostTable.pointer, reg.pointer) }
         Registration.active = nil
 
         for p in reg.problems { problem(p) }

@@ -32,7 +32,9 @@ struct MeasureCommon: ParsableArguments {
 
     var outDir: String { out ?? checkpoint + "/measure" }
     func subject(_ registry: PluginRegistry) throws -> MeasureSubject {
-        try MeasureSubject(directory: checkpoint, registry: registry, samples: samples, data: data, dataDir: dataDir)
+        // The output folder first: a place pag cannot write to fails before any work is done.
+        try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
+        return try MeasureSubject(directory: checkpoint, registry: registry, samples: samples, data: data, dataDir: dataDir)
     }
     var showProgress: Bool { !json || isatty(fileno(stderr)) != 0 }
 }
@@ -160,8 +162,9 @@ func estimatorSettings(_ texts: [String], _ name: String, _ kind: PluginKind, _ 
 /// "A:B:N" -> logspace(A, B, N).
 func parseGrid(_ text: String) throws -> [Double] {
     let p = text.split(separator: ":")
-    guard p.count == 3, let a = Double(p[0]), let b = Double(p[1]), let n = Int(p[2]), n >= 1, a <= b else {
-        throw CLIError("--grid expects LOW:HIGH:COUNT in log10 (e.g. -2:1:30), got '\(text)'")
+    guard p.count == 3, let a = Double(p[0]), let b = Double(p[1]), let n = Int(p[2]), (1...10_000).contains(n), a.isFinite, b.isFinite,
+          a <= b, max(abs(a), abs(b)) <= 30 else {
+        throw CLIError("--grid expects LOW:HIGH:COUNT in log10 (LOW <= HIGH, |LOW|, |HIGH| <= 30, COUNT 1 to 10000; e.g. -2:1:30), got '\(text)'")
     }
     return logspace(a, b, n)
 }

@@ -17,6 +17,20 @@ struct Pag: ParsableCommand {
 
     static func main() {
         ThreadPolicy.restartWithShortSpinIfUnset()
-        main(nil)
+        // After Swift's own handlers: a crash in a plugin names the plugin call and exits 70. A
+        // check worker still dies of the signal (its parent reports the signal and this line).
+        CrashGuard.install(reraise: CommandLine.arguments.dropFirst().prefix(2) == ["plugins", "check-worker"])
+        do {
+            var command = try parseAsRoot(nil)
+            try command.run()
+        } catch {
+            // A plugin that is not found may be in a library that failed to load, or on a
+            // mistyped path: name those first, one warning each, above the error.
+            let text = "\(error)"
+            if text.contains("no plugin named '") || text.contains(" plugin, not a") {
+                for p in PluginPathOptions.unreported { warn("warning: \(p)") }
+            }
+            exit(withError: ReadableError.translate(error))
+        }
     }
 }

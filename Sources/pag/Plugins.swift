@@ -18,6 +18,9 @@ struct Plugins: ParsableCommand {
 
 /// The plugin search options every `pag plugins` command takes.
 struct PluginPathOptions: ParsableArguments {
+    /// Load problems not shown yet (the last load was quiet).
+    nonisolated(unsafe) static var unreported: [String] = []
+
     @Option(name: .customLong("plugin-path"), help: ArgumentHelp("A folder of plugin libraries or one library (repeatable; ':' separates several).", valueName: "path"))
     var pluginPath: [String] = []
 
@@ -29,6 +32,8 @@ struct PluginPathOptions: ParsableArguments {
         reg.loadAll(searchPath: PluginRegistry.searchPath(pluginPaths: pluginPath))
         reg.registerBuiltInPlugins()
         if !quiet { for p in reg.problems { warn("warning: \(p)") } }
+        // Kept back for now; printed after all should a plugin then not be found (Pag.main).
+        PluginPathOptions.unreported = quiet ? reg.problems.map(\.description) : []
         return reg
     }
 }
@@ -154,9 +159,20 @@ struct PluginsCheck: ParsableCommand {
             }
             let failed = report.plugins.filter { !$0.ok }.count
             print(report.ok ? "passed: \(report.plugins.count) plugin\(report.plugins.count == 1 ? "" : "s")"
-                            : "FAILED: \(failed) of \(report.plugins.count) plugins failed, \(report.problems.count) problem\(report.problems.count == 1 ? "" : "s")")
+                            : PluginsCheck.failureLine(failed: failed, plugins: report.plugins.count, problems: report.problems.count))
         }
         if !report.ok { throw ExitCode.failure }
+    }
+}
+
+extension PluginsCheck {
+    /// "FAILED: 1 of 2 plugins failed", "FAILED: 1 problem; no plugin could be checked", ...
+    static func failureLine(failed: Int, plugins: Int, problems: Int) -> String {
+        func n(_ k: Int, _ word: String) -> String { "\(k) \(word)\(k == 1 ? "" : "s")" }
+        if plugins == 0 { return "FAILED: \(n(problems, "problem")); no plugin could be checked" }
+        var line = "FAILED: \(failed) of \(n(plugins, "plugin")) failed"
+        if problems > 0 { line += "; \(n(problems, "problem"))" }
+        return line
     }
 }
 

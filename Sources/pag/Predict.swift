@@ -23,7 +23,7 @@ struct Predict: ParsableCommand {
 
     func validate() throws {
         guard (input == nil) != (samples == nil) else { throw ValidationError("give exactly one of --input and --samples") }
-        if let n = samples, n < 1 { throw ValidationError("--samples must be at least 1, got \(n)") }
+        try requireCount(samples, "samples")
     }
 
     func run() throws {

@@ -48,6 +48,7 @@ struct Train: ParsableCommand {
 
     func run() throws {
         let registry = paths.load(quiet: true)
+        CrashGuard.setHint("The run folder \(out) keeps its last saved state: pag train --resume --out \(out) continues from it.")
         var config: TrainingConfig
         if resume {
             config = try Trainer.savedConfig(in: out)

@@ -107,11 +107,7 @@ public struct ExperimentSpec: Sendable {
     public init(text: String, source: String) throws {
         let value: JSONValue
         do {
-            if text.trimmingCharacters(in: .whitespacesAndNewlines).hasPrefix("{") {
-                value = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
-            } else {
-                value = try MiniYAML.parse(text)
-            }
+            value = try MiniYAML.parse(text)
         } catch {
             throw SpecError(description: "\(source): \(error)")
         }
@@ -120,6 +116,9 @@ public struct ExperimentSpec: Sendable {
     }
 
     public init(file path: String) throws {
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > MiniYAML.maxBytes {
+            throw SpecError(description: "\(path): the file is \(size) bytes; experiment files may have at most \(MiniYAML.maxBytes) bytes")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw SpecError(description: "\(path): no such experiment file")
         }
@@ -134,16 +133,16 @@ public struct ExperimentSpec: Sendable {
         dataDir = try r.string("data_dir")
         model = try r.string("model") ?? model
         modelSettings = try r.settings("model_set") ?? []
-        epochs = try r.int("epochs") ?? epochs
-        batchSize = try r.int("batch_size") ?? batchSize
+        epochs = try r.int("epochs", min: 1) ?? epochs
+        batchSize = try r.int("batch_size", min: 1) ?? batchSize
         learningRate = try r.double("lr").map(Float.init) ?? learningRate
         if let o = try r.string("optimizer") {
             do { optimizer = try OptimizerChoice.Kind(parsing: o, option: "optimizer") }
             catch { throw SpecError(description: "\(source): \(error)") }
         }
-        seed = try r.int("seed").map(UInt64.init) ?? seed
-        trainLimit = try r.int("train_limit")
-        testLimit = try r.int("test_limit")
+        seed = try r.int("seed", min: 0).map(UInt64.init) ?? seed
+        trainLimit = try r.int("train_limit", min: 1)
+        testLimit = try r.int("test_limit", min: 1)
         baseline = try r.string("baseline")
         guard case .array(let list)? = r.take("runs"), !list.isEmpty else {
             throw SpecError(description: "\(source): 'runs' must be a non-empty list of runs (each with an 'objective')")
@@ -162,37 +161,37 @@ public struct ExperimentSpec: Sendable {
                 run.sweepKey = k
                 run.sweepValues = try values.map { try Reader.value($0, "\(source): runs[\(i)].sweep.\(k)") }
             }
-            run.epochs = try rr.int("epochs")
-            run.trainLimit = try rr.int("train_limit")
+            run.epochs = try rr.int("epochs", min: 1)
+            run.trainLimit = try rr.int("train_limit", min: 1)
             run.learningRate = try rr.double("lr").map(Float.init)
-            run.batchSize = try rr.int("batch_size")
+            run.batchSize = try rr.int("batch_size", min: 1)
             try rr.finish()
             return run
         }
         if let m = r.take("measure") {
             guard case .object(let md) = m else { throw SpecError(description: "\(source): 'measure' must be a mapping") }
             var mr = Reader(dict: md, path: "\(source): measure")
-            samples = try mr.int("samples") ?? samples
-            draws = try mr.int("draws") ?? draws
+            samples = try mr.int("samples", min: 1) ?? samples
+            draws = try mr.int("draws", min: 1) ?? draws
             noiseRatio = try mr.bool("noise_ratio") ?? noiseRatio
             alignment = try mr.sub("alignment") { ar in
                 var a = AlignmentSpec()
                 a.score = try ar.string("score") ?? a.score
                 a.sigma = try ar.double("sigma") ?? a.sigma
-                a.fitSamples = try ar.int("fit_samples") ?? a.fitSamples
-                a.trainSteps = try ar.int("train_steps") ?? a.trainSteps
+                a.fitSamples = try ar.int("fit_samples", min: 1) ?? a.fitSamples
+                a.trainSteps = try ar.int("train_steps", min: 1) ?? a.trainSteps
                 a.classLogit = try ar.bool("class_logit") ?? a.classLogit
                 a.posterior = try ar.bool("posterior") ?? a.posterior
                 a.settings = try ar.settings("set") ?? []
                 a.lpips = try ar.string("lpips")
-                a.lpipsMinSide = try ar.int("lpips_min_side") ?? a.lpipsMinSide
+                a.lpipsMinSide = try ar.int("lpips_min_side", min: 1) ?? a.lpipsMinSide
                 return a
             } ?? (md["alignment"] == nil ? AlignmentSpec() : nil)
             robustness = try mr.sub("robustness") { rr in
                 var b = RobustnessSpec()
                 b.manifold = try rr.string("manifold") ?? b.manifold
-                b.fitSamples = try rr.int("fit_samples") ?? b.fitSamples
-                b.trainSteps = try rr.int("train_steps") ?? b.trainSteps
+                b.fitSamples = try rr.int("fit_samples", min: 1) ?? b.fitSamples
+                b.trainSteps = try rr.int("train_steps", min: 1) ?? b.trainSteps
                 b.settings = try rr.settings("set") ?? []
                 return b
             } ?? (md["robustness"] == nil ? RobustnessSpec() : nil)
@@ -208,6 +207,11 @@ public struct ExperimentSpec: Sendable {
         try need(batchSize >= 1, "batch_size must be at least 1")
         try need(samples >= 1, "measure.samples must be at least 1")
         try need(draws >= 1, "measure.draws must be at least 1")
+        try need(learningRate.isFinite && learningRate > 0, "lr must be a positive number, got \(learningRate)")
+        for (i, r) in runs.enumerated() {
+            if let lr = r.learningRate { try need(lr.isFinite && lr > 0, "runs[\(i)].lr must be a positive number, got \(lr)") }
+        }
+        if let a = alignment { try need(a.sigma.isFinite && a.sigma > 0, "measure.alignment.sigma must be a positive number, got \(a.sigma)") }
         let names = expandedRuns().map(\.name)
         let dup = Dictionary(grouping: names, by: { $0 }).filter { $0.value.count > 1 }.keys.sorted()
         try need(dup.isEmpty, "two runs are named \(dup.joined(separator: ", ")); give them distinct 'name's")
@@ -299,13 +303,17 @@ public struct ExperimentSpec: Sendable {
             guard let v = take(k) else { return nil }
             return try Self.text(v, "\(path).\(k)")
         }
-        mutating func int(_ k: String) throws -> Int? {
+        /// A whole number; with `min`, one below it is an error naming the key.
+        mutating func int(_ k: String, min: Int? = nil) throws -> Int? {
             guard let v = take(k) else { return nil }
+            let i: Int
             switch v {
-            case .int(let i): return i
-            case .double(let d) where d == d.rounded() && abs(d) < 1e15: return Int(d)
+            case .int(let n): i = n
+            case .double(let d) where d == d.rounded() && abs(d) < 1e15: i = Int(d)
             default: throw SpecError(description: "\(path).\(k) must be a whole number")
             }
+            if let min, i < min { throw SpecError(description: "\(path).\(k) must be at least \(min), got \(i)") }
+            return i
         }
         mutating func double(_ k: String) throws -> Double? {
             guard let v = take(k) else { return nil }

@@ -1,152 +1,160 @@
 import Foundation
 import PAGFormats
+import Yams
 
-/// The small subset of YAML that experiment files use, parsed into JSON values (docs/experiments.md):
-/// block mappings (`key: value`, nested by indentation with spaces), block sequences (`- item`,
-/// items may be mappings), flow sequences (`[a, b, c]`) and flow mappings (`{a: 1, b: [x]}`),
-/// plain, 'single' and "double" quoted scalars, and `#` comments. Plain scalars become numbers
-/// (1e-3, 20000), booleans (true/false), null (null, ~) or strings. Anchors, tags, multi-line
-/// strings and multiple documents are not supported and are reported as errors with the line.
+/// Experiment files (docs/experiments.md) parsed into JSON values, with libyaml (through Yams)
+/// doing the YAML: block and flow mappings and sequences, quoted and plain scalars, comments.
+///
+/// Plain scalars are read by pag's own rules, not YAML 1.1's: numbers (1e-3, 20000), booleans
+/// (true/false), null (null, ~, empty) and otherwise text (so `yes`, `on` or `0x10` stay text).
+/// Quoted scalars are always text. Anchors, aliases and multiple documents are errors. Limits keep
+/// a hostile file from costing more than a moment: at most `maxBytes` bytes, `maxDepth` levels of
+/// nesting and `maxNodes` values; a key repeated in one mapping (block or flow) is an error.
+/// Text that starts with `{` or `[` and is strict JSON is read as JSON, where a repeated key is an
+/// error as well.
 public enum MiniYAML {
+    public static let maxBytes = 8 << 20
+    public static let maxDepth = 64
+    public static let maxNodes = 2_000_000
+
     public struct ParseError: Error, CustomStringConvertible {
         public let line: Int
         public let message: String
-        public var description: String { "line \(line): \(message)" }
+        public init(line: Int, message: String) { self.line = line; self.message = message }
+        public var description: String { line > 0 ? "line \(line): \(message)" : message }
     }
 
-    struct Line { let number: Int; let indent: Int; let text: String }
-
-    /// Parses `text` (a mapping, a sequence, or a scalar at the top).
+    /// Parses `text` (a mapping, a sequence, or a scalar at the top). An empty text is `{}`.
     public static func parse(_ text: String) throws -> JSONValue {
-        var lines: [Line] = []
-        for (i, raw) in text.components(separatedBy: "\n").enumerated() {
-            let noTab = raw.replacingOccurrences(of: "\r", with: "")
-            let stripped = stripComment(noTab)
-            if stripped.trimmingCharacters(in: .whitespaces).isEmpty { continue }
-            if stripped.hasPrefix("---") || stripped.hasPrefix("...") {
-                if i == 0 || lines.isEmpty { continue }
-                throw ParseError(line: i + 1, message: "multiple documents are not supported")
+        let size = text.utf8.count
+        guard size <= maxBytes else {
+            throw ParseError(line: 0, message: "the file is \(size) bytes; experiment files may have at most \(maxBytes) bytes")
+        }
+        let trimmed = text.drop { $0.isWhitespace }
+        if trimmed.first == "{" || trimmed.first == "[" {
+            do {
+                return try StrictJSON.parse(Array(text.utf8), maxDepth: maxDepth)
+            } catch let e as StrictJSON.Failure where e.isDuplicateKey || e.isTooDeep {
+                throw ParseError(line: line(ofOffset: e.offset, in: text), message: e.message)
+            } catch {
+                // Not strict JSON: a YAML flow collection (unquoted keys and the like).
             }
-            let indent = stripped.prefix { $0 == " " }.count
-            if stripped.dropFirst(indent).first == "\t" { throw ParseError(line: i + 1, message: "tabs are not allowed for indentation") }
-            lines.append(Line(number: i + 1, indent: indent, text: String(stripped.dropFirst(indent)).trimmingCharacters(in: .whitespaces)))
         }
-        guard !lines.isEmpty else { return .object([:]) }
-        var pos = 0
-        let v = try block(lines, &pos, indent: lines[0].indent)
-        if pos < lines.count { throw ParseError(line: lines[pos].number, message: "unexpected indentation") }
-        return v
+        // libyaml counts its own nesting too (1000 levels); ours is lower and checked first, so
+        // the composer's recursion stays shallow whatever the file holds.
+        try checkFlowDepth(text)
+        // The parser stays alive during the conversion: it owns the anchors the nodes point to
+        // (weakly), which is how an anchored or aliased node is recognized and refused before
+        // anything is expanded.
+        let parser: Parser
+        let node: Node?
+        do {
+            parser = try Parser(yaml: text)
+            node = try parser.singleRoot()
+        } catch let e as YamlError {
+            throw describe(e)
+        }
+        return try withExtendedLifetime(parser) {
+            guard let node else { return .object([:]) }
+            var budget = maxNodes
+            return try convert(node, depth: 1, budget: &budget)
+        }
     }
 
-    /// Removes a `#` comment that is not inside quotes.
-    static func stripComment(_ s: String) -> String {
-        var out = "", quote: Character? = nil, prev: Character = " "
-        for ch in s {
-            if let q = quote { if ch == q { quote = nil } }
-            else if ch == "'" || ch == "\"" { quote = ch }
-            else if ch == "#" && (prev == " " || out.isEmpty) { break }
-            out.append(ch); prev = ch
-        }
-        return out
+    static func line(ofOffset offset: Int, in text: String) -> Int {
+        var line = 1
+        for b in text.utf8.prefix(offset) where b == UInt8(ascii: "\n") { line += 1 }
+        return line
     }
 
-    static func block(_ lines: [Line], _ pos: inout Int, indent: Int) throws -> JSONValue {
-        let first = lines[pos]
-        if first.text == "-" || first.text.hasPrefix("- ") {
+    /// Rejects flow nesting (`[[[...`, `{a: {b: ...`) deeper than `maxDepth` before libyaml and
+    /// Yams' recursive composer see it: brackets outside quotes and comments are counted. (Block
+    /// nesting needs a line per level; libyaml stops it at 1000 levels, the conversion at
+    /// `maxDepth`.)
+    static func checkFlowDepth(_ text: String) throws {
+        var depth = 0, line = 1
+        var quote: UInt8 = 0
+        var comment = false
+        var prev: UInt8 = UInt8(ascii: "\n")
+        for b in text.utf8 {
+            if b == UInt8(ascii: "\n") { line += 1; comment = false; prev = b; continue }
+            if comment { continue }
+            if quote != 0 {
+                if b == quote { quote = 0 }
+                else if quote == UInt8(ascii: "\"") && b == UInt8(ascii: "\\") { prev = 0; continue }
+                prev = b; continue
+            }
+            switch b {
+            case UInt8(ascii: "\""), UInt8(ascii: "'"):
+                if prev == UInt8(ascii: " ") || prev == UInt8(ascii: "\n") || prev == UInt8(ascii: "\t")
+                    || prev == UInt8(ascii: "[") || prev == UInt8(ascii: "{") || prev == UInt8(ascii: ",")
+                    || prev == UInt8(ascii: ":") || prev == UInt8(ascii: "-") { quote = b }
+            case UInt8(ascii: "#") where prev == UInt8(ascii: " ") || prev == UInt8(ascii: "\t") || prev == UInt8(ascii: "\n"):
+                comment = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                if depth > maxDepth { throw ParseError(line: line, message: "nested more than \(maxDepth) levels deep") }
+            case UInt8(ascii: "]"), UInt8(ascii: "}"):
+                depth = max(0, depth - 1)
+            default: break
+            }
+            prev = b
+        }
+    }
+
+    static func describe(_ e: YamlError) -> ParseError {
+        func text(_ context: YamlError.Context?, _ problem: String) -> String {
+            guard let c = context else { return problem }
+            return "\(problem) (\(c.text) at line \(c.mark.line))"
+        }
+        switch e {
+        case let .scanner(context, problem, mark, _), let .parser(context, problem, mark, _),
+             let .composer(context, problem, mark, _):
+            return ParseError(line: mark.line, message: text(context, problem))
+        case let .reader(problem, offset, _, yaml):
+            return ParseError(line: offset.map { line(ofOffset: $0, in: yaml) } ?? 0, message: problem)
+        case let .duplicatedKeysInMapping(duplicates, context):
+            let keys = duplicates.sorted().map { "'\($0)'" }.joined(separator: ", ")
+            return ParseError(line: context.mark.line, message: "duplicate key \(keys) in a mapping")
+        default:
+            return ParseError(line: 0, message: "\(e)")
+        }
+    }
+
+    static func convert(_ node: Node, depth: Int, budget: inout Int) throws -> JSONValue {
+        budget -= 1
+        let line = node.mark?.line ?? 0
+        guard budget >= 0 else { throw ParseError(line: line, message: "more than \(maxNodes) values") }
+        guard depth <= maxDepth else { throw ParseError(line: line, message: "nested more than \(maxDepth) levels deep") }
+        if node.anchor != nil { throw ParseError(line: line, message: "anchors and aliases are not supported") }
+        switch node {
+        case .scalar(let s):
+            return s.style == .plain ? plain(s.string) : .string(s.string)
+        case .sequence(let seq):
             var items: [JSONValue] = []
-            while pos < lines.count, lines[pos].indent == indent, lines[pos].text == "-" || lines[pos].text.hasPrefix("- ") {
-                let l = lines[pos]
-                let rest = l.text == "-" ? "" : String(l.text.dropFirst(2)).trimmingCharacters(in: .whitespaces)
-                if rest.isEmpty {
-                    pos += 1
-                    guard pos < lines.count, lines[pos].indent > indent else { items.append(.null); continue }
-                    items.append(try block(lines, &pos, indent: lines[pos].indent))
-                } else if splitKey(rest) != nil && !rest.hasPrefix("{") && !rest.hasPrefix("[") && !isQuoted(rest) {
-                    // "- key: value" starts a mapping whose keys sit at indent + 2.
-                    let inner = indent + 2
-                    var sub = lines
-                    sub[pos] = Line(number: l.number, indent: inner, text: rest)
-                    items.append(try mapping(sub, &pos, indent: inner))
-                } else {
-                    items.append(try scalarOrFlow(rest, line: l.number))
-                    pos += 1
-                }
-            }
+            items.reserveCapacity(seq.count)
+            for item in seq { items.append(try convert(item, depth: depth + 1, budget: &budget)) }
             return .array(items)
-        }
-        if splitKey(first.text) != nil && !first.text.hasPrefix("{") && !first.text.hasPrefix("[") && !isQuoted(first.text) {
-            return try mapping(lines, &pos, indent: indent)
-        }
-        pos += 1
-        return try scalarOrFlow(first.text, line: first.number)
-    }
-
-    static func mapping(_ lines: [Line], _ pos: inout Int, indent: Int) throws -> JSONValue {
-        var dict: [String: JSONValue] = [:]
-        var current = lines
-        while pos < current.count, current[pos].indent == indent {
-            let l = current[pos]
-            guard let (key, rest) = splitKey(l.text) else {
-                throw ParseError(line: l.number, message: "expected 'key: value', got '\(l.text)'")
-            }
-            if dict[key] != nil { throw ParseError(line: l.number, message: "duplicate key '\(key)'") }
-            pos += 1
-            if rest.isEmpty {
-                if pos < current.count, current[pos].indent > indent || (current[pos].indent == indent && current[pos].text.hasPrefix("- ")) {
-                    dict[key] = try block(current, &pos, indent: current[pos].indent)
-                } else {
-                    dict[key] = .null
+        case .mapping(let map):
+            var dict: [String: JSONValue] = [:]
+            for (k, v) in map {
+                guard case .scalar(let ks) = k, k.anchor == nil else {
+                    throw ParseError(line: k.mark?.line ?? line, message: "mapping keys must be text")
                 }
-            } else {
-                dict[key] = try scalarOrFlow(rest, line: l.number)
-            }
-            current = lines
-        }
-        if pos < lines.count, lines[pos].indent > indent {
-            throw ParseError(line: lines[pos].number, message: "unexpected indentation")
-        }
-        return .object(dict)
-    }
-
-    static func isQuoted(_ s: String) -> Bool { s.hasPrefix("\"") || s.hasPrefix("'") }
-
-    /// "key: rest" -> (key, rest); nil when the text is not a mapping entry.
-    static func splitKey(_ s: String) -> (String, String)? {
-        var quote: Character? = nil, depth = 0
-        var idx = s.startIndex
-        while idx < s.endIndex {
-            let ch = s[idx]
-            if let q = quote { if ch == q { quote = nil } }
-            else if ch == "'" || ch == "\"" { quote = ch }
-            else if ch == "[" || ch == "{" { depth += 1 }
-            else if ch == "]" || ch == "}" { depth -= 1 }
-            else if ch == ":" && depth == 0 {
-                let next = s.index(after: idx)
-                if next == s.endIndex || s[next] == " " {
-                    var key = String(s[..<idx]).trimmingCharacters(in: .whitespaces)
-                    if key.count >= 2, isQuoted(key) { key = String(key.dropFirst().dropLast()) }
-                    guard !key.isEmpty else { return nil }
-                    return (key, String(s[next...]).trimmingCharacters(in: .whitespaces))
+                let key = ks.string
+                guard dict[key] == nil else {
+                    throw ParseError(line: k.mark?.line ?? line, message: "duplicate key '\(key)' in a mapping")
                 }
+                dict[key] = try convert(v, depth: depth + 1, budget: &budget)
             }
-            idx = s.index(after: idx)
+            return .object(dict)
+        case .alias:
+            throw ParseError(line: line, message: "anchors and aliases are not supported")
         }
-        return nil
-    }
-
-    static func scalarOrFlow(_ s: String, line: Int) throws -> JSONValue {
-        var p = FlowParser(chars: Array(s), line: line)
-        let v = try p.value()
-        p.skipSpaces()
-        if p.i < p.chars.count { throw ParseError(line: line, message: "unexpected text after the value: '\(String(p.chars[p.i...]))'") }
-        return v
     }
 
     /// A plain scalar's value.
-    static func plain(_ s: String, line: Int) throws -> JSONValue {
-        if s.hasPrefix("&") || s.hasPrefix("*") || s.hasPrefix("!") || s.hasPrefix("|") || s.hasPrefix(">") {
-            throw ParseError(line: line, message: "anchors, aliases, tags and block strings are not supported ('\(s)')")
-        }
+    static func plain(_ s: String) -> JSONValue {
         switch s {
         case "true", "True", "TRUE": return .bool(true)
         case "false", "False", "FALSE": return .bool(false)
@@ -156,75 +164,5 @@ public enum MiniYAML {
         if let n = Int(s) { return .int(n) }
         if let d = Double(s), s.first.map({ $0.isNumber || $0 == "-" || $0 == "+" || $0 == "." }) == true { return .double(d) }
         return .string(s)
-    }
-
-    struct FlowParser {
-        let chars: [Character]
-        let line: Int
-        var i = 0
-        mutating func skipSpaces() { while i < chars.count, chars[i] == " " { i += 1 } }
-        mutating func value() throws -> JSONValue {
-            skipSpaces()
-            guard i < chars.count else { return .null }
-            switch chars[i] {
-            case "[":
-                i += 1
-                var items: [JSONValue] = []
-                skipSpaces()
-                if i < chars.count, chars[i] == "]" { i += 1; return .array(items) }
-                while true {
-                    items.append(try value())
-                    skipSpaces()
-                    guard i < chars.count else { throw ParseError(line: line, message: "unclosed '['") }
-                    if chars[i] == "," { i += 1; continue }
-                    if chars[i] == "]" { i += 1; return .array(items) }
-                    throw ParseError(line: line, message: "expected ',' or ']' in a list")
-                }
-            case "{":
-                i += 1
-                var dict: [String: JSONValue] = [:]
-                skipSpaces()
-                if i < chars.count, chars[i] == "}" { i += 1; return .object(dict) }
-                while true {
-                    skipSpaces()
-                    let key: String
-                    if case .string(let k) = try scalar(stopAtColon: true) { key = k } else {
-                        throw ParseError(line: line, message: "mapping keys must be text")
-                    }
-                    skipSpaces()
-                    guard i < chars.count, chars[i] == ":" else { throw ParseError(line: line, message: "expected ':' after '\(key)'") }
-                    i += 1
-                    dict[key] = try value()
-                    skipSpaces()
-                    guard i < chars.count else { throw ParseError(line: line, message: "unclosed '{'") }
-                    if chars[i] == "," { i += 1; continue }
-                    if chars[i] == "}" { i += 1; return .object(dict) }
-                    throw ParseError(line: line, message: "expected ',' or '}' in a mapping")
-                }
-            default:
-                return try scalar(stopAtColon: false)
-            }
-        }
-        mutating func scalar(stopAtColon: Bool) throws -> JSONValue {
-            skipSpaces()
-            if i < chars.count, chars[i] == "\"" || chars[i] == "'" {
-                let q = chars[i]; i += 1
-                var s = ""
-                while i < chars.count, chars[i] != q {
-                    if q == "\"", chars[i] == "\\", i + 1 < chars.count {
-                        i += 1
-                        switch chars[i] { case "n": s.append("\n"); case "t": s.append("\t"); default: s.append(chars[i]) }
-                    } else { s.append(chars[i]) }
-                    i += 1
-                }
-                guard i < chars.count else { throw ParseError(line: line, message: "unclosed quote") }
-                i += 1
-                return .string(s)
-            }
-            var s = ""
-            while i < chars.count, !",]}".contains(chars[i]), !(stopAtColon && chars[i] == ":") { s.append(chars[i]); i += 1 }
-            let t = s.trimmingCharacters(in: .whitespaces)
-            return stopAtColon ? .string(t) : try MiniYAML.plain(t, line: line)
-        }
     }
 }

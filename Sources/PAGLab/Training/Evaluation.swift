@@ -63,6 +63,7 @@ public enum StateDict {
             guard src.shape == t.shape else {
                 throw TrainingError.resume("\(source): tensor \(name) has shape \(src.shape), model '\(model.plugin.name)' expects \(t.shape)")
             }
+            try FiniteWeights.check(src, name: name, source: source)
             t.pointer.update(from: src.pointer, count: t.count)
         }
     }
@@ -90,6 +91,7 @@ public enum Evaluation {
         guard test.info.sampleShape == model.inputShape else {
             throw TrainingError.badConfig("model '\(config.model)' takes input \(ModelFactory.shapeText(model.inputShape)) but data set '\(test.info.name)' has \(ModelFactory.shapeText(test.info.sampleShape))")
         }
+        guard test.count > 0 else { throw TrainingError.badConfig("data set '\(test.info.name)' has no test images to evaluate") }
         let acc = try Evaluator.accuracy(model: model, data: test)
         return EvaluationResult(checkpoint: directory + "/checkpoint.safetensors", model: config.model, data: test.info.name,
                                 samples: test.count, accuracy: acc)
