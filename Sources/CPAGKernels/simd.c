@@ -5,6 +5,7 @@
 
 #include <math.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,6 +85,7 @@ __attribute__((constructor)) static void pag_simd_init(void) {
         if (!strcmp(env, "baseline")) isa = PAG_ISA_BASELINE;
         else if (!strcmp(env, "avx2")) isa = PAG_ISA_AVX2;
         else if (!strcmp(env, "avx512")) isa = PAG_ISA_AVX512;
+        else fprintf(stderr, "pag: PAG_ISA='%s' is not one of baseline, avx2, avx512; using %s\n", env, pag_isa_name(isa));
     }
     pag_isa_set(isa);
 }
