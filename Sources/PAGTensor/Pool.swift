@@ -121,9 +121,10 @@ extension Tensor {
         let out = Tensor(uninitialized: geo.outputShape)
         let px = pointer, po = out.pointer
         let inPlane = geo.h * geo.w, outPlane = geo.oh * geo.ow
-        var ps = geo.poolShape
-        Parallel.forEach(geo.planes, cost: inPlane) { r in
-            pag_simd_avgpool(&ps, Int64(r.count), px + r.lowerBound * inPlane, po + r.lowerBound * outPlane)
+        withUnsafePointer(to: geo.poolShape) { ps in
+            Parallel.forEach(geo.planes, cost: inPlane) { r in
+                pag_simd_avgpool(ps, Int64(r.count), px + r.lowerBound * inPlane, po + r.lowerBound * outPlane)
+            }
         }
         return Tensor.record(out, "avg_pool2d", [self]) { g, _ in [g.avgPoolAdjoint(geo)] }
     }
@@ -133,9 +134,10 @@ extension Tensor {
         let out = Tensor.zeros(geo.inputShape)
         let pg = pointer, po = out.pointer
         let inPlane = geo.h * geo.w, outPlane = geo.oh * geo.ow
-        var ps = geo.poolShape
-        Parallel.forEach(geo.planes, cost: inPlane) { r in
-            pag_simd_avgpool_adjoint(&ps, Int64(r.count), pg + r.lowerBound * outPlane, po + r.lowerBound * inPlane)
+        withUnsafePointer(to: geo.poolShape) { ps in
+            Parallel.forEach(geo.planes, cost: inPlane) { r in
+                pag_simd_avgpool_adjoint(ps, Int64(r.count), pg + r.lowerBound * outPlane, po + r.lowerBound * inPlane)
+            }
         }
         return Tensor.record(out, "avg_pool2d_backward", [self]) { g, _ in [g.avgPoolForward(geo)] }
     }
