@@ -44,7 +44,8 @@ let package = Package(
         .systemLibrary(name: "CDNNL", path: "Sources/CDNNL"),
         // Thin C layer over oneDNN: sgemm and cached convolution primitives.
         .target(name: "CPAGKernels", dependencies: ["CDNNL"], path: "Sources/CPAGKernels",
-                cSettings: [.unsafeFlags(["-O3"])],
+                // simd.c compiles its loops once per instruction set (pag_simd.h); -fno-math-errno lets sqrtf vectorize.
+                cSettings: [.unsafeFlags(["-O3", "-fno-math-errno"])],
                 linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]),
         .target(name: "PAGTensor", dependencies: ["CPAGKernels"], path: "Sources/PAGTensor",
                 swiftSettings: kernels + optimizedInDebug),

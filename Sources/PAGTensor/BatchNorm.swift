@@ -1,3 +1,5 @@
+import CPAGKernels
+
 // Batch normalization in training mode as fused primitives.
 //
 // The forward pass computes the per-channel mean and biased variance in one parallel pass over
@@ -275,31 +277,10 @@ func channelDots(_ a: Tensor, _ b: Tensor, shift: [Float]?, n: Int, c: Int, hw: 
     return out
 }
 
-/// sum_i (a[i] - ma) * (b[i] - mb) with SIMD accumulators.
+/// sum_i (a[i] - ma) * (b[i] - mb) (pag_simd_dot).
 @inline(__always)
 private func simdDot(_ a: UnsafePointer<Float>, _ ma: Float, _ b: UnsafePointer<Float>, _ mb: Float, _ n: Int) -> Float {
-    var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
-    let va = SIMD16<Float>(repeating: ma), vb = SIMD16<Float>(repeating: mb)
-    let ra = UnsafeRawPointer(a), rb = UnsafeRawPointer(b)
-    var i = 0
-    while i + 32 <= n {
-        let a0 = ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) - va
-        let b0 = rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) - vb
-        let a1 = ra.loadUnaligned(fromByteOffset: (i + 16) * 4, as: SIMD16<Float>.self) - va
-        let b1 = rb.loadUnaligned(fromByteOffset: (i + 16) * 4, as: SIMD16<Float>.self) - vb
-        acc0 += a0 * b0
-        acc1 += a1 * b1
-        i += 32
-    }
-    if i + 16 <= n {
-        let a0 = ra.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) - va
-        let b0 = rb.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self) - vb
-        acc0 += a0 * b0
-        i += 16
-    }
-    var s = (acc0 + acc1).sum()
-    while i < n { s += (a[i] - ma) * (b[i] - mb); i += 1 }
-    return s
+    pag_simd_dot(a, ma, b, mb, Int64(n))
 }
 
 /// out = sum_k coef_k[channel] * term_k + constant[channel], elementwise over [N, C, HW] (1 to 3 terms).
@@ -311,18 +292,14 @@ func linearCombination(n: Int, c: Int, hw: Int, terms: [(Tensor, [Float])], cons
     let p1 = UnsafePointer(terms.count > 1 ? terms[1].0.pointer : terms[0].0.pointer)
     let p2 = UnsafePointer(terms.count > 2 ? terms[2].0.pointer : terms[0].0.pointer)
     let k1 = terms.count > 1 ? terms[1].1 : k0, k2 = terms.count > 2 ? terms[2].1 : k0
-    let nterms = terms.count
-    Parallel.forEach(n * c, cost: hw * nterms) { r in
-        for plane in r {
-            let ch = plane % c, off = plane * hw
-            let a = k0[ch], b = k1[ch], d = k2[ch], z = constant[ch]
-            let s0 = p0 + off, s1 = p1 + off, s2 = p2 + off, dst = po + off
-            switch nterms {
-            case 1: for i in 0..<hw { dst[i] = a * s0[i] + z }
-            case 2: for i in 0..<hw { dst[i] = a * s0[i] + b * s1[i] + z }
-            default: for i in 0..<hw { dst[i] = a * s0[i] + b * s1[i] + d * s2[i] + z }
-            }
+    let nterms = Int32(terms.count)
+    constant.withUnsafeBufferPointer { z in
+    k0.withUnsafeBufferPointer { c0 in k1.withUnsafeBufferPointer { c1 in k2.withUnsafeBufferPointer { c2 in
+        let z = z.baseAddress!, c0 = c0.baseAddress!, c1 = c1.baseAddress!, c2 = c2.baseAddress!
+        Parallel.forEach(n * c, cost: hw * Int(nterms)) { r in
+            pag_simd_lincomb(Int64(r.lowerBound), Int64(r.count), Int64(c), Int64(hw), nterms, p0, c0, p1, c1, p2, c2, z, po)
         }
+    } } }
     }
     return out
 }

@@ -1,16 +1,29 @@
-/// Elementwise, broadcasting and reduction loops. Each loop is a plain counted loop over
-/// unsafe pointers that LLVM vectorizes; large loops are split over the cores.
+import CPAGKernels
 
-protocol UnaryKernel { func f(_ x: Float) -> Float }
-protocol BinaryKernel { func f(_ a: Float, _ b: Float) -> Float }
+/// Elementwise, broadcasting and reduction loops. The loops themselves are C (pag_simd.h, one
+/// variant per instruction set chosen at start); this file plans them (broadcast dims, reduced
+/// dims) and splits them over the cores.
 
-/// `out[i] = k.f(x[i])`.
-@inline(__always)
-func mapUnary<K: UnaryKernel>(_ k: K, _ x: Tensor, cost: Int = 1) -> Tensor {
+/// An elementwise op on one tensor: a PAG_U_* code of pag_simd.h and its two parameters.
+struct UnaryOp {
+    let code: Int32
+    var p0: Float = 0, p1: Float = 0
+    init(_ code: Int, _ p0: Float = 0, _ p1: Float = 0) { self.code = Int32(code); self.p0 = p0; self.p1 = p1 }
+}
+
+/// An elementwise op on two broadcast tensors: a PAG_B_* code and its two parameters.
+struct BinaryOp {
+    let code: Int32
+    var p0: Float = 0, p1: Float = 0
+    init(_ code: Int, _ p0: Float = 0, _ p1: Float = 0) { self.code = Int32(code); self.p0 = p0; self.p1 = p1 }
+}
+
+/// `out[i] = op(x[i])`.
+func mapUnary(_ k: UnaryOp, _ x: Tensor, cost: Int = 1) -> Tensor {
     let out = Tensor(uninitialized: x.shape)
     let src = x.pointer, dst = out.pointer
     Parallel.forEach(x.count, cost: cost) { r in
-        for i in r { dst[i] = k.f(src[i]) }
+        pag_simd_unary(k.code, Int64(r.count), src + r.lowerBound, dst + r.lowerBound, k.p0, k.p1)
     }
     return out
 }
@@ -41,33 +54,16 @@ func broadcastPlan(_ a: [Int], _ b: [Int], _ out: [Int]) -> [BroadcastDim] {
     return merged.isEmpty ? [BroadcastDim(n: 1, sa: 0, sb: 0)] : merged
 }
 
-@inline(__always)
-func binaryInner<K: BinaryKernel>(_ k: K, _ n: Int, _ a: UnsafePointer<Float>, _ sa: Int,
-                                  _ b: UnsafePointer<Float>, _ sb: Int, _ o: UnsafeMutablePointer<Float>) {
-    if sa == 1 && sb == 1 {
-        for i in 0..<n { o[i] = k.f(a[i], b[i]) }
-    } else if sa == 1 && sb == 0 {
-        let bv = b[0]
-        for i in 0..<n { o[i] = k.f(a[i], bv) }
-    } else if sa == 0 && sb == 1 {
-        let av = a[0]
-        for i in 0..<n { o[i] = k.f(av, b[i]) }
-    } else {
-        for i in 0..<n { o[i] = k.f(a[i * sa], b[i * sb]) }
-    }
-}
-
-/// `out = k.f(a, b)` with NumPy broadcasting to `outShape`.
-@inline(__always)
-func mapBinary<K: BinaryKernel>(_ k: K, _ a: Tensor, _ b: Tensor, outShape: [Int]) -> Tensor {
+/// `out = op(a, b)` with NumPy broadcasting to `outShape`.
+func mapBinary(_ k: BinaryOp, _ a: Tensor, _ b: Tensor, outShape: [Int]) -> Tensor {
     let out = Tensor(uninitialized: outShape)
     let pa = UnsafePointer(a.pointer), pb = UnsafePointer(b.pointer), po = out.pointer
     let dims = broadcastPlan(a.shape, b.shape, outShape)
     let inner = dims[dims.count - 1]
     if dims.count == 1 {
         Parallel.forEach(inner.n) { r in
-            binaryInner(k, r.count, pa + r.lowerBound * inner.sa, inner.sa,
-                        pb + r.lowerBound * inner.sb, inner.sb, po + r.lowerBound)
+            pag_simd_binary(k.code, 1, Int64(r.count), pa + r.lowerBound * inner.sa, 0, Int64(inner.sa),
+                            pb + r.lowerBound * inner.sb, 0, Int64(inner.sb), po + r.lowerBound, k.p0, k.p1)
         }
         return out
     }
@@ -85,30 +81,16 @@ func mapBinary<K: BinaryKernel>(_ k: K, _ a: Tensor, _ b: Tensor, outShape: [Int
                 let i = rem % d.n; rem /= d.n
                 offA += i * d.sa; offB += i * d.sb
             }
-            let o = po + flat * blockCount
-            for j in 0..<block.n {
-                binaryInner(k, inner.n, pa + offA + j * block.sa, inner.sa, pb + offB + j * block.sb, inner.sb, o + j * inner.n)
-            }
+            pag_simd_binary(k.code, Int64(block.n), Int64(inner.n), pa + offA, Int64(block.sa), Int64(inner.sa),
+                            pb + offB, Int64(block.sb), Int64(inner.sb), po + flat * blockCount, k.p0, k.p1)
         }
     }
     return out
 }
 
-/// Sum of `n` floats with SIMD accumulators (a plain loop would not vectorize a float reduction).
+/// Sum of `n` floats (16-wide accumulators; the same order in every instruction-set variant).
 @inline(__always)
-func simdSum(_ p: UnsafePointer<Float>, _ n: Int) -> Float {
-    var acc0 = SIMD16<Float>(), acc1 = SIMD16<Float>()
-    var i = 0
-    let raw = UnsafeRawPointer(p)
-    while i + 32 <= n {
-        acc0 += raw.loadUnaligned(fromByteOffset: i * 4, as: SIMD16<Float>.self)
-        acc1 += raw.loadUnaligned(fromByteOffset: (i + 16) * 4, as: SIMD16<Float>.self)
-        i += 32
-    }
-    var s = (acc0 + acc1).sum()
-    while i < n { s += p[i]; i += 1 }
-    return s
-}
+func simdSum(_ p: UnsafePointer<Float>, _ n: Int) -> Float { pag_simd_sum(p, Int64(n)) }
 
 /// Sums `x` down to `target` (same rank, 1 where summed), the reverse of broadcasting.
 func reduceSum(_ x: Tensor, to target: [Int]) -> Tensor {
@@ -142,15 +124,7 @@ func reduceSum(_ x: Tensor, to target: [Int]) -> Tensor {
                 offI += i * d.si; offO += i * d.so
             }
             for j in 0..<block.n {
-                let src = px + offI + j * block.si, o = dst + offO + j * block.so
-                if inner.so == 0 {
-                    if inner.si == 1 && inner.n >= 16 { o[0] += simdSum(src, inner.n) }
-                    else { var acc: Float = 0; for i in 0..<inner.n { acc += src[i * inner.si] }; o[0] += acc }
-                } else if inner.si == 1 && inner.so == 1 {
-                    for i in 0..<inner.n { o[i] += src[i] }
-                } else {
-                    for i in 0..<inner.n { o[i * inner.so] += src[i * inner.si] }
-                }
+                pag_simd_accumulate(Int64(inner.n), px + offI + j * block.si, Int64(inner.si), dst + offO + j * block.so, Int64(inner.so))
             }
         }
     }
@@ -177,15 +151,14 @@ func reduceSum(_ x: Tensor, to target: [Int]) -> Tensor {
             let lo = min(outerCount, c * step), hi = min(outerCount, lo + step)
             run(lo..<hi, pp + c * oc)
         }
-        for c in 0..<chunks { let src = pp + c * oc; for i in 0..<oc { po[i] += src[i] } }
+        for c in 0..<chunks { pag_simd_accumulate(Int64(oc), pp + c * oc, 1, po, 1) }
     }
     return out
 }
 
 /// Copies `x` broadcast to `shape`.
 func broadcastCopy(_ x: Tensor, to shape: [Int]) -> Tensor {
-    struct TakeA: BinaryKernel { @inline(__always) func f(_ a: Float, _ b: Float) -> Float { a } }
-    return mapBinary(TakeA(), x, x, outShape: shape)
+    mapBinary(BinaryOp(PAG_B_TAKE_A), x, x, outShape: shape)
 }
 
 import Dispatch

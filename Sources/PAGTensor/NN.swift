@@ -1,3 +1,4 @@
+import CPAGKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -17,16 +18,7 @@ extension Tensor {
         let out = Tensor(uninitialized: shape)
         let px = pointer, po = out.pointer
         Parallel.forEach(outer * inner, cost: n * 8) { r in
-            for col in r {
-                let o = col / inner, i = col % inner
-                let src = px + o * n * inner + i, dst = po + o * n * inner + i
-                var m = -Float.infinity
-                for k in 0..<n { m = Swift.max(m, src[k * inner]) }
-                var s: Float = 0
-                for k in 0..<n { s += expf(src[k * inner] - m) }
-                let lse = m + logf(s)
-                for k in 0..<n { dst[k * inner] = src[k * inner] - lse }
-            }
+            pag_simd_log_softmax(Int64(r.lowerBound), Int64(r.upperBound), Int64(n), Int64(inner), px, po)
         }
         let saved = out.detached()
         return Tensor.record(out, "log_softmax", [self]) { g, _ in

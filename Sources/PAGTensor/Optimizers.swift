@@ -1,3 +1,4 @@
+import CPAGKernels
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -68,22 +69,9 @@ public final class SGD: Optimizer {
                 if buffers[i] == nil { buffers[i] = Tensor.zeros([n]); first = true }
                 buf = buffers[i]!.pointer
             }
-            // Conditions are hoisted out of the loops so each loop vectorizes.
             Parallel.forEach(n) { r in
-                guard let b = buf else {
-                    for j in r { p[j] -= lr * (g[j] + wd * p[j]) }
-                    return
-                }
-                if first {
-                    for j in r { b[j] = g[j] + wd * p[j] }
-                } else {
-                    for j in r { b[j] = mom * b[j] + (1 - damp) * (g[j] + wd * p[j]) }
-                }
-                if nest {
-                    for j in r { p[j] -= lr * (g[j] + wd * p[j] + mom * b[j]) }
-                } else {
-                    for j in r { p[j] -= lr * b[j] }
-                }
+                let lo = r.lowerBound
+                pag_simd_sgd(Int64(r.count), p + lo, g + lo, buf.map { $0 + lo }, lr, mom, damp, wd, nest ? 1 : 0, first ? 1 : 0)
             }
         }
     }
@@ -128,12 +116,8 @@ public final class Adam: Optimizer {
         forEachParam(params) { i, p, g, n in
             let pm = m[i].pointer, pv = v[i].pointer
             Parallel.forEach(n, cost: 4) { r in
-                for j in r {
-                    let d = g[j] + wd * p[j]
-                    pm[j] = b1 * pm[j] + (1 - b1) * d
-                    pv[j] = b2 * pv[j] + (1 - b2) * d * d
-                    p[j] -= stepSize * pm[j] / (pv[j].squareRoot() / bc2Sqrt + e)
-                }
+                let lo = r.lowerBound
+                pag_simd_adam(Int64(r.count), p + lo, g + lo, pm + lo, pv + lo, b1, b2, e, wd, stepSize, bc2Sqrt)
             }
         }
     }

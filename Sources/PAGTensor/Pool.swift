@@ -1,3 +1,5 @@
+import CPAGKernels
+
 // Pooling. Max pooling records which input element won each window; its backward scatters
 // through those positions and the scatter's backward gathers through them again, so both are
 // linear ops with fixed indices and differentiate to any order.
@@ -17,32 +19,20 @@ struct PoolGeometry {
     }
     var inputShape: [Int] { [n, c, h, w] }
     var outputShape: [Int] { [n, c, oh, ow] }
+    var poolShape: pag_pool_shape {
+        pag_pool_shape(h: Int64(h), w: Int64(w), kh: Int64(kh), kw: Int64(kw), sh: Int64(sh), sw: Int64(sw),
+                       ph: Int64(ph), pw: Int64(pw), oh: Int64(oh), ow: Int64(ow))
+    }
 }
 
 /// The common 2x2 stride-2 max pool without window bookkeeping (it dominated a LeNet step).
 private func maxPool2x2(_ px: UnsafeMutablePointer<Float>, _ po: UnsafeMutablePointer<Float>,
                         _ pi: UnsafeMutablePointer<Int32>, _ geo: PoolGeometry) {
-    let inPlane = geo.h * geo.w, outPlane = geo.oh * geo.ow, w = geo.w
+    let inPlane = geo.h * geo.w, outPlane = geo.oh * geo.ow
     Parallel.forEach(geo.planes, cost: inPlane) { r in
-        for p in r {
-            let src = px + p * inPlane, dst = po + p * outPlane, di = pi + p * outPlane
-            for oy in 0..<geo.oh {
-                let row0 = 2 * oy * w, r0 = src + row0, r1 = r0 + w
-                let o = dst + oy * geo.ow, oi = di + oy * geo.ow
-                for ox in 0..<geo.ow {
-                    let i = 2 * ox
-                    let a = r0[i], b = r0[i + 1], c = r1[i], d = r1[i + 1]
-                    var best = a, bi = row0 + i
-                    if b > best { best = b; bi = row0 + i + 1 }
-                    if c > best { best = c; bi = row0 + w + i }
-                    if d > best { best = d; bi = row0 + w + i + 1 }
-                    // NaN wins its window, as in PyTorch (comparisons above skip NaN).
-                    if a.isNaN || b.isNaN || c.isNaN || d.isNaN { best = .nan }
-                    o[ox] = best
-                    oi[ox] = Int32(bi)
-                }
-            }
-        }
+        let lo = r.lowerBound
+        pag_simd_maxpool2x2(Int64(r.count), Int64(geo.h), Int64(geo.w), Int64(geo.oh), Int64(geo.ow),
+                            px + lo * inPlane, po + lo * outPlane, pi + lo * outPlane)
     }
 }
 
@@ -128,22 +118,9 @@ extension Tensor {
         let out = Tensor(uninitialized: geo.outputShape)
         let px = pointer, po = out.pointer
         let inPlane = geo.h * geo.w, outPlane = geo.oh * geo.ow
-        let scale = 1 / Float(geo.kh * geo.kw)
-        Parallel.forEach(geo.planes, cost: inPlane) { r in
-            for p in r {
-                let src = px + p * inPlane, dst = po + p * outPlane
-                for oy in 0..<geo.oh {
-                    let y0 = oy * geo.sh - geo.ph
-                    for ox in 0..<geo.ow {
-                        let x0 = ox * geo.sw - geo.pw
-                        var s: Float = 0
-                        for ky in max(0, -y0)..<min(geo.kh, geo.h - y0) {
-                            let row = src + (y0 + ky) * geo.w + x0
-                            for kx in max(0, -x0)..<min(geo.kw, geo.w - x0) { s += row[kx] }
-                        }
-                        dst[oy * geo.ow + ox] = s * scale
-                    }
-                }
+        withUnsafePointer(to: geo.poolShape) { ps in
+            Parallel.forEach(geo.planes, cost: inPlane) { r in
+                pag_simd_avgpool(ps, Int64(r.count), px + r.lowerBound * inPlane, po + r.lowerBound * outPlane)
             }
         }
         return Tensor.record(out, "avg_pool2d", [self]) { g, _ in [g.avgPoolAdjoint(geo)] }
@@ -154,21 +131,9 @@ extension Tensor {
         let out = Tensor.zeros(geo.inputShape)
         let pg = pointer, po = out.pointer
         let inPlane = geo.h * geo.w, outPlane = geo.oh * geo.ow
-        let scale = 1 / Float(geo.kh * geo.kw)
-        Parallel.forEach(geo.planes, cost: inPlane) { r in
-            for p in r {
-                let src = pg + p * outPlane, dst = po + p * inPlane
-                for oy in 0..<geo.oh {
-                    let y0 = oy * geo.sh - geo.ph
-                    for ox in 0..<geo.ow {
-                        let x0 = ox * geo.sw - geo.pw
-                        let v = src[oy * geo.ow + ox] * scale
-                        for ky in max(0, -y0)..<min(geo.kh, geo.h - y0) {
-                            let row = dst + (y0 + ky) * geo.w + x0
-                            for kx in max(0, -x0)..<min(geo.kw, geo.w - x0) { row[kx] += v }
-                        }
-                    }
-                }
+        withUnsafePointer(to: geo.poolShape) { ps in
+            Parallel.forEach(geo.planes, cost: inPlane) { r in
+                pag_simd_avgpool_adjoint(ps, Int64(r.count), pg + r.lowerBound * outPlane, po + r.lowerBound * inPlane)
             }
         }
         return Tensor.record(out, "avg_pool2d_backward", [self]) { g, _ in [g.avgPoolForward(geo)] }

@@ -3,45 +3,35 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import CPAGKernels
 
 // Primitives of diffusion U-Nets (EDM's DDPM++ and ADM networks): sine and cosine, SiLU,
 // nearest-neighbour upsampling, and the sinusoidal noise embedding. Backward rules are written
 // in differentiable operations, so every one differentiates to any order.
 
-struct SinK: UnaryKernel { @inline(__always) func f(_ x: Float) -> Float { sinf(x) } }
-struct CosK: UnaryKernel { @inline(__always) func f(_ x: Float) -> Float { cosf(x) } }
-struct SiLUK: UnaryKernel { @inline(__always) func f(_ x: Float) -> Float { x / (1 + expf(-x)) } }
-/// g * silu'(x) = g * s (1 + x (1 - s)), s = sigmoid(x): SiLU's first-order backward, fused.
-struct SiLUBackwardK: BinaryKernel {
-    @inline(__always) func f(_ g: Float, _ x: Float) -> Float {
-        let s = 1 / (1 + expf(-x))
-        return g * s * (1 + x * (1 - s))
-    }
-}
-
 extension Tensor {
     /// Sine.
     public func sin() -> Tensor {
-        let out = mapUnary(SinK(), self, cost: 8)
+        let out = mapUnary(UnaryOp(Int(PAG_U_SIN)), self, cost: 8)
         return Tensor.record(out, "sin", [self]) { g, _ in [g * self.cos()] }
     }
 
     /// Cosine.
     public func cos() -> Tensor {
-        let out = mapUnary(CosK(), self, cost: 8)
+        let out = mapUnary(UnaryOp(Int(PAG_U_COS)), self, cost: 8)
         return Tensor.record(out, "cos", [self]) { g, _ in [-(g * self.sin())] }
     }
 
     /// SiLU (swish): x * sigmoid(x), one fused pass.
     public func silu() -> Tensor {
-        let out = mapUnary(SiLUK(), self, cost: 8)
+        let out = mapUnary(UnaryOp(Int(PAG_U_SILU)), self, cost: 8)
         return Tensor.record(out, "silu", [self]) { g, _ in
             if GradMode.isEnabled {
                 // Recorded backward: in differentiable operations, exact to any order.
                 let s = self.sigmoid()
                 return [g * (s + self * s * (1 - s))]
             }
-            return [mapBinary(SiLUBackwardK(), g, self, outShape: self.shape)]
+            return [mapBinary(BinaryOp(Int(PAG_B_SILU_BACKWARD)), g, self, outShape: self.shape)]
         }
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PAGLab
+import PAGTensor
 
 /// `pag bench`: times the engine on fixed workloads.
 struct Bench: ParsableCommand {
@@ -100,7 +101,8 @@ struct Bench: ParsableCommand {
                 if let g = r.gflops { o["gflops"] = g }
                 return o
             }
-            var last: [String: Any] = ["name": "peak-rss", "peak_rss_mb": peak, "threads": threads]
+            var last: [String: Any] = ["name": "peak-rss", "peak_rss_mb": peak, "threads": threads,
+                                        "isa": InstructionSet.current.description, "onednn_isa": InstructionSet.oneDNN]
             if let v = env["GOMP_SPINCOUNT"] { last["gomp_spincount"] = v }
             if let v = env["OMP_WAIT_POLICY"] { last["omp_wait_policy"] = v }
             list.append(last)
@@ -111,6 +113,7 @@ struct Bench: ParsableCommand {
             let policy = [env["OMP_WAIT_POLICY"].map { "OMP_WAIT_POLICY=\($0)" }, env["GOMP_SPINCOUNT"].map { "GOMP_SPINCOUNT=\($0)" }]
                 .compactMap { $0 }.joined(separator: ", ")
             print("threads: \(threads) (OpenMP\(policy.isEmpty ? "" : "; " + policy))")
+            print("instruction set: \(InstructionSet.current) (CPU: \(InstructionSet.cpuBest); PAG_ISA caps it), oneDNN: \(InstructionSet.oneDNN)")
         }
     }
 }

@@ -64,6 +64,9 @@ void pag_parallel_for(int64_t n_chunks, void (*fn)(void *ctx, int64_t chunk), vo
 /// Number of threads in that team.
 int pag_parallel_threads(void);
 
+/// The instruction set oneDNN's kernels use ("avx2", "avx512_core", ...; capped by ONEDNN_MAX_CPU_ISA).
+const char *pag_kernels_onednn_isa(void);
+
 /// Bytes held by the calling thread's workspace (reordered tensors and oneDNN scratchpads).
 int64_t pag_kernels_workspace_bytes(void);
 
