@@ -153,7 +153,7 @@ public final class PluginInstance {
     func invoke(_ what: String, parent: CallContext? = nil, metrics: MetricSink? = nil, expect: Expected,
                 prepare: (CallContext) -> Void = { _ in },
                 _ call: (CallContext, UnsafeMutablePointer<OpaquePointer?>) -> pag_status) throws -> Tensor? {
-        try withCall(parent, metrics: metrics) { ctx in
+        try withCall(parent, metrics: metrics, function: what) { ctx in
             prepare(ctx)
             var out: OpaquePointer?
             try ctx.check(call(ctx, &out), what)

@@ -154,7 +154,7 @@ final class SafetyTests: XCTestCase {
 
     func testAContextKeptFromAnEarlierCallIsAnErrorNamingThePlugin() throws {
         let reg = registry()
-        let m = try PluginInstance(plugin: try reg.plugin(named: "linear_model"), settings: ["height=4", "width=4"])
+        let m = try PluginInstance(plugin: try reg.plugin(named: "linear_model"), data: DataDescription(name: "test", sampleShape: [1, 4, 4], classes: 10))
         let obj = try PluginInstance(plugin: try reg.plugin(named: "stale_ctx"))
         let x = Tensor.zeros([2, 1, 4, 4])
         XCTAssertNoThrow(try obj.loss(model: m, x: x, labels: [0, 1]))
@@ -165,7 +165,7 @@ final class SafetyTests: XCTestCase {
 
     func testALocalHandleFromAnEarlierCallNeverAliasesANewTensor() throws {
         let reg = registry()
-        let m = try PluginInstance(plugin: try reg.plugin(named: "linear_model"), settings: ["height=4", "width=4"])
+        let m = try PluginInstance(plugin: try reg.plugin(named: "linear_model"), data: DataDescription(name: "test", sampleShape: [1, 4, 4], classes: 10))
         let obj = try PluginInstance(plugin: try reg.plugin(named: "alias_handle"))
         let x = Tensor.zeros([2, 1, 4, 4])
         XCTAssertNoThrow(try obj.loss(model: m, x: x, labels: [0, 1]))
@@ -178,7 +178,7 @@ final class SafetyTests: XCTestCase {
 
     func testTrainingStillWorksWithFreshGenerationsAcrossManyCalls() throws {
         let reg = registry()
-        let m = try PluginInstance(plugin: try reg.plugin(named: "linear_model"), settings: ["height=4", "width=4"])
+        let m = try PluginInstance(plugin: try reg.plugin(named: "linear_model"), data: DataDescription(name: "test", sampleShape: [1, 4, 4], classes: 10))
         var loop = TrainLoop()
         loop.steps = 30
         let obj = try PluginInstance(plugin: try reg.plugin(named: "crash_later"))  // no PAG_TEST_CRASH_AT here: plain CE

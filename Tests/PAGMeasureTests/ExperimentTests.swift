@@ -371,7 +371,7 @@ final class ExperimentTests: XCTestCase {
             do { _ = try Setting.route(try Setting.parse(texts), to: [m, o]); return "" } catch { return "\(error)" }
         }
         XCTAssertTrue(error(["lenet.width=4"]).hasPrefix("setting 'lenet.width=4': 'lenet' is not a plugin of this run ('mlp', 'pgd-l2')"), error(["lenet.width=4"]))
-        XCTAssertTrue(error(["nope=1"]).hasPrefix("unknown hyperparameter 'nope'; valid keys: mlp: channels ("), error(["nope=1"]))
+        XCTAssertTrue(error(["nope=1"]).hasPrefix("unknown hyperparameter 'nope'; valid keys: mlp: widths ("), error(["nope=1"]))
         XCTAssertTrue(error(["eps"]).hasPrefix("setting 'eps' is not KEY=VALUE or PLUGIN.KEY=VALUE"), error(["eps"]))
         XCTAssertEqual(error(["eps=2", "pgd-l2.steps=3"]), "")
         XCTAssertThrowsError(try HyperparameterValues(plugin: "pgd-l2", specs: o.hyperparameters, settings: [Setting(plugin: "mlp", key: "eps", value: .int(1))])) {
