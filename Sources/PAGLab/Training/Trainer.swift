@@ -244,7 +244,9 @@ public final class Trainer {
     func fail(_ state: inout ResumeState, _ message: String) -> Error {
         state.metrics.status = "failed"
         state.metrics.error = message
-        try? AtomicFile.write(String(decoding: try! JSONEncoder.pag.encode(state.metrics), as: UTF8.self), to: metricsPath)
+        if let data = try? JSONEncoder.pag.encode(state.metrics) {
+            try? AtomicFile.write(String(decoding: data, as: UTF8.self), to: metricsPath)
+        }
         return TrainingError.nonFinite(message)
     }
 
