@@ -16,7 +16,8 @@ public final class FolderLock {
 
     /// Creates `folder` if needed and locks it; a folder another live process holds is an error
     /// naming the folder and that process's PID.
-    public init(_ folder: String) throws {
+    /// `subfolders`: also remove dead writers' temporaries in every folder below (an experiment).
+    public init(_ folder: String, subfolders: Bool = false) throws {
         self.folder = folder
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         let path = folder + "/" + FolderLock.fileName
@@ -36,7 +37,7 @@ public final class FolderLock {
         let text = Array("\(getpid())\n".utf8)
         _ = ftruncate(fd, 0)
         _ = text.withUnsafeBytes { pwrite(fd, $0.baseAddress, $0.count, 0) }
-        FolderLock.removeStaleTemporaries(in: folder)
+        FolderLock.removeStaleTemporaries(in: folder, subfolders: subfolders)
     }
 
     /// Lets go of the folder (also done when the lock is released or the process ends).
@@ -46,19 +47,32 @@ public final class FolderLock {
 
     deinit { release() }
 
-    /// Removes `.NAME.tmp-PID-RANDOM` files in `folder` whose writer PID is no longer alive
-    /// (left by a writer killed mid-write); returns their names.
+    /// Removes the temporaries of writers that are no longer alive (killed mid-write) from
+    /// `folder` (and, with `subfolders`, every folder below it): files `.NAME.tmp-PID-RANDOM`
+    /// (AtomicFile) and folders `.NAME.tmp-PID-XXXXXX` (AtomicDirectory). Returns their paths.
     @discardableResult
-    public static func removeStaleTemporaries(in folder: String) -> [String] {
-        guard let names = try? FileManager.default.contentsOfDirectory(atPath: folder) else { return [] }
+    public static func removeStaleTemporaries(in folder: String, subfolders: Bool = false) -> [String] {
+        let fm = FileManager.default
+        guard let names = try? fm.contentsOfDirectory(atPath: folder) else { return [] }
         var removed: [String] = []
-        for name in names where name.hasPrefix(".") {
-            guard let r = name.range(of: ".tmp-", options: .backwards) else { continue }
-            let parts = name[r.upperBound...].split(separator: "-")
-            guard parts.count == 2, let pid = Int32(parts[0]), pid > 0, UInt32(parts[1]) != nil else { continue }
-            if pid == getpid() { continue }
-            if kill(pid, 0) == 0 || errno == EPERM { continue }   // its writer is alive
-            if unlink(folder + "/" + name) == 0 { removed.append(name) }
+        for name in names {
+            let path = folder + "/" + name
+            var isDirectory: ObjCBool = false
+            guard fm.fileExists(atPath: path, isDirectory: &isDirectory) else { continue }
+            if name.hasPrefix("."), let r = name.range(of: ".tmp-", options: .backwards) {
+                let parts = name[r.upperBound...].split(separator: "-", omittingEmptySubsequences: false)
+                if parts.count == 2, let pid = Int32(parts[0]), pid > 0, pid != getpid(),
+                   isDirectory.boolValue ? parts[1].count == 6 : UInt32(parts[1]) != nil,
+                   !(kill(pid, 0) == 0 || errno == EPERM) {   // its writer is gone
+                    if (try? fm.removeItem(atPath: path)) != nil { removed.append(path) }
+                    continue
+                }
+            }
+            if subfolders && isDirectory.boolValue {
+                // Not through symbolic links: only what this folder holds.
+                if let attrs = try? fm.attributesOfItem(atPath: path), attrs[.type] as? FileAttributeType == .typeSymbolicLink { continue }
+                removed += removeStaleTemporaries(in: path, subfolders: true)
+            }
         }
         return removed
     }

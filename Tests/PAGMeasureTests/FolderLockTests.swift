@@ -30,9 +30,13 @@ final class FolderLockTests: XCTestCase {
         try p.run(); p.waitUntilExit()
         let names = [".metrics.json.tmp-\(p.processIdentifier)-7", ".checkpoint.safetensors.tmp-\(getpid())-9", ".keep.tmp-x", "metrics.json"]
         for n in names { FileManager.default.createFile(atPath: dir + "/" + n, contents: Data()) }
-        _ = try FolderLock(dir)
+        // A folder AtomicDirectory was building, deeper down (an experiment's report/).
+        try FileManager.default.createDirectory(atPath: dir + "/runs/a/.report.tmp-\(p.processIdentifier)-Ab3xYz", withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: dir + "/runs/a/.x.tmp-\(p.processIdentifier)-5", contents: Data())
+        _ = try FolderLock(dir, subfolders: true)
         let left = Set(try FileManager.default.contentsOfDirectory(atPath: dir))
-        XCTAssertEqual(left, Set(names.dropFirst() + [FolderLock.fileName]))
+        XCTAssertEqual(left, Set(names.dropFirst() + [FolderLock.fileName, "runs"]))
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: dir + "/runs/a"), [])
     }
 
     /// `pag run` holds the experiment folder: a second writer there is refused before it writes.
