@@ -157,7 +157,7 @@ func syncDirectory(_ directory: String) {
 
 /// Builds a whole directory and moves it into place only when every file in it is complete.
 public enum AtomicDirectory {
-    /// Calls `body` with an empty hidden temporary directory next to `path` (`.NAME.tmp-…`);
+    /// Calls `body` with an empty hidden temporary directory next to `path` (`.NAME.tmp-PID-…`);
     /// when `body` returns, that directory replaces `path`. If `body` throws, the temporary
     /// directory is removed and `path` is untouched.
     ///
@@ -173,7 +173,7 @@ public enum AtomicDirectory {
         guard !name.isEmpty, name != ".", name != ".." else {
             throw FormatError(file: path, reason: "is not a directory name")
         }
-        var template = Array("\(parent)/.\(name).tmp-XXXXXX".utf8CString)
+        var template = Array("\(parent)/.\(name).tmp-\(getpid())-XXXXXX".utf8CString)
         guard let made = mkdtemp(&template) else {
             throw FormatError(file: path, reason: "cannot create a temporary directory in \(parent): \(systemError())")
         }

@@ -6,8 +6,10 @@ import PAGTensor
 /// Named numbers a plugin reported during a call chain (pag_host.report_metric).
 public final class MetricSink {
     public private(set) var values: [(name: String, value: Double)] = []
+    /// The plugin that reported each of `values` (same order).
+    public private(set) var reporters: [String] = []
     public init() {}
-    func add(_ name: String, _ value: Double) { values.append((name, value)) }
+    func add(_ name: String, _ value: Double, plugin: String = "") { values.append((name, value)); reporters.append(plugin) }
 }
 
 /// An error a host operation reports to the plugin; `blame` names another plugin at fault

@@ -236,7 +236,7 @@ public enum HostTable {
                       n.unicodeScalars.allSatisfy({ CharacterSet.alphanumerics.contains($0) || "_./".unicodeScalars.contains($0) }) else {
                     throw RuntimeError("report_metric: invalid metric name (use letters, digits, '_', '.', '/')")
                 }
-                ctx.metrics.add(n, value)
+                ctx.metrics.add(n, value, plugin: ctx.instance.plugin.name)
             }
         }
 

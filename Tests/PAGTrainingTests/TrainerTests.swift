@@ -210,4 +210,19 @@ final class TrainerTests: XCTestCase {
         XCTAssertTrue(modelMessage.contains("with objective 'ce' and model 'mlp'; training stopped"), modelMessage)
         XCTAssertTrue(estimatorMessage.contains("with estimator 'denoiser' ("), estimatorMessage)
     }
+
+    /// Issue 11, class 3: an estimator with a non-finite weight is never saved as usable.
+    func testAnEstimatorWithNaNWeightsIsNotSaved() throws {
+        let denoiser = try Self.registry.plugin(named: "denoiser", kind: .score)
+        let data = try DatasetCatalog.load("synthetic", split: .train, dataDir: nil, seed: 0)
+        let e = try LearnedEstimator.create(denoiser, settings: [], data: data.info, seed: 0)
+        let (name, t) = e.parameters[0]
+        t.pointer[0] = .nan
+        let path = tempDir("nan-estimator") + "/denoiser.safetensors"
+        let identity = ResultIdentity(kind: "estimator", data: "synthetic", settings: [:], plugins: [])
+        XCTAssertThrowsError(try LearnedEstimator.save(e, identity: identity, to: path)) {
+            XCTAssertEqual("\($0)", "estimator 'denoiser': tensor '\(name)' holds NaN after training; not saved to \(path)")
+        }
+        XCTAssertFalse(FileManager.default.fileExists(atPath: path))
+    }
 }

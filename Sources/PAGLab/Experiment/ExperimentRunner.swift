@@ -75,6 +75,10 @@ public final class ExperimentRunner {
             do { try lpips.check(sampleShape: info.sampleShape) }
             catch { throw TrainingError.badConfig("measure.alignment.lpips: \(error)") }
         }
+        // One writer per experiment folder while it is written (issue 11, class 4).
+        let lock: FolderLock
+        do { lock = try FolderLock(outDir, subfolders: true) } catch let e as FormatError { throw TrainingError.badConfig(e.description) }
+        defer { lock.release() }
         try FileManager.default.createDirectory(atPath: outDir + "/runs", withIntermediateDirectories: true)
         try AtomicFile.write(spec.sourceText ?? "", to: outDir + "/experiment.yaml")
         var results: [RunResult] = []

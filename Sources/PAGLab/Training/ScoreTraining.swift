@@ -110,6 +110,11 @@ public enum LearnedEstimator {
     /// Writes the estimator's parameters and buffers to `path` (safetensors, atomically), with
     /// the estimator's name and the identity of the result as metadata.
     public static func save(_ estimator: PluginInstance, identity: ResultIdentity, losses: [Double] = [], to path: String) throws {
+        // Never save non-finite weights as a usable estimator (issue 11, class 3).
+        for (name, t) in estimator.parameters + estimator.buffers {
+            guard let bad = FiniteWeights.firstNonFinite(t) else { continue }
+            throw TrainingError.nonFinite("estimator '\(estimator.plugin.name)': tensor '\(name)' holds \(bad.value.isNaN ? "NaN" : "\(bad.value)") after training; not saved to \(path)")
+        }
         let dir = (path as NSString).deletingLastPathComponent
         if !dir.isEmpty { try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true) }
         var meta = [estimatorKey: estimator.plugin.name, "format": "pt", "pag_version": PAGVersion.string,

@@ -56,6 +56,8 @@ public final class Trainer {
     /// Stops the run (as a kill would, without saving) once this many steps are done; for tests
     /// of resuming.
     public var interruptAfterSteps: Int?
+    /// Who a non-finite weight blames (set while the loop runs).
+    var loopCulprit: String?
     public var log: (String) -> Void = { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
 
     public init(config: TrainingConfig, outDir: String, registry: PluginRegistry) throws {
@@ -71,18 +73,45 @@ public final class Trainer {
     public static func savedConfig(in dir: String) throws -> TrainingConfig {
         let path = dir + "/metrics.json"
         guard let data = FileManager.default.contents(atPath: path) else {
+            // Killed between the first save's resume state and its metrics.json.
+            if let state = resumeState(in: dir) { return state.config }
             throw TrainingError.resume("\(path) not found: \(dir) is not a pag training directory")
         }
         do { return try JSONDecoder.pag.decode(TrainingMetrics.self, from: data).config }
         catch { throw TrainingError.resume("\(path) is not a valid pag metrics file: \(error)") }
     }
 
-    /// What metrics.json in `dir` says about the run there (nil: no metrics.json).
+    /// The resume state saved in `dir`/resume.safetensors (nil: none or unreadable).
+    static func resumeState(in dir: String) -> ResumeState? {
+        guard let file = try? TensorFile.read(dir + "/resume.safetensors"), let json = file.metadata["pag_resume"] else { return nil }
+        return try? JSONDecoder.pag.decode(ResumeState.self, from: Data(json.utf8))
+    }
+
+    /// The step a saved file belongs to (the `step` entry of its metadata; nil: none).
+    static func savedStep(_ path: String) -> Int? {
+        guard let file = try? TensorFile.read(path) else { return nil }
+        if let s = file.metadata["step"] { return Int(s) }
+        if let json = file.metadata["pag_resume"], let st = try? JSONDecoder.pag.decode(ResumeState.self, from: Data(json.utf8)) {
+            return st.steps
+        }
+        return nil
+    }
+
+    /// What metrics.json in `dir` says about the run there (nil: no metrics.json). Without one,
+    /// the metrics saved in resume.safetensors (a kill inside the first save) speak for the run.
     static func record(in dir: String) -> Reuse.Record? {
         let path = dir + "/metrics.json"
-        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        guard let data = FileManager.default.contents(atPath: path) else {
+            guard let state = resumeState(in: dir) else { return nil }
+            return Reuse.Record(identity: state.metrics.identity, status: "running")
+        }
         guard let m = try? JSONDecoder.pag.decode(TrainingMetrics.self, from: data) else {
             return Reuse.Record(identity: nil, status: "unreadable")
+        }
+        // metrics.json is written last: "complete" counts only when the checkpoint belongs to
+        // the same step (each save writes resume state, checkpoint, then metrics.json).
+        if m.status == "complete", savedStep(dir + "/checkpoint.safetensors") != m.steps {
+            return Reuse.Record(identity: m.identity, status: "running")
         }
         return Reuse.Record(identity: m.identity, status: m.status, error: m.error)
     }
@@ -98,8 +127,13 @@ public final class Trainer {
     /// run is left as it is (its metrics are returned); one holding another run is refused.
     @discardableResult
     public func run(resume: Bool = false) throws -> TrainingMetrics {
-        let fm = FileManager.default
         let identity = try ResultIdentity.training(config, registry: registry)
+        // One writer per run folder, for as long as the run is written (a second one is refused
+        // naming this process); stale temporary files of killed writers go.
+        let lock: FolderLock
+        do { lock = try FolderLock(outDir) }
+        catch let e as FormatError { throw TrainingError.badConfig(e.description) }
+        defer { lock.release() }
         switch Self.decision(outDir, identity: identity) {
         case .fresh:
             if resume { throw TrainingError.resume("\(resumePath) not found: nothing to resume in \(outDir)") }
@@ -115,7 +149,6 @@ public final class Trainer {
         case .refuse(let why):
             throw resume ? TrainingError.resume(why) : TrainingError.badConfig(why)
         }
-        try fm.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         ConvolutionAlgorithm.current = ConvolutionAlgorithm(rawValue: config.convAlgorithm) ?? .direct
 
         let setup = try TrainingSetup(config: config, registry: registry)
@@ -133,6 +166,11 @@ public final class Trainer {
         if resume {
             state = try loadResumeState(setup)
             log("resuming \(outDir) at epoch \(state.epoch + 1), batch \(state.batch) (step \(state.steps))")
+            // A kill inside a save can leave the checkpoint and metrics.json of an earlier step
+            // next to a newer resume state: write them again from it (the weights are the same).
+            if Self.savedStep(checkpointPath) != state.steps || metricsSteps() != state.steps {
+                try writeCheckpointAndMetrics(state, setup)
+            }
         }
 
         let schedule = try config.lrSchedule()
@@ -142,6 +180,8 @@ public final class Trainer {
         var epochStart = Date()
         var bar: ProgressBar?
         let loop = TrainingLoop(optimizer: setup.optimizer, culprit: TrainingLoop.culprit(objective: setup.objective, model: config.model))
+        loopCulprit = loop.culprit
+        var warnedNonFinite: Set<String> = []
         do {
             try loop.run(
                 from: .init(epoch: state.epoch, batch: state.batch, steps: state.steps), epochs: config.epochs,
@@ -162,7 +202,12 @@ public final class Trainer {
                 afterStep: { r, p in
                     state.steps = p.steps; state.batch = p.batch; state.epochBatches += 1
                     state.epochLossSum += r.loss
-                    for m in r.reported { state.epochMetricSums[m.name, default: 0] += m.value }
+                    for m in r.reported {
+                        state.epochMetricSums[m.name, default: 0] += m.value
+                        if !m.value.isFinite, warnedNonFinite.insert(m.plugin + "\u{0}" + m.name).inserted {
+                            log("warning: plugin '\(m.plugin)' reported metric '\(m.name)' = \(m.value.isNaN ? "NaN" : m.value > 0 ? "Infinity" : "-Infinity") at step \(r.step); metrics.json records it as a string")
+                        }
+                    }
                     bar?.update(p.batch, status: String(format: "loss %.4f", state.epochLossSum / Double(state.epochBatches)))
                     if let stop = interruptAfterSteps, p.steps >= stop { throw TrainingError.interrupted(p.steps) }
                     if p.steps % config.checkpointEvery == 0 && p.batch < batchCount {
@@ -199,7 +244,9 @@ public final class Trainer {
     func fail(_ state: inout ResumeState, _ message: String) -> Error {
         state.metrics.status = "failed"
         state.metrics.error = message
-        try? AtomicFile.write(String(decoding: try! JSONEncoder.pag.encode(state.metrics), as: UTF8.self), to: metricsPath)
+        if let data = try? JSONEncoder.pag.encode(state.metrics) {
+            try? AtomicFile.write(String(decoding: data, as: UTF8.self), to: metricsPath)
+        }
         return TrainingError.nonFinite(message)
     }
 
@@ -209,16 +256,47 @@ public final class Trainer {
         state.optimizerSteps = setup.optimizer.stepCount
         state.modelCalls = setup.model.callCount
         state.objectiveCalls = setup.objective.callCount
+        let stateDict = setup.model.parameters + setup.model.buffers
+        let optimizerState = setup.optimizer.stateTensors().map { ("optimizer.\($0.name)", $0.tensor) }
+        // Never save non-finite weights (or optimizer state): the files on disk stay the last
+        // good ones, and metrics.json says at which step the run went bad.
+        for (name, t) in stateDict + optimizerState {
+            guard let bad = FiniteWeights.firstNonFinite(t) else { continue }
+            throw LoopFailure(step: state.steps, reason: .nonFinite,
+                              message: "tensor '\(name)' holds \(bad.value.isNaN ? "NaN" : "\(bad.value)") with \(loopCulprit ?? "this run's plugins"); training stopped")
+        }
         state.metrics.steps = state.steps
+        let resumeJSON = String(decoding: try JSONEncoder.pag.encode(state), as: UTF8.self)
+        try TensorFile.write(stateDict + optimizerState, metadata: ["pag_resume": resumeJSON, "step": String(state.steps)], to: resumePath)
+        pauseForTests(after: "resume", state)
+        try writeCheckpointAndMetrics(state, setup)
+    }
+
+    /// The checkpoint, then metrics.json (last: its "complete" is the mark of a finished run).
+    func writeCheckpointAndMetrics(_ state: ResumeState, _ setup: TrainingSetup) throws {
         let stateDict = setup.model.parameters + setup.model.buffers
         let configJSON = String(decoding: try JSONEncoder.pag.encode(config), as: UTF8.self)
         let meta = ["format": "pt", "pag_version": PAGVersion.string, "pag_config": configJSON,
                     "epoch": String(state.epoch), "step": String(state.steps)]
-        let resumeJSON = String(decoding: try JSONEncoder.pag.encode(state), as: UTF8.self)
-        let optimizerState = setup.optimizer.stateTensors().map { ("optimizer.\($0.name)", $0.tensor) }
-        try TensorFile.write(stateDict + optimizerState, metadata: ["pag_resume": resumeJSON], to: resumePath)
         try TensorFile.write(stateDict, metadata: meta, to: checkpointPath)
-        try AtomicFile.write(String(decoding: try JSONEncoder.pag.encode(state.metrics), as: UTF8.self), to: metricsPath)
+        pauseForTests(after: "checkpoint", state)
+        var metrics = state.metrics
+        metrics.steps = state.steps
+        try AtomicFile.write(String(decoding: try JSONEncoder.pag.encode(metrics), as: UTF8.self), to: metricsPath)
+    }
+
+    /// The steps metrics.json records (nil: none or unreadable).
+    func metricsSteps() -> Int? {
+        guard let data = FileManager.default.contents(atPath: metricsPath) else { return nil }
+        return (try? JSONDecoder.pag.decode(TrainingMetrics.self, from: data))?.steps
+    }
+
+    /// For kill tests: with PAG_TEST_PAUSE_IN_SAVE=resume or =checkpoint, the final save says
+    /// so on standard error after writing that file and sleeps, so a test can kill it there.
+    func pauseForTests(after file: String, _ state: ResumeState) {
+        guard state.metrics.status == "complete", ProcessInfo.processInfo.environment["PAG_TEST_PAUSE_IN_SAVE"] == file else { return }
+        FileHandle.standardError.write("PAG_TEST_PAUSED after \(file)\n".data(using: .utf8)!)
+        sleep(60)
     }
 
     func loadResumeState(_ setup: TrainingSetup) throws -> ResumeState {
@@ -266,6 +344,8 @@ extension JSONEncoder {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys]
         e.keyEncodingStrategy = .convertToSnakeCase
+        // JSON has no NaN or infinities: the documented strings (docs/file-formats.md).
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
         return e
     }
 }
@@ -275,6 +355,7 @@ extension JSONDecoder {
     public static var pag: JSONDecoder {
         let d = JSONDecoder()
         d.keyDecodingStrategy = .convertFromSnakeCase
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "Infinity", negativeInfinity: "-Infinity", nan: "NaN")
         return d
     }
 }

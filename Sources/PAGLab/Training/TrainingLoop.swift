@@ -67,7 +67,7 @@ public struct TrainingLoop {
         public var metrics: [String: Double]
         /// Every metric report of the step, in order.
         public var reported: [Reported]
-        public struct Reported: Sendable { public var name: String; public var value: Double }
+        public struct Reported: Sendable { public var name: String; public var value: Double; public var plugin: String = "" }
     }
 
     public let optimizer: Optimizer
@@ -114,7 +114,7 @@ public struct TrainingLoop {
         var sums: [String: (Double, Int)] = [:]
         for (n, m) in sink.values { sums[n, default: (0, 0)].0 += m; sums[n, default: (0, 0)].1 += 1 }
         return StepResult(step: number, loss: v, metrics: sums.mapValues { $0.0 / Double($0.1) },
-                          reported: sink.values.map { StepResult.Reported(name: $0.name, value: $0.value) })
+                          reported: zip(sink.values, sink.reporters).map { StepResult.Reported(name: $0.0.name, value: $0.0.value, plugin: $0.1) })
     }
 
     /// Steps from `start` until `epochs` epochs (nil: no limit) or `steps` steps in all (nil: no
