@@ -50,6 +50,11 @@ public struct ExperimentSpec: Sendable {
     public var learningRate: Float = 1e-3
     public var optimizer = OptimizerChoice.Kind.adam
     public var seed: UInt64 = 0
+    /// Training seeds: every run is trained and measured once per seed (`seeds: [0, 1, 2]`);
+    /// nil: the one `seed`. With more than one, run folders are NAME-seedS.
+    public var seeds: [UInt64]?
+    /// The seeds every run is trained with.
+    public var allSeeds: [UInt64] { seeds ?? [seed] }
     public var trainLimit: Int?
     public var testLimit: Int?
     public var runs: [RunSpec] = []
@@ -141,6 +146,16 @@ public struct ExperimentSpec: Sendable {
             catch { throw SpecError(description: "\(source): \(error)") }
         }
         seed = try r.int("seed", min: 0).map(UInt64.init) ?? seed
+        if let v = r.take("seeds") {
+            guard case .array(let list) = v, !list.isEmpty else {
+                throw SpecError(description: "\(source): 'seeds' must be a non-empty list of whole numbers, e.g. [0, 1, 2]")
+            }
+            seeds = try list.enumerated().map { i, item in
+                guard case .int(let n) = item, n >= 0 else { throw SpecError(description: "\(source): seeds[\(i)] must be a whole number at least 0") }
+                return UInt64(n)
+            }
+            seed = seeds![0]
+        }
         trainLimit = try r.int("train_limit", min: 1)
         testLimit = try r.int("test_limit", min: 1)
         baseline = try r.string("baseline")
@@ -212,17 +227,29 @@ public struct ExperimentSpec: Sendable {
             if let lr = r.learningRate { try need(lr.isFinite && lr > 0, "runs[\(i)].lr must be a positive number, got \(lr)") }
         }
         if let a = alignment { try need(a.sigma.isFinite && a.sigma > 0, "measure.alignment.sigma must be a positive number, got \(a.sigma)") }
-        let names = expandedRuns().map(\.name)
+        if let s = seeds {
+            try need(Set(s).count == s.count, "seeds must be distinct, got \(s.map(String.init).joined(separator: ", "))")
+        }
+        let expanded = expandedRuns()
+        let names = expanded.map(\.name)
+        let groups = expanded.map(\.group)
         let dup = Dictionary(grouping: names, by: { $0 }).filter { $0.value.count > 1 }.keys.sorted()
         try need(dup.isEmpty, "two runs are named \(dup.joined(separator: ", ")); give them distinct 'name's")
         if let b = baseline {
-            try need(names.contains(b), "baseline '\(b)' is not a run of this experiment; runs: \(names.joined(separator: ", "))")
+            var seen = Set<String>()
+            let distinct = groups.filter { seen.insert($0).inserted }
+            try need(groups.contains(b), "baseline '\(b)' is not a run of this experiment; runs: \(distinct.joined(separator: ", "))")
         }
     }
 
     /// One training run of the experiment, after sweeps are expanded.
     public struct Run: Sendable {
+        /// The run's folder name: its group, plus -seedS when the experiment has several seeds.
         public var name: String
+        /// The run as the spec names it, the same for every seed (what the findings compare).
+        public var group: String
+        /// The training seed of this run.
+        public var seed: UInt64
         public var objective: String
         public var sweepKey: String?
         public var sweepValue: Double?
@@ -232,8 +259,25 @@ public struct ExperimentSpec: Sendable {
         public var displaySettings: [String]
     }
 
-    /// The runs, sweeps expanded, each with its full training configuration.
+    /// The runs, sweeps and seeds expanded, each with its full training configuration; ordered
+    /// by seed first (all runs of the first seed, then of the second, ...), so the first seed's
+    /// results come first.
     public func expandedRuns() -> [Run] {
+        let base = expandedGroups()
+        let list = allSeeds
+        guard list.count > 1 else { return base }
+        return list.flatMap { s in
+            base.map { r in
+                var r = r
+                r.seed = s; r.config.seed = s
+                r.name = Self.safeName(r.group + "-seed\(s)")
+                return r
+            }
+        }
+    }
+
+    /// The runs with sweeps expanded, for the first seed only (names without a seed suffix).
+    func expandedGroups() -> [Run] {
         var out: [Run] = []
         for r in runs {
             let values: [SettingValue?] = r.sweepKey == nil ? [nil] : r.sweepValues.map { $0 }
@@ -256,7 +300,7 @@ public struct ExperimentSpec: Sendable {
                 let display = c.settings.map { s in
                     (s.plugin == r.objective ? "objective." : s.plugin == model ? "model." : s.plugin.map { $0 + "." } ?? "") + "\(s.key)=\(s.value)"
                 }
-                out.append(Run(name: Self.safeName(name), objective: r.objective, sweepKey: r.sweepKey,
+                out.append(Run(name: Self.safeName(name), group: Self.safeName(name), seed: seed, objective: r.objective, sweepKey: r.sweepKey,
                                sweepValue: v?.number, config: c, displaySettings: display))
             }
         }

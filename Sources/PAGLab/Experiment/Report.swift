@@ -20,56 +20,98 @@ public enum Report {
         return ("SSIM", a.ssimMean, a.ssimStd / n)
     }
 
-    /// a is above b by more than twice the standard error of their difference.
-    static func clearlyAbove(_ a: AlignmentMeasure, _ b: AlignmentMeasure) -> Bool {
-        a.value - b.value > 2 * (a.se * a.se + b.se * b.se).squareRoot()
+    /// The run named `name` (its name across seeds, or a run's own name), or the first run when
+    /// no name is given.
+    static func baselineRun(_ runs: [RunResult], _ name: String?) -> RunResult? {
+        name.map { n in runs.first { $0.groupName == n || $0.name == n } } ?? runs.first
     }
 
-    /// The run named `name`, or the first run when no name is given.
-    static func baselineRun(_ runs: [RunResult], _ name: String?) -> RunResult? {
-        name.map { n in runs.first { $0.name == n } } ?? runs.first
+    /// "shown" or "not shown" with the seeds and images the procedure resampled.
+    static func verdict(_ shown: Bool, _ hasInterval: Bool) -> String {
+        shown ? "shown (95%)" : hasInterval ? "not shown (95%)" : "not shown (no spread to judge)"
     }
 
     /// Plain statements of what the numbers show, including where an expected effect is absent.
-    /// `baseline` names the run the others are compared with (nil: the first run).
+    /// `baseline` names the run the others are compared with (nil: the first run). Runs of
+    /// several seeds are compared over all their seeds; every comparison uses the paired
+    /// bootstrap over seeds and images (Stats.bootstrap) and is printed with its 95% interval; a
+    /// claim whose interval does not exclude zero is "not shown".
     public static func findings(_ runs: [RunResult], baseline: String? = nil) -> [String] {
         var out: [String] = []
-        let ce = baselineRun(runs, baseline)
-        if let ce, let base = ce.noiseRatio?.maxRatio {
-            let others = runs.filter { $0.name != ce.name && $0.noiseRatio != nil }
-            let above = others.filter { $0.noiseRatio!.maxRatio > base * 1.25 }
-            let parts = others.map { String(format: "%@ %.2f", $0.name, $0.noiseRatio!.maxRatio) }.joined(separator: ", ")
-            out.append(String(format: "Noise ratio of the baseline (%@): %.2f; the others: %@.", ce.name, base, parts))
-            out.append(above.isEmpty
-                ? "No model's noise ratio is clearly (25%) above the baseline's: the paper's effect does not appear at this training budget."
-                : "Clearly (25%) above the baseline: " + above.map(\.name).joined(separator: ", ") + ". These models react less to the distractor than to the object, as the paper finds for robust models.")
+        let groups = Stats.groups(runs)
+        let seedCounts = Set(groups.map(\.runs.count))
+        if let n = seedCounts.max() {
+            out.append(n > 1 ? "Each value is the mean over \(n) training seeds, with its 95% interval from a paired bootstrap over seeds and, within each seed, test images."
+                             : "One training seed: the intervals count only the spread over test images, not over training seeds; run several seeds (seeds: [0, 1, 2]) for findings that survive a rerun.")
         }
-        // Alignment: the perceptual similarity of gradient and score (1 - LPIPS, else SSIM).
-        if let ce, let base = ce.alignment.map(alignmentMetric) {
-            let others = runs.filter { $0.name != ce.name && $0.alignment != nil }
-            let above = others.filter { let m = alignmentMetric($0.alignment!); return clearlyAbove(m, base) }
-            let parts = others.map { String(format: "%@ %.3f", $0.name, alignmentMetric($0.alignment!).value) }.joined(separator: ", ")
-            out.append(String(format: "Gradient-score alignment (%@) of the baseline (%@): %.3f; the others: %@.", base.name, ce.name, base.value, parts))
+        let ceName = baselineRun(runs, baseline)?.groupName
+        let ce = groups.first { $0.name == ceName }
+        if let ce, let baseNR = Stats.perSeed(ce.runs, { $0.noiseRatio?.maxRatio }) {
+            let others = groups.filter { $0.name != ce.name }.compactMap { g in Stats.perSeed(g.runs, { $0.noiseRatio?.maxRatio }).map { (g.name, $0) } }
+            let baseMean = Stats.bootstrap([baseNR]) { $0 }[0]
+            var parts: [String] = [], above: [String] = [], near: [String] = []
+            for (name, v) in others {
+                // Above by 25%: the interval of other - 1.25 x baseline, paired by seed, excludes zero.
+                let r = Stats.bootstrap([v, baseNR]) { m in [m[0], m[0] - 1.25 * m[1]] }
+                parts.append("\(name) \(r[0].text("%.2f"))")
+                if r[1].excludesZeroAbove { above.append(name) }
+                else if r[1].mean > 0 { near.append("\(name) (\(r[1].text("%.2f", signed: true)))") }
+            }
+            out.append("Noise ratio of the baseline (\(ce.name)): \(baseMean.text("%.2f")); the others: \(parts.joined(separator: ", ")).")
             if !others.isEmpty {
-                out.append(above.isEmpty
-                    ? "No model's alignment is above the baseline's by more than twice the standard errors."
-                    : "Aligned with the score clearly better (beyond twice the standard errors) than the baseline: " + above.map(\.name).joined(separator: ", ") + ".")
+                var line = above.isEmpty
+                    ? "No model's noise ratio is shown (95%) to be 25% above the baseline's: the paper's effect does not appear at this training budget."
+                    : "Shown (95%) to be 25% above the baseline: " + above.joined(separator: ", ") + ". These models react less to the distractor than to the object, as the paper finds for robust models."
+                if !near.isEmpty {
+                    line += " Not shown: " + near.joined(separator: ", ") + " (ratio − 1.25 × baseline\(seedCounts.max() == 1 ? "; one seed: no interval" : ""))."
+                }
+                out.append(line)
             }
         }
-        let groups = Dictionary(grouping: runs.filter { $0.sweepKey != nil && $0.sweepValue != nil && $0.alignment != nil }) { "\($0.objective) \($0.sweepKey!)" }
-        for key in groups.keys.sorted() {
-            let g = groups[key]!.sorted { $0.sweepValue! < $1.sweepValue! }
+        // Alignment: the perceptual similarity of gradient and score (1 - LPIPS, else SSIM).
+        if let ce, let firstA = ce.runs[0].alignment, let baseV = Stats.alignmentValues(ce.runs) {
+            let metric = alignmentMetric(firstA).name
+            let others = groups.filter { $0.name != ce.name }.compactMap { g in Stats.alignmentValues(g.runs).map { (g.name, $0) } }
+            let baseMean = Stats.bootstrap([baseV]) { $0 }[0]
+            var parts: [String] = [], above: [String] = [], notShown: [String] = []
+            var anyInterval = false
+            for (name, v) in others {
+                let d = Stats.bootstrap([v, baseV]) { m in [m[0], m[0] - m[1]] }
+                parts.append("\(name) \(d[0].text())")
+                anyInterval = anyInterval || d[1].low != nil
+                if d[1].excludesZeroAbove { above.append("\(name) (\(d[1].text(signed: true)))") }
+                else if d[1].mean > 0 { notShown.append("\(name) (\(d[1].text(signed: true)))") }
+            }
+            out.append("Gradient-score alignment (\(metric)) of the baseline (\(ce.name)): \(baseMean.text()); the others: \(parts.joined(separator: ", ")).")
+            if !others.isEmpty {
+                var line = above.isEmpty
+                    ? "No model's alignment is shown (95%) to be above the baseline's."
+                    : "Aligned with the score better than the baseline, shown (95%, difference with its interval): " + above.joined(separator: ", ") + "."
+                if !notShown.isEmpty { line += " Above the baseline but not shown: " + notShown.joined(separator: ", ") + "." }
+                if !anyInterval { line += " (No spread to judge: one seed without per-image values.)" }
+                out.append(line)
+            }
+        }
+        let sweeps = Dictionary(grouping: groups.filter { $0.runs[0].sweepKey != nil && $0.runs[0].sweepValue != nil && $0.runs[0].alignment != nil }) {
+            "\($0.runs[0].objective) \($0.runs[0].sweepKey!)"
+        }
+        for key in sweeps.keys.sorted() {
+            let g = sweeps[key]!.sorted { $0.runs[0].sweepValue! < $1.runs[0].sweepValue! }
             guard g.count >= 3 else { continue }
-            let m = g.map { alignmentMetric($0.alignment!) }
-            let best = m.indices.max { m[$0].value < m[$1].value }!
-            let values = zip(g, m).map { String(format: "%g: %.3f", $0.sweepValue!, $1.value) }.joined(separator: ", ")
-            let metric = m[0].name
-            if best > 0 && best < g.count - 1 && clearlyAbove(m[best], m[0]) && clearlyAbove(m[best], m[g.count - 1]) {
-                out.append("\(key): alignment (\(metric)) rises, then falls (\(values)), peaking inside the sweep: the paper's weak, Bayes-aligned and excessive regimes.")
-            } else if best > 0 && best < g.count - 1 {
-                out.append("\(key): alignment (\(metric)) peaks inside the sweep (\(values)), but the rise or the fall is within twice the standard error: not a clear rise and fall.")
+            let curves = g.compactMap { Stats.alignmentValues($0.runs) }
+            guard curves.count == g.count else { continue }
+            let shape = Stats.riseAndFall(curves)
+            let values = zip(g, shape.means).map { String(format: "%g: ", $0.runs[0].sweepValue!) + $1.text() }.joined(separator: ", ")
+            let metric = alignmentMetric(g[0].runs[0].alignment!).name
+            if let p = shape.peak, let rise = shape.rise, let fall = shape.fall {
+                let diffs = String(format: "peak at %g; peak − first %@, peak − last %@", g[p].runs[0].sweepValue!, rise.text(signed: true), fall.text(signed: true))
+                if shape.shown {
+                    out.append("\(key): alignment (\(metric)) rises, then falls (\(values)), peaking inside the sweep (\(diffs)): shown (95%); the paper's weak, Bayes-aligned and excessive regimes.")
+                } else {
+                    out.append("\(key): alignment (\(metric)) rises, then falls: \(verdict(false, rise.low != nil)) (\(values); \(diffs)): the interval of the rise or of the fall includes zero.")
+                }
             } else {
-                out.append("\(key): alignment (\(metric)) does not rise then fall over this sweep (\(values)).")
+                out.append("\(key): alignment (\(metric)) does not rise then fall over this sweep (\(values)): the largest mean is at an end.")
             }
         }
         let cosines = runs.compactMap { $0.alignment?.cosineMean }
