@@ -58,25 +58,33 @@ public enum Stats {
         guard seeds > 0 else { return contrasts(curves.map { _ in .nan }).map { Interval(mean: $0, low: nil, high: nil) } }
         let images = (0..<seeds).map { s in curves.map { $0[s].count }.min()! }
         guard images.allSatisfy({ $0 > 0 }) else { return contrasts(curves.map { _ in .nan }).map { Interval(mean: $0, low: nil, high: nil) } }
-        func means(_ seedDraw: [Int], _ imageDraw: [[Int]]) -> [Double] {
-            curves.map { c in
-                var total = 0.0
-                for (k, s) in seedDraw.enumerated() {
+        // Flat copies of the paired values: curve c, seed s, image i at flat[c][offset[s] + i].
+        var offset = [0]
+        for s in 0..<seeds { offset.append(offset[s] + images[s]) }
+        let flat: [[Double]] = curves.map { c in (0..<seeds).flatMap { c[$0][0..<images[$0]] } }
+        var sums = [Double](repeating: 0, count: curves.count), total = sums
+        var drawn = [Int](repeating: 0, count: images.max()!)
+        func means(_ seedDraw: [Int], all: Bool, _ rng: inout RNG) -> [Double] {
+            for c in total.indices { total[c] = 0 }
+            for s in seedDraw {
+                let n = images[s]
+                for i in 0..<n { drawn[i] = offset[s] + (all ? i : rng.below(n)) }
+                for c in flat.indices {
                     var sum = 0.0
-                    for i in imageDraw[k] { sum += c[s][i] }
-                    total += sum / Double(imageDraw[k].count)
+                    flat[c].withUnsafeBufferPointer { v in for i in 0..<n { sum += v[drawn[i]] } }
+                    sums[c] = sum
+                    total[c] += sum / Double(n)
                 }
-                return total / Double(seedDraw.count)
             }
+            return total.map { $0 / Double(seedDraw.count) }
         }
-        let point = contrasts(means(Array(0..<seeds), (0..<seeds).map { Array(0..<images[$0]) }))
-        guard seeds > 1 || images[0] > 1 else { return point.map { Interval(mean: $0, low: nil, high: nil) } }
         var rng = RNG(state: rngSeed)
+        let point = contrasts(means(Array(0..<seeds), all: true, &rng))
+        guard seeds > 1 || images[0] > 1 else { return point.map { Interval(mean: $0, low: nil, high: nil) } }
         var draws: [[Double]] = Array(repeating: [], count: point.count)
         for _ in 0..<replicates {
             let sd = (0..<seeds).map { _ in rng.below(seeds) }
-            let id = sd.map { s in (0..<images[s]).map { _ in rng.below(images[s]) } }
-            for (k, v) in contrasts(means(sd, id)).enumerated() { draws[k].append(v) }
+            for (k, v) in contrasts(means(sd, all: false, &rng)).enumerated() { draws[k].append(v) }
         }
         return zip(point, draws).map { p, d in
             let sorted = d.sorted()
