@@ -50,17 +50,23 @@ final class ExperimentTests: XCTestCase {
     func testDefaultExperimentAndErrors() throws {
         let d = ExperimentSpec.defaultExperiment
         XCTAssertEqual(d.data, "fashion-mnist-distractor")
-        let runs = d.expandedRuns()
-        XCTAssertEqual(runs.map(\.objective), ["ce", "pgd-l2"] + Array(repeating: "randomized-smoothing", count: 5) + Array(repeating: "gradnorm", count: 3))
-        XCTAssertEqual(runs[7].sweepValue, 1e-3)
-        XCTAssertTrue(runs[7].config.settings.contains(Setting(plugin: "gradnorm", key: "lambda", value: .float(1e-3))), "\(runs[7].config.settings)")
-        XCTAssertEqual(runs[7].displaySettings, ["objective.lambda=0.001"], "the report shows what it showed")
-        XCTAssertEqual(runs[2].name, "randomized-smoothing-sigma0.1")
+        // Three seeds (issue 14): the runs of seed 0, then of seed 1, then of seed 2.
+        XCTAssertEqual(d.allSeeds, [0, 1, 2])
+        let all = d.expandedRuns()
+        XCTAssertEqual(all.map(\.seed), [0, 1, 2].flatMap { Array(repeating: UInt64($0), count: 8) })
+        let runs = Array(all.prefix(8))
+        XCTAssertEqual(runs.map(\.objective), ["ce", "pgd-l2"] + Array(repeating: "randomized-smoothing", count: 3) + Array(repeating: "gradnorm", count: 3))
+        XCTAssertEqual(runs[5].sweepValue, 1e-3)
+        XCTAssertTrue(runs[5].config.settings.contains(Setting(plugin: "gradnorm", key: "lambda", value: .float(1e-3))), "\(runs[5].config.settings)")
+        XCTAssertEqual(runs[5].displaySettings, ["objective.lambda=0.001"], "the report shows what it showed")
+        XCTAssertEqual(runs[2].name, "randomized-smoothing-sigma0.1-seed0")
+        XCTAssertEqual(runs[2].group, "randomized-smoothing-sigma0.1")
+        XCTAssertEqual(all[10].name, "randomized-smoothing-sigma0.1-seed1")
         // Alignment needs a learned score to say anything (issue 6): the default trains a denoiser.
         XCTAssertEqual(d.alignment?.score, "denoiser")
         XCTAssertEqual(d.alignment?.classLogit, true)
         XCTAssertNil(d.alignment?.lpips)
-        XCTAssertEqual(Set(runs.map(\.name)).count, runs.count)
+        XCTAssertEqual(Set(all.map(\.name)).count, all.count)
         XCTAssertThrowsError(try ExperimentSpec(text: "runs:\n  - objective: ce\n    sett: [a=1]\n", source: "x.yaml")) {
             XCTAssertTrue("\($0)".contains("unknown key sett"), "\($0)")
         }

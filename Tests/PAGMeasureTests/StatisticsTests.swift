@@ -136,3 +136,69 @@ final class StatisticsTests: XCTestCase {
         XCTAssertNil(Stats.bootstrap([[[0.5]]]) { $0 }[0].low, "one value: no spread to judge")
     }
 }
+
+extension StatisticsTests {
+    static let registry = PluginRegistry.besideExecutable()
+
+    /// Seeds end to end on the synthetic set: per-seed folders, per-seed summary rows and groups
+    /// with intervals, a report with bands; the first seed rerun elsewhere replicates bit for bit.
+    func testSeedsEndToEndAndReplicate() throws {
+        guard Self.registry.plugins.contains(where: { $0.name == "mlp" }) else { throw XCTSkip("model plugins not built next to the tests") }
+        let text = """
+        name: tiny-seeds
+        data: synthetic
+        model: mlp
+        model_set: [widths=16]
+        batch_size: 32
+        lr: 3e-3
+        seeds: [0, 1]
+        train_limit: 128
+        test_limit: 50
+        runs:
+          - objective: ce
+          - objective: gradnorm
+            sweep: {lambda: [1e-3, 1e-2, 1e-1]}
+        measure:
+          samples: 12
+          alignment: {score: analytic, sigma: 0.5}
+          robustness: false
+        """
+        let spec = try ExperimentSpec(text: text, source: "tiny.yaml")
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("pag-seeds-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let runner = ExperimentRunner(spec: spec, outDir: out, registry: Self.registry)
+        runner.showProgress = false; runner.log = { _ in }
+        let s = try runner.run()
+        XCTAssertEqual(s.runs.count, 8)
+        XCTAssertEqual(s.runs.map(\.seed), [0, 0, 0, 0, 1, 1, 1, 1])
+        for r in s.runs { XCTAssertTrue(FileManager.default.fileExists(atPath: out + "/runs/\(r.name)/checkpoint.safetensors"), r.name) }
+        XCTAssertNotEqual(s.runs[0].alignment!.cosineMean, s.runs[4].alignment!.cosineMean, "another seed trains another model")
+        let groups = try XCTUnwrap(s.groups)
+        XCTAssertEqual(groups.map(\.name), ["ce", "gradnorm-lambda0.001", "gradnorm-lambda0.01", "gradnorm-lambda0.1"])
+        XCTAssertEqual(groups[0].runs, ["ce-seed0", "ce-seed1"])
+        XCTAssertNotNil(groups[0].metric("ssim_mean")?.ciLow)
+        let csv = try String(contentsOfFile: out + "/summary.csv", encoding: .utf8)
+        XCTAssertTrue(csv.contains("\r\nce-seed1,ce,1,ce,"), csv)
+        XCTAssertTrue(csv.contains("\r\nce,ce,ci95_high,ce,"), csv)
+        let html = try String(contentsOfFile: out + "/report/index.html", encoding: .utf8)
+        XCTAssertTrue(html.contains("fill-opacity=\"0.15\""), "interval bands in the sweep charts")
+        XCTAssertTrue(html.contains("Each value is the mean over 2 training seeds"))
+        XCTAssertTrue(html.contains("the models of the first seed (0)"))
+        // The first seed again elsewhere: bit for bit the same.
+        var one = spec; one.seeds = nil; one.seed = 0
+        let tmp = out + "-replicate"
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        let again = ExperimentRunner(spec: one, outDir: tmp, registry: Self.registry)
+        again.showProgress = false; again.log = { _ in }
+        let rerun = try again.run()
+        let (lines, identical) = Replicate.reportLines(original: s, rerun: rerun)
+        XCTAssertTrue(identical, "\(lines)")
+        XCTAssertTrue(lines[0].hasPrefix("replicated: all "), "\(lines)")
+        // A changed value is reported with its size.
+        var changed = rerun
+        changed.runs[1].alignment!.ssimMean += 0.25
+        let (l2, same) = Replicate.reportLines(original: s, rerun: changed)
+        XCTAssertFalse(same)
+        XCTAssertTrue(l2.contains { $0.contains("SSIM (mean): 1 of 4 differ, largest |difference| 0.25") }, "\(l2)")
+    }
+}

@@ -39,6 +39,8 @@ public struct ExperimentSummary: Codable, Sendable {
     /// Every run over its seeds: per-seed values, mean and 95% interval of each metric
     /// (Stats.summarize); nil in summaries written before seeds existed.
     public var groups: [GroupSummary]? = nil
+    /// The threads the invocation computed with (Replicate.threads); nil in older summaries.
+    public var threads: Int? = nil
 }
 
 /// measure/record.json of a run: the identity of its measurements, written after them.
@@ -120,7 +122,8 @@ public final class ExperimentRunner {
             results.append(result)
         }
         let summary = ExperimentSummary(experiment: spec.name, data: spec.data, model: spec.model,
-                                        wallSeconds: Date().timeIntervalSince(started), runs: results, groups: Stats.summarize(results))
+                                        wallSeconds: Date().timeIntervalSince(started), runs: results, groups: Stats.summarize(results),
+                                        threads: Replicate.threads)
         try Stats.writeSummary(summary, outDir: outDir)
         try FileManager.default.createDirectory(atPath: outDir + "/report", withIntermediateDirectories: true)
         let html = try Report.html(spec: spec, summary: summary, outDir: outDir)
