@@ -54,6 +54,8 @@ struct Run: ParsableCommand {
         if json {
             print(try MeasureRunner.jsonText(summary), terminator: "")
         } else {
+            let findings = Report.findings(summary.runs, baseline: spec.baseline)
+            if !findings.isEmpty { print("Findings:"); for f in findings { print("  - " + f) } }
             print(String(format: "experiment '%@' done in %.0f s; report: %@/report/index.html", spec.name, summary.wallSeconds, dir))
         }
     }
