@@ -81,7 +81,7 @@ struct Run: ParsableCommand {
         // The rerun's runs carry the names of one seed; match them with OUT's by name across seeds.
         if several { for i in rerun.runs.indices { rerun.runs[i].seed = first } }
         let (lines, identical) = Replicate.reportLines(original: original, rerun: rerun)
-        print("replicating seed \(first) of '\(spec.name)' from \(dir) in \(tmp)")
+        print("replicating seed \(first) of '\(spec.name)' from \(dir) (rerun in a temporary folder, removed afterwards)")
         for l in lines { print(l) }
         if !identical { throw ExitCode(1) }
     }

@@ -71,6 +71,9 @@ final class StatisticsTests: XCTestCase {
         let line = shapeLine(try sweep([0.158, 0.126, 0.154, 0.170, 0.022], seedSD: 0.03))
         XCTAssertTrue(line.contains("rises, then falls: not shown (95%)"), line)
         XCTAssertTrue(line.contains("peak − first"), line)
+        // One seed, as in the issue: the rise from 0.158 to 0.170 is within the image noise.
+        let single = shapeLine(try sweep([0.158, 0.126, 0.154, 0.170, 0.022], seeds: [0], seedSD: 0))
+        XCTAssertTrue(single.contains("rises, then falls: not shown (95%)"), single)
     }
 
     func testSeedsExpandToPerSeedRuns() throws {
