@@ -50,17 +50,23 @@ final class ExperimentTests: XCTestCase {
     func testDefaultExperimentAndErrors() throws {
         let d = ExperimentSpec.defaultExperiment
         XCTAssertEqual(d.data, "fashion-mnist-distractor")
-        let runs = d.expandedRuns()
-        XCTAssertEqual(runs.map(\.objective), ["ce", "pgd-l2"] + Array(repeating: "randomized-smoothing", count: 5) + Array(repeating: "gradnorm", count: 3))
-        XCTAssertEqual(runs[7].sweepValue, 1e-3)
-        XCTAssertTrue(runs[7].config.settings.contains(Setting(plugin: "gradnorm", key: "lambda", value: .float(1e-3))), "\(runs[7].config.settings)")
-        XCTAssertEqual(runs[7].displaySettings, ["objective.lambda=0.001"], "the report shows what it showed")
-        XCTAssertEqual(runs[2].name, "randomized-smoothing-sigma0.1")
+        // Three seeds (issue 14): the runs of seed 0, then of seed 1, then of seed 2.
+        XCTAssertEqual(d.allSeeds, [0, 1, 2])
+        let all = d.expandedRuns()
+        XCTAssertEqual(all.map(\.seed), [0, 1, 2].flatMap { Array(repeating: UInt64($0), count: 8) })
+        let runs = Array(all.prefix(8))
+        XCTAssertEqual(runs.map(\.objective), ["ce", "pgd-l2"] + Array(repeating: "randomized-smoothing", count: 3) + Array(repeating: "gradnorm", count: 3))
+        XCTAssertEqual(runs[5].sweepValue, 1e-3)
+        XCTAssertTrue(runs[5].config.settings.contains(Setting(plugin: "gradnorm", key: "lambda", value: .float(1e-3))), "\(runs[5].config.settings)")
+        XCTAssertEqual(runs[5].displaySettings, ["objective.lambda=0.001"], "the report shows what it showed")
+        XCTAssertEqual(runs[2].name, "randomized-smoothing-sigma0.1-seed0")
+        XCTAssertEqual(runs[2].group, "randomized-smoothing-sigma0.1")
+        XCTAssertEqual(all[10].name, "randomized-smoothing-sigma0.1-seed1")
         // Alignment needs a learned score to say anything (issue 6): the default trains a denoiser.
         XCTAssertEqual(d.alignment?.score, "denoiser")
         XCTAssertEqual(d.alignment?.classLogit, true)
         XCTAssertNil(d.alignment?.lpips)
-        XCTAssertEqual(Set(runs.map(\.name)).count, runs.count)
+        XCTAssertEqual(Set(all.map(\.name)).count, all.count)
         XCTAssertThrowsError(try ExperimentSpec(text: "runs:\n  - objective: ce\n    sett: [a=1]\n", source: "x.yaml")) {
             XCTAssertTrue("\($0)".contains("unknown key sett"), "\($0)")
         }
@@ -177,7 +183,20 @@ final class ExperimentTests: XCTestCase {
         }
     }
 
-    /// A run result as the report sees it (built from JSON: the types are Codable).
+    /// 300 deterministic values with mean 0 and standard deviation 1, different per name and stream.
+    static func noise(_ name: String, _ stream: UInt64) -> [Double] {
+        var state = name.utf8.reduce(stream &* 0x9E37_79B9) { ($0 &* 31) &+ UInt64($1) }
+        let raw = (0..<300).map { _ -> Double in
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Double(state >> 11) / Double(1 << 53) - 0.5
+        }
+        let m = raw.reduce(0, +) / 300
+        let sd = (raw.map { ($0 - m) * ($0 - m) }.reduce(0, +) / 300).squareRoot()
+        return raw.map { ($0 - m) / sd }
+    }
+
+    /// A run result as the report sees it (built from JSON: the types are Codable), with 300
+    /// per-image values around the given means (standard deviation 0.1, LPIPS 0.05).
     func result(_ name: String, _ objective: String, sweep: (String, Double)? = nil, ratio: Double? = nil,
                 ssim: Double? = nil, cosine: Double = 0.1, lpips: Double? = nil, gradient: String = "class-logit") throws -> RunResult {
         var r: [String: Any] = ["name": name, "objective": objective, "settings": [String](), "directory": "runs/" + name,
@@ -191,7 +210,13 @@ final class ExperimentTests: XCTestCase {
         if let ssim {
             var a: [String: Any] = ["pagVersion": "x", "measurement": "alignment", "checkpoint": "", "model": "lenet", "objective": objective,
                                     "data": "d", "score": "denoiser", "sigma": 0.5, "gradient": gradient, "samples": 300,
-                                    "cosineMean": cosine, "cosineStd": 0.1, "ssimMean": ssim, "ssimStd": 0.1, "images": [Any]()]
+                                    "cosineMean": cosine, "cosineStd": 0.1, "ssimMean": ssim, "ssimStd": 0.1,
+                                    "images": (0..<300).map { i -> [String: Any] in
+                                        var m: [String: Any] = ["index": i, "label": 0, "cosine": cosine + 0.1 * Self.noise(name, 1)[i],
+                                                                "ssim": ssim + 0.1 * Self.noise(name, 2)[i]]
+                                        if let lpips { m["lpips"] = lpips + 0.05 * Self.noise(name, 3)[i] }
+                                        return m
+                                    }]
             if let lpips { a["lpipsMean"] = lpips; a["lpipsStd"] = 0.05 }
             r["alignment"] = a
         }
@@ -207,16 +232,18 @@ final class ExperimentTests: XCTestCase {
         }
         let runs = try [result("ce", "ce", ratio: 1.5, ssim: 0.165, cosine: -0.11)] + sweep
         let f = Report.findings(runs)
-        XCTAssertTrue(f.contains { $0.contains("randomized-smoothing sigma: alignment (SSIM) rises, then falls") }, "\(f)")
-        XCTAssertTrue(f.contains { $0.contains("better (beyond twice the standard errors) than the baseline: rs-0.5") }, "\(f)")
+        XCTAssertTrue(f.contains { $0.contains("randomized-smoothing sigma: alignment (SSIM) rises, then falls (0.1: 0.160 [") && $0.contains(": shown (95%)") }, "\(f)")
+        XCTAssertTrue(f.contains { $0.hasPrefix("Aligned with the score better than the baseline, shown (95%, difference with its interval): rs-0.5 (+0.065 [") }, "\(f)")
+        XCTAssertTrue(f.contains { $0.hasPrefix("One training seed: the intervals count only the spread over test images") }, "\(f)")
         XCTAssertTrue(f.contains { $0.contains("cosine is negative for every model") }, "\(f)")
-        XCTAssertTrue(f.contains { $0.contains("Clearly (25%) above the baseline: rs-0.1, rs-0.5, rs-2") }, "\(f)")
+        // One seed: the noise ratio has no spread to judge, so 25% above is not shown.
+        XCTAssertTrue(f.contains { $0.contains("No model's noise ratio is shown (95%) to be 25% above") && $0.contains("Not shown: rs-0.1 (+0.12 [no interval]), rs-0.5") }, "\(f)")
         // A peak within the noise is not a rise and fall.
         let flat = try [0.1, 0.5, 2].enumerated().map { i, v in
             try result("rs-\(v)", "randomized-smoothing", sweep: ("sigma", v), ssim: [0.20, 0.21, 0.20][i])
         }
         let g = Report.findings(flat)
-        XCTAssertTrue(g.contains { $0.contains("peaks inside the sweep") && $0.contains("not a clear rise and fall") }, "\(g)")
+        XCTAssertTrue(g.contains { $0.contains("rises, then falls: not shown (95%)") && $0.contains("interval of the rise or of the fall includes zero") }, "\(g)")
         XCTAssertFalse(g.contains { $0.contains("negative") })
         // Monotone: said plainly.
         let mono = try [0.1, 0.5, 2].enumerated().map { i, v in
@@ -228,13 +255,13 @@ final class ExperimentTests: XCTestCase {
             try result("rs-\(v)", "randomized-smoothing", sweep: ("sigma", v), ssim: [0.3, 0.1, 0.3][i], lpips: [0.6, 0.4, 0.7][i])
         }
         let h = Report.findings(lp)
-        XCTAssertTrue(h.contains { $0.contains("alignment (1 - LPIPS) rises, then falls (0.1: 0.400, 0.5: 0.600, 2: 0.300)") }, "\(h)")
+        XCTAssertTrue(h.contains { $0.contains("alignment (1 - LPIPS) rises, then falls (0.1: 0.400 [") && $0.contains("0.5: 0.600 [") && $0.contains("2: 0.300 [") && $0.contains(": shown (95%)") }, "\(h)")
         XCTAssertEqual(Report.alignmentMetric(lp[1].alignment!).value, 0.6, accuracy: 1e-12)
         // The log-posterior comparison is judged by its cosine.
         let post = try [0.0, 1e-2, 1e-1].enumerated().map { i, v in
             try result("gn-\(v)", "gradnorm", sweep: ("lambda", v), ssim: 0.5, cosine: [0.78, 0.89, 0.80][i], gradient: "log-posterior")
         }
-        XCTAssertTrue(Report.findings(post).contains { $0.contains("alignment (cosine with s(x|y) - s(x)) rises, then falls") }, "\(Report.findings(post))")
+        XCTAssertTrue(Report.findings(post).contains { $0.contains("alignment (cosine with s(x|y) - s(x)) rises, then falls (") && $0.contains(": shown (95%)") }, "\(Report.findings(post))")
     }
 
     /// LPIPS weights named by an experiment are checked before anything trains, and used: the
@@ -402,8 +429,9 @@ final class ExperimentTests: XCTestCase {
         let s = try runner.run()
         let f = Report.findings(s.runs)
         // Measured: ce 0.782; gradnorm 1e-3 0.845, 1e-2 0.888, 1e-1 0.796; randomized smoothing 0.844.
-        XCTAssertTrue(f.contains { $0.hasPrefix("gradnorm lambda: alignment (cosine with s(x|y) - s(x)) rises, then falls") }, "\(f)")
-        XCTAssertTrue(f.contains { $0.contains("than the baseline: randomized-smoothing-sigma0.5, gradnorm-lambda0.001, gradnorm-lambda0.01") }, "\(f)")
+        XCTAssertTrue(f.contains { $0.hasPrefix("gradnorm lambda: alignment (cosine with s(x|y) - s(x)) rises, then falls (") && $0.contains(": shown (95%)") }, "\(f)")
+        let better = f.first { $0.hasPrefix("Aligned with the score better than the baseline, shown") } ?? ""
+        for n in ["randomized-smoothing-sigma0.5 (", "gradnorm-lambda0.001 (", "gradnorm-lambda0.01 ("] { XCTAssertTrue(better.contains(n), "\(f)") }
         let fraction = Dictionary(uniqueKeysWithValues: s.runs.map { ($0.name, $0.robustness!.gradientTangentFraction) })
         XCTAssertGreaterThan(fraction["gradnorm-lambda0.01"]!, fraction["ce"]! + 0.05)
     }

@@ -50,6 +50,11 @@ public struct ExperimentSpec: Sendable {
     public var learningRate: Float = 1e-3
     public var optimizer = OptimizerChoice.Kind.adam
     public var seed: UInt64 = 0
+    /// Training seeds: every run is trained and measured once per seed (`seeds: [0, 1, 2]`);
+    /// nil: the one `seed`. With more than one, run folders are NAME-seedS.
+    public var seeds: [UInt64]?
+    /// The seeds every run is trained with.
+    public var allSeeds: [UInt64] { seeds ?? [seed] }
     public var trainLimit: Int?
     public var testLimit: Int?
     public var runs: [RunSpec] = []
@@ -66,8 +71,10 @@ public struct ExperimentSpec: Sendable {
     public init() {}
 
     /// The built-in default: distractor Fashion-MNIST, LeNet, ce / pgd-l2 / a randomized
-    /// smoothing sweep / a gradnorm sweep, alignment against a learned (denoiser) score; about 7
-    /// minutes on a quiet 2-core machine.
+    /// smoothing sweep / a gradnorm sweep, three training seeds, alignment against a learned
+    /// (denoiser) score trained once and shared. Sized for about 10 minutes on a quiet 2-core
+    /// machine (an estimate from the per-run seconds of the one-seed default, not a measurement;
+    /// docs/experiments.md).
     public static let defaultYAML = """
     # pag's default experiment (pag run without a file).
     name: default
@@ -76,19 +83,20 @@ public struct ExperimentSpec: Sendable {
     epochs: 1
     batch_size: 64
     lr: 1e-3
-    seed: 0
-    train_limit: 10000
-    test_limit: 2000
+    # Three training seeds: the findings come with 95% intervals over seeds and test images.
+    seeds: [0, 1, 2]
+    train_limit: 4000
+    test_limit: 1000
     runs:
       - objective: ce
       - objective: pgd-l2
         set: {eps: 2, steps: 3}
       - objective: randomized-smoothing
-        sweep: {sigma: [0.1, 0.25, 0.5, 1, 2]}
+        sweep: {sigma: [0.1, 0.5, 2]}
       - objective: gradnorm
         sweep: {lambda: [1e-3, 1e-2, 1e-1]}
     measure:
-      samples: 300
+      samples: 150
       noise_ratio: true
       # The class logit's gradient against the class-conditional score of a denoiser trained
       # here (learned once, saved under estimators/, reused by later invocations).
@@ -141,6 +149,16 @@ public struct ExperimentSpec: Sendable {
             catch { throw SpecError(description: "\(source): \(error)") }
         }
         seed = try r.int("seed", min: 0).map(UInt64.init) ?? seed
+        if let v = r.take("seeds") {
+            guard case .array(let list) = v, !list.isEmpty else {
+                throw SpecError(description: "\(source): 'seeds' must be a non-empty list of whole numbers, e.g. [0, 1, 2]")
+            }
+            seeds = try list.enumerated().map { i, item in
+                guard case .int(let n) = item, n >= 0 else { throw SpecError(description: "\(source): seeds[\(i)] must be a whole number at least 0") }
+                return UInt64(n)
+            }
+            seed = seeds![0]
+        }
         trainLimit = try r.int("train_limit", min: 1)
         testLimit = try r.int("test_limit", min: 1)
         baseline = try r.string("baseline")
@@ -212,17 +230,29 @@ public struct ExperimentSpec: Sendable {
             if let lr = r.learningRate { try need(lr.isFinite && lr > 0, "runs[\(i)].lr must be a positive number, got \(lr)") }
         }
         if let a = alignment { try need(a.sigma.isFinite && a.sigma > 0, "measure.alignment.sigma must be a positive number, got \(a.sigma)") }
-        let names = expandedRuns().map(\.name)
+        if let s = seeds {
+            try need(Set(s).count == s.count, "seeds must be distinct, got \(s.map(String.init).joined(separator: ", "))")
+        }
+        let expanded = expandedRuns()
+        let names = expanded.map(\.name)
+        let groups = expanded.map(\.group)
         let dup = Dictionary(grouping: names, by: { $0 }).filter { $0.value.count > 1 }.keys.sorted()
         try need(dup.isEmpty, "two runs are named \(dup.joined(separator: ", ")); give them distinct 'name's")
         if let b = baseline {
-            try need(names.contains(b), "baseline '\(b)' is not a run of this experiment; runs: \(names.joined(separator: ", "))")
+            var seen = Set<String>()
+            let distinct = groups.filter { seen.insert($0).inserted }
+            try need(groups.contains(b), "baseline '\(b)' is not a run of this experiment; runs: \(distinct.joined(separator: ", "))")
         }
     }
 
     /// One training run of the experiment, after sweeps are expanded.
     public struct Run: Sendable {
+        /// The run's folder name: its group, plus -seedS when the experiment has several seeds.
         public var name: String
+        /// The run as the spec names it, the same for every seed (what the findings compare).
+        public var group: String
+        /// The training seed of this run.
+        public var seed: UInt64
         public var objective: String
         public var sweepKey: String?
         public var sweepValue: Double?
@@ -232,8 +262,25 @@ public struct ExperimentSpec: Sendable {
         public var displaySettings: [String]
     }
 
-    /// The runs, sweeps expanded, each with its full training configuration.
+    /// The runs, sweeps and seeds expanded, each with its full training configuration; ordered
+    /// by seed first (all runs of the first seed, then of the second, ...), so the first seed's
+    /// results come first.
     public func expandedRuns() -> [Run] {
+        let base = expandedGroups()
+        let list = allSeeds
+        guard list.count > 1 else { return base }
+        return list.flatMap { s in
+            base.map { r in
+                var r = r
+                r.seed = s; r.config.seed = s
+                r.name = Self.safeName(r.group + "-seed\(s)")
+                return r
+            }
+        }
+    }
+
+    /// The runs with sweeps expanded, for the first seed only (names without a seed suffix).
+    func expandedGroups() -> [Run] {
         var out: [Run] = []
         for r in runs {
             let values: [SettingValue?] = r.sweepKey == nil ? [nil] : r.sweepValues.map { $0 }
@@ -256,7 +303,7 @@ public struct ExperimentSpec: Sendable {
                 let display = c.settings.map { s in
                     (s.plugin == r.objective ? "objective." : s.plugin == model ? "model." : s.plugin.map { $0 + "." } ?? "") + "\(s.key)=\(s.value)"
                 }
-                out.append(Run(name: Self.safeName(name), objective: r.objective, sweepKey: r.sweepKey,
+                out.append(Run(name: Self.safeName(name), group: Self.safeName(name), seed: seed, objective: r.objective, sweepKey: r.sweepKey,
                                sweepValue: v?.number, config: c, displaySettings: display))
             }
         }

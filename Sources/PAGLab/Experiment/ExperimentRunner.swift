@@ -5,7 +5,12 @@ import PAGTensor
 
 /// One run's results, as the report and summary.json show them.
 public struct RunResult: Codable, Sendable {
+    /// The run's folder name (NAME-seedS with several seeds).
     public var name: String
+    /// The run's name across seeds (nil in results written before seeds existed: `name`).
+    public var group: String? = nil
+    /// The training seed.
+    public var seed: UInt64? = nil
     public var objective: String
     public var settings: [String]
     public var sweepKey: String?
@@ -29,7 +34,13 @@ public struct ExperimentSummary: Codable, Sendable {
     public var data: String
     public var model: String
     public var wallSeconds: Double
+    /// One row per run and seed.
     public var runs: [RunResult]
+    /// Every run over its seeds: per-seed values, mean and 95% interval of each metric
+    /// (Stats.summarize); nil in summaries written before seeds existed.
+    public var groups: [GroupSummary]? = nil
+    /// The threads the invocation computed with (Replicate.threads); nil in older summaries.
+    public var threads: Int? = nil
 }
 
 /// measure/record.json of a run: the identity of its measurements, written after them.
@@ -105,7 +116,7 @@ public final class ExperimentRunner {
                 manifold = try MeasureRunner.manifoldSource(b.manifold, registry: registry, subject: subject, fitSamples: b.fitSamples,
                                                             trainSteps: b.trainSteps, settings: b.settings.keyValueText, checkpoint: checkpoint)
             }
-            var result = RunResult(name: r.name, objective: r.objective, settings: r.displaySettings, sweepKey: r.sweepKey,
+            var result = RunResult(name: r.name, group: r.group, seed: r.seed, objective: r.objective, settings: r.displaySettings, sweepKey: r.sweepKey,
                                    sweepValue: r.sweepValue, directory: "runs/" + r.name, testAccuracy: metrics.testAccuracy,
                                    trainSeconds: metrics.wallTimeSeconds, steps: metrics.steps, training: how,
                                    noiseRatio: nil, alignment: nil, robustness: nil, measureSeconds: 0)
@@ -115,14 +126,9 @@ public final class ExperimentRunner {
             results.append(result)
         }
         let summary = ExperimentSummary(experiment: spec.name, data: spec.data, model: spec.model,
-                                        wallSeconds: Date().timeIntervalSince(started), runs: results)
-        try MeasureRunner.writeJSON(summary, to: outDir + "/summary.json")
-        try CSV.write(header: ["run", "objective", "sweep_key", "sweep_value", "test_accuracy", "noise_ratio_max", "cosine_mean", "ssim_mean", "lpips_mean",
-                               "on_off_ratio_max", "gradient_tangent_fraction", "train_seconds", "training"],
-                      rows: results.map { r in [r.name, r.objective, r.sweepKey, r.sweepValue, r.testAccuracy, r.noiseRatio?.maxRatio,
-                                                r.alignment?.cosineMean, r.alignment?.ssimMean, r.alignment?.lpipsMean, r.robustness?.maxRatio,
-                                                r.robustness?.gradientTangentFraction, r.trainSeconds, r.training] as [CSVField] },
-                      to: outDir + "/summary.csv")
+                                        wallSeconds: Date().timeIntervalSince(started), runs: results, groups: Stats.summarize(results),
+                                        threads: Replicate.threads)
+        try Stats.writeSummary(summary, outDir: outDir)
         try FileManager.default.createDirectory(atPath: outDir + "/report", withIntermediateDirectories: true)
         let html = try Report.html(spec: spec, summary: summary, outDir: outDir)
         try AtomicFile.write(html, to: outDir + "/report/index.html")

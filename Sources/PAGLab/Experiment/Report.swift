@@ -20,56 +20,98 @@ public enum Report {
         return ("SSIM", a.ssimMean, a.ssimStd / n)
     }
 
-    /// a is above b by more than twice the standard error of their difference.
-    static func clearlyAbove(_ a: AlignmentMeasure, _ b: AlignmentMeasure) -> Bool {
-        a.value - b.value > 2 * (a.se * a.se + b.se * b.se).squareRoot()
+    /// The run named `name` (its name across seeds, or a run's own name), or the first run when
+    /// no name is given.
+    static func baselineRun(_ runs: [RunResult], _ name: String?) -> RunResult? {
+        name.map { n in runs.first { $0.groupName == n || $0.name == n } } ?? runs.first
     }
 
-    /// The run named `name`, or the first run when no name is given.
-    static func baselineRun(_ runs: [RunResult], _ name: String?) -> RunResult? {
-        name.map { n in runs.first { $0.name == n } } ?? runs.first
+    /// "shown" or "not shown" with the seeds and images the procedure resampled.
+    static func verdict(_ shown: Bool, _ hasInterval: Bool) -> String {
+        shown ? "shown (95%)" : hasInterval ? "not shown (95%)" : "not shown (no spread to judge)"
     }
 
     /// Plain statements of what the numbers show, including where an expected effect is absent.
-    /// `baseline` names the run the others are compared with (nil: the first run).
+    /// `baseline` names the run the others are compared with (nil: the first run). Runs of
+    /// several seeds are compared over all their seeds; every comparison uses the paired
+    /// bootstrap over seeds and images (Stats.bootstrap) and is printed with its 95% interval; a
+    /// claim whose interval does not exclude zero is "not shown".
     public static func findings(_ runs: [RunResult], baseline: String? = nil) -> [String] {
         var out: [String] = []
-        let ce = baselineRun(runs, baseline)
-        if let ce, let base = ce.noiseRatio?.maxRatio {
-            let others = runs.filter { $0.name != ce.name && $0.noiseRatio != nil }
-            let above = others.filter { $0.noiseRatio!.maxRatio > base * 1.25 }
-            let parts = others.map { String(format: "%@ %.2f", $0.name, $0.noiseRatio!.maxRatio) }.joined(separator: ", ")
-            out.append(String(format: "Noise ratio of the baseline (%@): %.2f; the others: %@.", ce.name, base, parts))
-            out.append(above.isEmpty
-                ? "No model's noise ratio is clearly (25%) above the baseline's: the paper's effect does not appear at this training budget."
-                : "Clearly (25%) above the baseline: " + above.map(\.name).joined(separator: ", ") + ". These models react less to the distractor than to the object, as the paper finds for robust models.")
+        let groups = Stats.groups(runs)
+        let seedCounts = Set(groups.map(\.runs.count))
+        if let n = seedCounts.max() {
+            out.append(n > 1 ? "Each value is the mean over \(n) training seeds, with its 95% interval from a paired bootstrap over seeds and, within each seed, test images."
+                             : "One training seed: the intervals count only the spread over test images, not over training seeds; run several seeds (seeds: [0, 1, 2]) for findings that survive a rerun.")
         }
-        // Alignment: the perceptual similarity of gradient and score (1 - LPIPS, else SSIM).
-        if let ce, let base = ce.alignment.map(alignmentMetric) {
-            let others = runs.filter { $0.name != ce.name && $0.alignment != nil }
-            let above = others.filter { let m = alignmentMetric($0.alignment!); return clearlyAbove(m, base) }
-            let parts = others.map { String(format: "%@ %.3f", $0.name, alignmentMetric($0.alignment!).value) }.joined(separator: ", ")
-            out.append(String(format: "Gradient-score alignment (%@) of the baseline (%@): %.3f; the others: %@.", base.name, ce.name, base.value, parts))
+        let ceName = baselineRun(runs, baseline)?.groupName
+        let ce = groups.first { $0.name == ceName }
+        if let ce, let baseNR = Stats.perSeed(ce.runs, { $0.noiseRatio?.maxRatio }) {
+            let others = groups.filter { $0.name != ce.name }.compactMap { g in Stats.perSeed(g.runs, { $0.noiseRatio?.maxRatio }).map { (g.name, $0) } }
+            let baseMean = Stats.bootstrap([baseNR]) { $0 }[0]
+            var parts: [String] = [], above: [String] = [], near: [String] = []
+            for (name, v) in others {
+                // Above by 25%: the interval of other - 1.25 x baseline, paired by seed, excludes zero.
+                let r = Stats.bootstrap([v, baseNR]) { m in [m[0], m[0] - 1.25 * m[1]] }
+                parts.append("\(name) \(r[0].text("%.2f"))")
+                if r[1].excludesZeroAbove { above.append(name) }
+                else if r[1].mean > 0 { near.append("\(name) (\(r[1].text("%.2f", signed: true)))") }
+            }
+            out.append("Noise ratio of the baseline (\(ce.name)): \(baseMean.text("%.2f")); the others: \(parts.joined(separator: ", ")).")
             if !others.isEmpty {
-                out.append(above.isEmpty
-                    ? "No model's alignment is above the baseline's by more than twice the standard errors."
-                    : "Aligned with the score clearly better (beyond twice the standard errors) than the baseline: " + above.map(\.name).joined(separator: ", ") + ".")
+                var line = above.isEmpty
+                    ? "No model's noise ratio is shown (95%) to be 25% above the baseline's: the paper's effect does not appear at this training budget."
+                    : "Shown (95%) to be 25% above the baseline: " + above.joined(separator: ", ") + ". These models react less to the distractor than to the object, as the paper finds for robust models."
+                if !near.isEmpty {
+                    line += " Not shown: " + near.joined(separator: ", ") + " (ratio − 1.25 × baseline\(seedCounts.max() == 1 ? "; one seed: no interval" : ""))."
+                }
+                out.append(line)
             }
         }
-        let groups = Dictionary(grouping: runs.filter { $0.sweepKey != nil && $0.sweepValue != nil && $0.alignment != nil }) { "\($0.objective) \($0.sweepKey!)" }
-        for key in groups.keys.sorted() {
-            let g = groups[key]!.sorted { $0.sweepValue! < $1.sweepValue! }
+        // Alignment: the perceptual similarity of gradient and score (1 - LPIPS, else SSIM).
+        if let ce, let firstA = ce.runs[0].alignment, let baseV = Stats.alignmentValues(ce.runs) {
+            let metric = alignmentMetric(firstA).name
+            let others = groups.filter { $0.name != ce.name }.compactMap { g in Stats.alignmentValues(g.runs).map { (g.name, $0) } }
+            let baseMean = Stats.bootstrap([baseV]) { $0 }[0]
+            var parts: [String] = [], above: [String] = [], notShown: [String] = []
+            var anyInterval = false
+            for (name, v) in others {
+                let d = Stats.bootstrap([v, baseV]) { m in [m[0], m[0] - m[1]] }
+                parts.append("\(name) \(d[0].text())")
+                anyInterval = anyInterval || d[1].low != nil
+                if d[1].excludesZeroAbove { above.append("\(name) (\(d[1].text(signed: true)))") }
+                else if d[1].mean > 0 { notShown.append("\(name) (\(d[1].text(signed: true)))") }
+            }
+            out.append("Gradient-score alignment (\(metric)) of the baseline (\(ce.name)): \(baseMean.text()); the others: \(parts.joined(separator: ", ")).")
+            if !others.isEmpty {
+                var line = above.isEmpty
+                    ? "No model's alignment is shown (95%) to be above the baseline's."
+                    : "Aligned with the score better than the baseline, shown (95%, difference with its interval): " + above.joined(separator: ", ") + "."
+                if !notShown.isEmpty { line += " Above the baseline but not shown: " + notShown.joined(separator: ", ") + "." }
+                if !anyInterval { line += " (No spread to judge: one seed without per-image values.)" }
+                out.append(line)
+            }
+        }
+        let sweeps = Dictionary(grouping: groups.filter { $0.runs[0].sweepKey != nil && $0.runs[0].sweepValue != nil && $0.runs[0].alignment != nil }) {
+            "\($0.runs[0].objective) \($0.runs[0].sweepKey!)"
+        }
+        for key in sweeps.keys.sorted() {
+            let g = sweeps[key]!.sorted { $0.runs[0].sweepValue! < $1.runs[0].sweepValue! }
             guard g.count >= 3 else { continue }
-            let m = g.map { alignmentMetric($0.alignment!) }
-            let best = m.indices.max { m[$0].value < m[$1].value }!
-            let values = zip(g, m).map { String(format: "%g: %.3f", $0.sweepValue!, $1.value) }.joined(separator: ", ")
-            let metric = m[0].name
-            if best > 0 && best < g.count - 1 && clearlyAbove(m[best], m[0]) && clearlyAbove(m[best], m[g.count - 1]) {
-                out.append("\(key): alignment (\(metric)) rises, then falls (\(values)), peaking inside the sweep: the paper's weak, Bayes-aligned and excessive regimes.")
-            } else if best > 0 && best < g.count - 1 {
-                out.append("\(key): alignment (\(metric)) peaks inside the sweep (\(values)), but the rise or the fall is within twice the standard error: not a clear rise and fall.")
+            let curves = g.compactMap { Stats.alignmentValues($0.runs) }
+            guard curves.count == g.count else { continue }
+            let shape = Stats.riseAndFall(curves)
+            let values = zip(g, shape.means).map { String(format: "%g: ", $0.runs[0].sweepValue!) + $1.text() }.joined(separator: ", ")
+            let metric = alignmentMetric(g[0].runs[0].alignment!).name
+            if let p = shape.peak, let rise = shape.rise, let fall = shape.fall {
+                let diffs = String(format: "peak at %g; peak − first %@, peak − last %@", g[p].runs[0].sweepValue!, rise.text(signed: true), fall.text(signed: true))
+                if shape.shown {
+                    out.append("\(key): alignment (\(metric)) rises, then falls (\(values)), peaking inside the sweep (\(diffs)): shown (95%); the paper's weak, Bayes-aligned and excessive regimes.")
+                } else {
+                    out.append("\(key): alignment (\(metric)) rises, then falls: \(verdict(false, rise.low != nil)) (\(values); \(diffs)): the interval of the rise or of the fall includes zero.")
+                }
             } else {
-                out.append("\(key): alignment (\(metric)) does not rise then fall over this sweep (\(values)).")
+                out.append("\(key): alignment (\(metric)) does not rise then fall over this sweep (\(values)): the largest mean is at an end.")
             }
         }
         let cosines = runs.compactMap { $0.alignment?.cosineMean }
@@ -89,7 +131,11 @@ public enum Report {
             let name = alignmentMetric(a).name
             return name == "SSIM" ? "SSIM (give LPIPS weights, measure.alignment.lpips, for the paper's 1 − LPIPS)" : name
         } ?? "SSIM"
-        let color = Dictionary(uniqueKeysWithValues: runs.enumerated().map { ($1.name, SVGChart.palette[$0 % SVGChart.palette.count]) })
+        // One color per run across seeds; the curves and images below show the first seed's runs.
+        let groupIndex = Dictionary(Stats.groups(runs).enumerated().map { ($1.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let color = Dictionary(runs.map { ($0.name, SVGChart.palette[groupIndex[$0.groupName]! % SVGChart.palette.count]) }, uniquingKeysWith: { a, _ in a })
+        let firstSeed = runs.first?.seed
+        let shown = runs.filter { $0.seed == firstSeed }
         var h = """
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8"><title>pag report: \(esc(summary.experiment))</title>
@@ -115,18 +161,30 @@ public enum Report {
         <th>gradient · score<br>cosine</th><th>SSIM</th>\(lpipsColumn ? "<th>1 − LPIPS</th>" : "")<th>on / off manifold<br>(max)</th><th>gradient on-manifold<br>fraction</th><th>train s</th></tr>
 
         """
-        for r in runs {
+        let groups = summary.groups ?? Stats.summarize(runs)
+        let byName = Dictionary(runs.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let seeded = groups.contains { $0.seeds.count > 1 }
+        /// A metric's mean, with its 95% interval below it when there is one.
+        func cell(_ g: GroupSummary, _ metric: String, _ fmt: String = "%.3f", scale: Double = 1, flip: Bool = false) -> String {
+            guard let m = g.metric(metric) else { return "<td>–</td>" }
+            let t = { (v: Double) in f(flip ? 1 - v * scale : v * scale, fmt) }
+            var c = "<td>" + t(m.mean)
+            if let lo = m.ciLow, let hi = m.ciHigh { c += "<br><small>[" + (flip ? t(hi) + ", " + t(lo) : t(lo) + ", " + t(hi)) + "]</small>" }
+            return c + "</td>"
+        }
+        for g in groups {
+            guard let r = byName[g.runs[0]] else { continue }
             let settings = r.settings.map { $0.replacingOccurrences(of: "objective.", with: "").replacingOccurrences(of: "model.", with: "model:") }.joined(separator: " ")
-            h += "<tr><td><span style=\"color:\(color[r.name]!)\">■</span> \(esc(r.name))</td><td>\(esc(r.objective))</td><td>\(esc(settings))</td>"
-            h += "<td>\(r.testAccuracy.map { String(format: "%.2f%%", $0 * 100) } ?? "–")</td><td>\(f(r.noiseRatio?.maxRatio, "%.2f"))</td>"
-            h += "<td>\(f(r.alignment?.cosineMean))</td><td>\(f(r.alignment?.ssimMean))</td>"
-            if lpipsColumn { h += "<td>\(f(r.alignment?.lpipsMean.map { 1 - $0 }))</td>" }
-            h += "<td>\(f(r.robustness?.maxRatio, "%.2f"))</td>"
-            h += "<td>\(f(r.robustness?.gradientTangentFraction))</td><td>\(String(format: "%.0f", r.trainSeconds)) (\(r.training))</td></tr>\n"
+            h += "<tr><td><span style=\"color:\(color[r.name] ?? "#444")\">■</span> \(esc(g.name))\(seeded ? "<br><small>seeds " + g.seeds.map(String.init).joined(separator: ", ") + "</small>" : "")</td><td>\(esc(r.objective))</td><td>\(esc(settings))</td>"
+            h += cell(g, "test_accuracy", "%.2f%%", scale: 100) + cell(g, "noise_ratio_max", "%.2f")
+            h += cell(g, "cosine_mean") + cell(g, "ssim_mean")
+            if lpipsColumn { h += cell(g, "lpips_mean", flip: true) }
+            h += cell(g, "on_off_ratio_max", "%.2f") + cell(g, "gradient_tangent_fraction")
+            h += "<td>\(String(format: "%.0f", g.metric("train_seconds")?.mean ?? r.trainSeconds)) (\(r.training))</td></tr>\n"
         }
         h += "</table>\n"
         h += """
-        <p class="note"><b>Noise ratio</b>: mean L1 change of the softmax when Gaussian noise is added only to the signal half,
+        <p class="note">\(seeded ? "Each cell: the mean over the training seeds, below it the 95% interval (bootstrap over seeds and test images for cosine, SSIM and LPIPS; t over seeds for the others). " : "")<b>Noise ratio</b>: mean L1 change of the softmax when Gaussian noise is added only to the signal half,
         divided by the change when the same noise is added only to the distractor half, maximum over std in logspace(-2, 1, 30);
         about 1 for a model that looks at both halves alike, large for one that ignores the distractor.
         <b>Cosine / SSIM</b>: the input gradient (\(esc(runs.first?.alignment?.gradient ?? "sum of logits"))) against the
@@ -142,40 +200,53 @@ public enum Report {
             h += "<h2>Findings</h2><ul class=\"note\">\n" + found.map { "<li>\(esc($0))</li>\n" }.joined() + "</ul>\n"
         }
 
-        // Sweeps: accuracy and the measurements against the swept value, on twin axes.
-        let groups = Dictionary(grouping: runs.filter { $0.sweepKey != nil && $0.sweepValue != nil }) { "\($0.objective) \($0.sweepKey!)" }
-        if !groups.isEmpty {
+        // Sweeps: accuracy and the measurements against the swept value, on twin axes; means
+        // over seeds with their 95% intervals as bands and error bars.
+        let groupSummaries = summary.groups ?? Stats.summarize(runs)
+        let sweepGroups = Dictionary(grouping: groupSummaries.filter { $0.sweepKey != nil && $0.sweepValue != nil }) { "\($0.objective) \($0.sweepKey!)" }
+        if !sweepGroups.isEmpty {
             h += "<h2>Sweeps</h2><div class=\"plots\">\n"
-            let reference = baselineRun(runs, spec.baseline)
-            for key in groups.keys.sorted() {
-                let g = groups[key]!.sorted { $0.sweepValue! < $1.sweepValue! }
+            let refName = baselineRun(runs, spec.baseline)?.groupName
+            let reference = groupSummaries.first { $0.name == refName }
+            for key in sweepGroups.keys.sorted() {
+                let g = sweepGroups[key]!.sorted { $0.sweepValue! < $1.sweepValue! }
                 let xs = g.map { $0.sweepValue! }
                 let allPositive = xs.allSatisfy { $0 > 0 }
-                let acc = g.map { ($0.testAccuracy ?? .nan) * 100 }
-                func refLine(_ v: Double?, _ name: String, _ c: String, right: Bool) -> [SVGChart.Series] {
-                    guard let v, let lo = xs.first, let hi = xs.last, hi > lo else { return [] }
-                    return [SVGChart.Series(name: name, xs: [lo, hi], ys: [v, v], color: c, dashed: true, right: right)]
+                func series(_ metric: String, _ name: String, _ c: String, right: Bool, scale: Double = 1, flip: Bool = false) -> SVGChart.Series {
+                    let m = g.map { $0.metric(metric) }
+                    let v = { (x: Double?) in x.map { flip ? 1 - $0 * scale : $0 * scale } ?? .nan }
+                    var ser = SVGChart.Series(name: name, xs: xs, ys: m.map { v($0?.mean) }, color: c, right: right, markers: true)
+                    if m.allSatisfy({ $0?.ciLow != nil }) {
+                        ser.lows = m.map { v(flip ? $0?.ciHigh : $0?.ciLow) }; ser.highs = m.map { v(flip ? $0?.ciLow : $0?.ciHigh) }
+                    }
+                    return ser
                 }
-                let accSeries = SVGChart.Series(name: "test accuracy (%)", xs: xs, ys: acc, color: "#1f77b4", markers: true)
-                let refAcc = refLine(reference?.testAccuracy.map { $0 * 100 }, "\(reference?.name ?? "baseline") accuracy", "#1f77b4", right: false)
-                if g.contains(where: { $0.noiseRatio != nil }) {
+                func refLine(_ metric: String, _ name: String, _ c: String, right: Bool, scale: Double = 1, flip: Bool = false) -> [SVGChart.Series] {
+                    guard let m = reference?.metric(metric)?.mean, let lo = xs.first, let hi = xs.last, hi > lo else { return [] }
+                    let v = flip ? 1 - m * scale : m * scale
+                    return [SVGChart.Series(name: "\(reference!.name) \(name)", xs: [lo, hi], ys: [v, v], color: c, dashed: true, right: right)]
+                }
+                let accSeries = series("test_accuracy", "test accuracy (%)", "#1f77b4", right: false, scale: 100)
+                let refAcc = refLine("test_accuracy", "accuracy", "#1f77b4", right: false, scale: 100)
+                if g.contains(where: { $0.metric("noise_ratio_max") != nil }) {
                     h += SVGChart.lineChart(title: "\(key): accuracy and noise ratio", xLabel: g[0].sweepKey!, yLabel: "test accuracy (%)", y2Label: "noise ratio (max)",
-                                            series: [accSeries, SVGChart.Series(name: "noise ratio", xs: xs, ys: g.map { $0.noiseRatio?.maxRatio ?? .nan }, color: "#d62728", right: true, markers: true)]
-                                                + refAcc + refLine(reference?.noiseRatio?.maxRatio, "\(reference?.name ?? "baseline") noise ratio", "#d62728", right: true),
+                                            series: [accSeries, series("noise_ratio_max", "noise ratio", "#d62728", right: true)]
+                                                + refAcc + refLine("noise_ratio_max", "noise ratio", "#d62728", right: true),
                                             logX: allPositive)
                 }
-                if g.contains(where: { $0.alignment != nil }) {
-                    let metric = g.compactMap(\.alignment).first.map { alignmentMetric($0).name } ?? "SSIM"
-                    let value = { (r: RunResult?) in r?.alignment.map { alignmentMetric($0).value } }
+                let members = g.compactMap { gs in runs.first { $0.groupName == gs.name } }
+                if let a = members.compactMap(\.alignment).first {
+                    let metric = alignmentMetric(a).name
+                    let (key2, flip) = metric == "1 - LPIPS" ? ("lpips_mean", true) : metric == "SSIM" ? ("ssim_mean", false) : ("cosine_mean", false)
                     h += SVGChart.lineChart(title: "\(key): accuracy and alignment", xLabel: g[0].sweepKey!, yLabel: "test accuracy (%)", y2Label: "gradient-score \(metric)",
-                                            series: [accSeries, SVGChart.Series(name: metric, xs: xs, ys: g.map { value($0) ?? .nan }, color: "#2ca02c", right: true, markers: true)]
-                                                + refAcc + refLine(value(reference), "\(reference?.name ?? "baseline") \(metric)", "#2ca02c", right: true),
+                                            series: [accSeries, series(key2, metric, "#2ca02c", right: true, flip: flip)]
+                                                + refAcc + refLine(key2, metric, "#2ca02c", right: true, flip: flip),
                                             logX: allPositive)
                 }
-                if g.contains(where: { $0.robustness != nil }) {
+                if g.contains(where: { $0.metric("gradient_tangent_fraction") != nil }) {
                     h += SVGChart.lineChart(title: "\(key): accuracy and on-manifold gradient", xLabel: g[0].sweepKey!, yLabel: "test accuracy (%)", y2Label: "||P_T g||² / ||g||²",
-                                            series: [accSeries, SVGChart.Series(name: "on-manifold fraction", xs: xs, ys: g.map { $0.robustness?.gradientTangentFraction ?? .nan }, color: "#9467bd", right: true, markers: true)]
-                                                + refAcc + refLine(reference?.robustness?.gradientTangentFraction, "\(reference?.name ?? "baseline") fraction", "#9467bd", right: true),
+                                            series: [accSeries, series("gradient_tangent_fraction", "on-manifold fraction", "#9467bd", right: true)]
+                                                + refAcc + refLine("gradient_tangent_fraction", "fraction", "#9467bd", right: true),
                                             logX: allPositive)
                 }
             }
@@ -200,15 +271,17 @@ public enum Report {
         }
         h += curveSection("Signal vs distractor noise", xLabel: "noise std", ratioTitle: "noise ratio (signal / distractor)",
                           curvesTitle: "softmax change: signal (solid), distractor (dashed)", dashedSuffix: " (distractor)",
-                          runs.compactMap { r in r.noiseRatio.map { (r.name, $0.stds, $0.ratio, $0.signal, $0.distractor) } })
+                          shown.compactMap { r in r.noiseRatio.map { (r.name, $0.stds, $0.ratio, $0.signal, $0.distractor) } })
         h += curveSection("On- vs off-manifold noise", xLabel: "eps (L2 norm of the noise)", ratioTitle: "on / off-manifold ratio",
                           curvesTitle: "softmax change: on (solid), off manifold (dashed)", dashedSuffix: " (off)",
-                          runs.compactMap { r in r.robustness.map { (r.name, $0.eps, $0.ratio, $0.onManifold, $0.offManifold) } })
+                          shown.compactMap { r in r.robustness.map { (r.name, $0.eps, $0.ratio, $0.onManifold, $0.offManifold) } })
 
         h += "<h2>Input gradients</h2><p class=\"note\">Per model, rows of test images: input | input gradient"
         h += runs.contains { $0.alignment != nil } ? " | score estimate" : ""
-        h += " (red positive, blue negative, each map scaled by its own largest |value|).</p><div class=\"grads\">\n"
-        for r in runs {
+        h += " (red positive, blue negative, each map scaled by its own largest |value|)"
+        h += firstSeed.map { seeded ? "; the models of the first seed (\($0))" : "" } ?? ""
+        h += ".</p><div class=\"grads\">\n"
+        for r in shown {
             let dir = outDir + "/" + r.directory + "/measure/"
             let path = FileManager.default.fileExists(atPath: dir + "alignment.png") ? dir + "alignment.png" : dir + "gradients.png"
             guard let img = try? Image.readPNG(path) else { continue }

@@ -15,6 +15,9 @@ public enum SVGChart {
         /// false: drawn without a legend entry (e.g. the dashed twin of a solid series whose
         /// meaning the title gives).
         public var legend = true
+        /// A 95% interval per point, drawn as a shaded band with error bars (nil: none).
+        public var lows: [Double]? = nil
+        public var highs: [Double]? = nil
         public init(name: String, xs: [Double], ys: [Double], color: String, dashed: Bool = false, right: Bool = false,
                     markers: Bool = false, legend: Bool = true) {
             self.name = name; self.xs = xs; self.ys = ys; self.color = color; self.dashed = dashed; self.right = right
@@ -102,8 +105,9 @@ public enum SVGChart {
         let h = height + legendRows * 16
         let pw = width - left - right, ph = height - top - bottom
         let xa = Axis(series.flatMap(\.xs), log: logX)
-        let ya = Axis(series.filter { !$0.right }.flatMap(\.ys), log: logY)
-        let y2 = Axis(series.filter(\.right).flatMap(\.ys), log: logY2)
+        let extent = { (r: Series) in r.ys + (r.lows ?? []) + (r.highs ?? []) }
+        let ya = Axis(series.filter { !$0.right }.flatMap(extent), log: logY)
+        let y2 = Axis(series.filter(\.right).flatMap(extent), log: logY2)
         var s = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(h))\" viewBox=\"0 0 \(Int(width)) \(Int(h))\" font-family=\"sans-serif\" font-size=\"11\">"
         s += "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>"
         s += "<text x=\"\(width / 2)\" y=\"18\" text-anchor=\"middle\" font-size=\"13\" font-weight=\"bold\">\(esc(title))</text>"
@@ -128,6 +132,20 @@ public enum SVGChart {
         }
         for ser in series {
             let axis = ser.right ? y2 : ya
+            if let lows = ser.lows, let highs = ser.highs {
+                // The interval: a band between the bounds, and an error bar at each point.
+                var upper: [(Double, Double)] = [], lower: [(Double, Double)] = []
+                for (x, (lo, hi)) in zip(ser.xs, zip(lows, highs)) {
+                    guard let tx = xa.t(x), let tl = axis.t(lo), let th = axis.t(hi) else { continue }
+                    let yl = py(min(max(tl, -0.02), 1.02)), yh = py(min(max(th, -0.02), 1.02))
+                    upper.append((px(tx), yh)); lower.append((px(tx), yl))
+                    s += String(format: "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%@\" stroke-width=\"1.2\"/>", px(tx), yl, px(tx), yh, ser.color)
+                }
+                if upper.count > 1 {
+                    let d = (upper + lower.reversed()).map { String(format: "%.1f,%.1f", $0.0, $0.1) }.joined(separator: " ")
+                    s += "<polygon points=\"\(d)\" fill=\"\(ser.color)\" fill-opacity=\"0.15\" stroke=\"none\"/>"
+                }
+            }
             var pts: [(Double, Double)] = []
             for (x, y) in zip(ser.xs, ser.ys) {
                 if let tx = xa.t(x), let ty = axis.t(y) { pts.append((px(tx), py(min(max(ty, -0.02), 1.02)))) }
