@@ -62,7 +62,9 @@ func table(_ rows: [[String]]) -> String {
 }
 
 struct PluginsList: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list", abstract: "List the plugins found (name, kind, version, library, summary).")
+    static let configuration = CommandConfiguration(
+        commandName: "list", abstract: "List the plugins found (name, kind, version, summary).",
+        discussion: "Rows fit 100 columns (summaries are shortened with '...'); each plugin's library is in pag plugins info NAME and in --json.")
     @OptionGroup var paths: PluginPathOptions
     @Flag(help: "Print JSON: {plugins: [...], problems: [...]}.") var json = false
 
@@ -81,7 +83,21 @@ struct PluginsList: ParsableCommand {
             print("no plugins found; searched: " + PluginRegistry.searchPath(pluginPaths: paths.pluginPath).joined(separator: ", "))
             return
         }
-        print(table([["NAME", "KIND", "VERSION", "LIBRARY", "SUMMARY"]] + plugins.map { [$0.name, $0.kind.rawValue, $0.version, $0.library, $0.summary] }))
+        print(PluginsList.render(plugins.map { [$0.name, $0.kind.rawValue, $0.version, $0.summary] }, width: PluginsList.width))
+    }
+}
+
+extension PluginsList {
+    /// The widest line `list` prints.
+    static let width = 100
+
+    /// The table of [name, kind, version, summary] rows under a header, each line at most
+    /// `width` characters: a summary that does not fit ends in "...".
+    static func render(_ rows: [[String]], width: Int) -> String {
+        let all = [["NAME", "KIND", "VERSION", "SUMMARY"]] + rows
+        return table(all).split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            line.count <= width ? String(line) : String(line.prefix(width - 3)) + "..."
+        }.joined(separator: "\n")
     }
 }
 
@@ -145,7 +161,13 @@ struct PluginsCheck: ParsableCommand {
         guard timeout > 0 else { throw CLIError("--timeout must be positive, got \(timeout)") }
         guard FileManager.default.fileExists(atPath: file) else { throw CLIError("\(file): no such file") }
         guard let exe = PluginRegistry.executablePath() else { throw CLIError("cannot find the pag executable to run checks with") }
-        let report = PluginChecker.check(file: file, executable: exe, timeout: timeout, settings: settings)
+        // Plugins of other libraries (search path, built-in): a name among them would be skipped.
+        let me = URL(fileURLWithPath: file).resolvingSymlinksInPath().path
+        var provided: [String: String] = [:]
+        for p in paths.load(quiet: true).plugins where URL(fileURLWithPath: p.library).resolvingSymlinksInPath().path != me {
+            provided[p.name] = p.library
+        }
+        let report = PluginChecker.check(file: file, executable: exe, timeout: timeout, settings: settings, provided: provided)
         if json {
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
@@ -156,6 +178,10 @@ struct PluginsCheck: ParsableCommand {
             for e in report.plugins {
                 print("  \(e.ok ? "ok  " : "FAIL")  \(e.plugin ?? "?") (\(e.kind ?? "?"))" + (e.ok ? "" : ": \(e.message)"))
                 for d in e.details { print("          \(d)") }
+                if !e.log.isEmpty {
+                    print("          log_message lines:")
+                    for l in e.log { print("            \(l)") }
+                }
             }
             let failed = report.plugins.filter { !$0.ok }.count
             print(report.ok ? "passed: \(report.plugins.count) plugin\(report.plugins.count == 1 ? "" : "s")"

@@ -1,5 +1,5 @@
 /*
- * gaussian_score — a score estimator as a pag plugin in plain C: the data modelled as a Gaussian
+ * class_gaussian_score — a score estimator as a pag plugin in plain C: the data modelled as a Gaussian
  * with a diagonal covariance, one per class. For noise level sigma the smoothed density is again
  * Gaussian, so the score is exact for that model:
  *
@@ -14,7 +14,7 @@
  * when fit returns (use host->keep for a tensor that must outlive the call).
  *
  * Build: cc -std=c99 -Wall -Wextra -Werror -shared -fPIC -Iinclude \
- *           Plugins/Examples/gaussian_score.c -o gaussian_score.so
+ *           Plugins/Examples/class_gaussian_score.c -o class_gaussian_score.so
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -171,7 +171,7 @@ static const pag_score_vtable vtable = {sizeof(pag_score_vtable), create, fit, s
 
 static const pag_plugin_descriptor descriptor = {
     sizeof(pag_plugin_descriptor), PAG_ABI_VERSION,
-    "gaussian_score", PAG_KIND_SCORE, "1.0.0",
+    "class_gaussian_score", PAG_KIND_SCORE, "1.0.0",
     "score of a per-class diagonal Gaussian (C example)",
     hyperparameters, sizeof hyperparameters / sizeof hyperparameters[0], NULL, 0,
     {.score = &vtable},
