@@ -160,3 +160,20 @@ extension PluginRegistry {
         return reg
     }
 }
+
+/// The table `pag plugins list` prints: NAME, KIND, VERSION, SUMMARY, each line at most
+/// `width` characters (a summary that does not fit ends in "..."). The library path is left to
+/// `pag plugins info` and `--json`.
+public enum PluginListing {
+    public static let width = 100
+
+    public static func render(_ rows: [[String]], width: Int) -> String {
+        let all = [["NAME", "KIND", "VERSION", "SUMMARY"]] + rows
+        let widths = (0..<4).map { c in all.map { $0[c].count }.max() ?? 0 }
+        return all.map { r -> String in
+            let line = r.enumerated().map { $0.offset == 3 ? $0.element : $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ")
+            return line.count <= width ? line : String(line.prefix(width - 3)) + "..."
+        }.joined(separator: "\n")
+    }
+}

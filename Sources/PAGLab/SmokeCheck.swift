@@ -116,7 +116,7 @@ public enum SmokeCheck {
         let x = Tensor.randn([4, 1, 8, 8], rng: &rng)
         let labels: [Int32] = [0, 3, 5, 9]
         let sink = MetricSink()
-        try finite(try o.loss(model: model, x: x, labels: labels, metrics: MetricSink()), "loss (first call)")
+        try finite(try o.loss(model: model, x: x, labels: labels, metrics: MetricSink()), "loss")
         let loss = try o.loss(model: model, x: x, labels: labels, metrics: sink)
         try finite(loss, "loss (second call)")
         details.append("loss: finite scalar \(loss.item) on a linear model, batch \(x.shape), in two calls")

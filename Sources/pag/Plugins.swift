@@ -89,16 +89,8 @@ struct PluginsList: ParsableCommand {
 
 extension PluginsList {
     /// The widest line `list` prints.
-    static let width = 100
-
-    /// The table of [name, kind, version, summary] rows under a header, each line at most
-    /// `width` characters: a summary that does not fit ends in "...".
-    static func render(_ rows: [[String]], width: Int) -> String {
-        let all = [["NAME", "KIND", "VERSION", "SUMMARY"]] + rows
-        return table(all).split(separator: "\n", omittingEmptySubsequences: false).map { line in
-            line.count <= width ? String(line) : String(line.prefix(width - 3)) + "..."
-        }.joined(separator: "\n")
-    }
+    static let width = PluginListing.width
+    static func render(_ rows: [[String]], width: Int) -> String { PluginListing.render(rows, width: width) }
 }
 
 struct PluginsInfo: ParsableCommand {
