@@ -33,6 +33,10 @@ struct Run: ParsableCommand {
         do { spec = try experiment.map { try ExperimentSpec(file: $0) } ?? ExperimentSpec.defaultExperiment }
         catch let e as ExperimentSpec.SpecError { throw CLIError(e.description) }
         let registry = paths.load(quiet: true)
+        // The estimators' set: follows the rule of --score-set / --manifold-set, checked before
+        // anything is trained: a key the plugin does not declare is an error.
+        if let a = spec.alignment { _ = try estimatorSettings(a.settings.keyValueText, a.score, .score, registry, option: "measure: alignment: set") }
+        if let r = spec.robustness { _ = try estimatorSettings(r.settings.keyValueText, r.manifold, .manifold, registry, option: "measure: robustness: set") }
         let dir = out ?? "runs/" + spec.name
         let runner = ExperimentRunner(spec: spec, outDir: dir, registry: registry)
         runner.showProgress = !json || isatty(fileno(stderr)) != 0
