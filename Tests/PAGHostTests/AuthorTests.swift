@@ -146,6 +146,33 @@ final class AuthorTests: XCTestCase {
         XCTAssertEqual(rj["manifold"] as? String, "pca_manifold")
     }
 
+    /// Both examples in an experiment: a model is trained, then measured with them (`pag run`).
+    func testEstimatorExamplesInAnExperiment() throws {
+        let d = try Support.tempDir("authors-run-exp")
+        let f = d.appendingPathComponent("exp.yaml")
+        try """
+        data: synthetic
+        model: mlp
+        train_limit: 64
+        test_limit: 32
+        batch_size: 16
+        runs:
+          - objective: ce
+        measure:
+          samples: 16
+          noise_ratio: false
+          alignment: {score: class_gaussian_score, fit_samples: 64}
+          robustness: {manifold: pca_manifold, fit_samples: 64, set: [dim=3]}
+
+        """.write(to: f, atomically: true, encoding: .utf8)
+        let r = try Support.runPag(["run", f.path, "--plugin-path", Self.dir.path, "--out", d.appendingPathComponent("out").path, "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertTrue(r.stdout.contains("class_gaussian_score"), r.stdout)
+        XCTAssertTrue(r.stdout.contains("pca_manifold"), r.stdout)
+        // Fitted once for the whole experiment.
+        XCTAssertEqual(r.stderr.components(separatedBy: "[pca_manifold] fitted 3 directions").count - 1, 1, r.stderr)
+    }
+
     /// The score example's cache: the second fit reads the first one's statistics.
     func testScoreExampleKeepsAnExpensiveFit() throws {
         let cache = try Support.tempDir("authors-cache").appendingPathComponent("stats.bin").path
