@@ -141,7 +141,12 @@ struct PluginsCheck: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check",
         abstract: "Validate a plugin library and smoke-test each plugin in it (in child processes).",
-        discussion: "Exit status 0 when every plugin passed, 1 otherwise. A crash, hang or NaN fails that plugin only.")
+        discussion: """
+        Exit status 0 when every plugin passed, 1 otherwise. A crash, hang or NaN fails that plugin only. Every call \
+        of the plugin's kind is made twice; models and estimators are tried on the sample shapes 1x28x28, 1x56x28 and \
+        3x32x32 (through data_info) and pass when one works; a name another loaded library already provides fails; \
+        a manifold's project must agree with its tangent_basis; the plugin's log_message lines are shown.
+        """)
     @OptionGroup var paths: PluginPathOptions
     @Argument(help: "The library to check (FILE.so).") var file: String
     @Option(help: "Seconds each child process may take before it counts as hung.") var timeout: Double = 60
