@@ -11,6 +11,8 @@ public enum PluginChecker {
         public var ok: Bool
         public var message: String
         public var details: [String]
+        /// The lines the plugin wrote with log_message during its checks ("[name] text").
+        public var log: [String] = []
     }
 
     public struct Report: Codable, Sendable {
@@ -27,8 +29,12 @@ public enum PluginChecker {
         public var plugins: [[String: String]]  // name, kind
     }
 
-    /// Checks `file`. `executable` is the pag binary to run workers with.
-    public static func check(file: String, executable: String, timeout: Double, settings: [String]) -> Report {
+    /// Checks `file`. `executable` is the pag binary to run workers with. `provided` maps the
+    /// names of plugins already loaded from other libraries (the search path and pag's built-in
+    /// ones) to their library: a plugin of `file` with one of those names fails, since every
+    /// other command would skip it as "already provided".
+    public static func check(file: String, executable: String, timeout: Double, settings: [String],
+                             provided: [String: String] = [:]) -> Report {
         var report = Report(file: file, ok: true, problems: [], plugins: [])
         let load: LoadResult
         switch worker(executable, ["plugins", "check-worker", file], timeout: timeout, as: LoadResult.self) {
@@ -36,7 +42,7 @@ public enum PluginChecker {
             report.ok = false
             report.problems.append("\(file): loading \(why)")
             return report
-        case .success(let r): load = r
+        case .success(let r, _): load = r
         }
         report.problems = load.problems
         if !load.problems.isEmpty { report.ok = false }
@@ -46,13 +52,21 @@ public enum PluginChecker {
         }
         for p in load.plugins {
             let name = p["name"] ?? "?"
+            if let other = provided[name] {
+                report.plugins.append(Entry(plugin: name, kind: p["kind"], ok: false,
+                                            message: "plugin '\(name)': the name is already provided by \(other); pag skips the one in \(file) (rename it)",
+                                            details: []))
+                continue
+            }
             var args = ["plugins", "check-worker", file, "--smoke", name]
             for s in settings { args += ["--set", s] }
             switch worker(executable, args, timeout: timeout, as: SmokeCheck.Result.self) {
             case .failure(let why):
                 report.plugins.append(Entry(plugin: name, kind: p["kind"], ok: false, message: "plugin '\(name)': smoke test \(why)", details: []))
-            case .success(let r):
-                report.plugins.append(Entry(plugin: name, kind: p["kind"], ok: r.ok, message: r.message, details: r.details))
+            case .success(let r, let output):
+                let prefix = "[\(name)] "
+                let log = output.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).filter { $0.hasPrefix(prefix) }
+                report.plugins.append(Entry(plugin: name, kind: p["kind"], ok: r.ok, message: r.message, details: r.details, log: log))
             }
         }
         if report.plugins.contains(where: { !$0.ok }) { report.ok = false }
@@ -68,7 +82,7 @@ public enum PluginChecker {
         return nil
     }
 
-    enum WorkerOutcome<T> { case success(T), failure(String) }
+    enum WorkerOutcome<T> { case success(T, output: String), failure(String) }
 
     /// Runs one worker; its result arrives as JSON in a temporary file.
     static func worker<T: Decodable>(_ exe: String, _ args: [String], timeout: Double, as: T.Type) -> WorkerOutcome<T> {
@@ -93,7 +107,7 @@ public enum PluginChecker {
         guard let data = try? Data(contentsOf: result), let value = try? JSONDecoder().decode(T.self, from: data) else {
             return .failure("\(outcome.summary) without a result" + tail(outcome.output))
         }
-        return .success(value)
+        return .success(value, output: outcome.output)
     }
 
     static func tail(_ output: String) -> String {
@@ -144,5 +158,22 @@ extension PluginRegistry {
         reg.trustedDirectory = (executable as NSString).deletingLastPathComponent
         reg.probe = { file in PluginChecker.probeLoad(file: file, executable: executable, timeout: timeout) }
         return reg
+    }
+}
+
+/// The table `pag plugins list` prints: NAME, KIND, VERSION, SUMMARY, each line at most
+/// `width` characters (a summary that does not fit ends in "..."). The library path is left to
+/// `pag plugins info` and `--json`.
+public enum PluginListing {
+    public static let width = 100
+
+    public static func render(_ rows: [[String]], width: Int) -> String {
+        let all = [["NAME", "KIND", "VERSION", "SUMMARY"]] + rows
+        let widths = (0..<4).map { c in all.map { $0[c].count }.max() ?? 0 }
+        return all.map { r -> String in
+            let line = r.enumerated().map { $0.offset == 3 ? $0.element : $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ")
+            return line.count <= width ? line : String(line.prefix(width - 3)) + "..."
+        }.joined(separator: "\n")
     }
 }

@@ -91,9 +91,10 @@ extension Measure {
                 do { return try LPIPS(contentsOf: path, minSide: lpipsMinSide) } catch { throw CLIError("--lpips: \(error)") }
             }
             let reg = common.paths.load(quiet: true)
+            // Settings first: an unknown key is an error before any checkpoint or data is read.
+            let settings = try estimatorSettings(scoreSettings, score, .score, reg, option: "--score-set")
             let s = try common.subject(reg)
             try lp?.check(sampleShape: s.sampleShape)
-            let settings = try estimatorSettings(scoreSettings, score, .score, reg, option: "--score-set")
             let src = try MeasureRunner.scoreSource(score, registry: reg, subject: s, fitSamples: fitSamples, trainSteps: trainSteps,
                                                     settings: settings.keyValueText,
                                                     checkpoint: try estimatorCheckpoint ?? defaultEstimatorPath(common.checkpoint, score, .score, reg, settings, s, trainSteps))
@@ -122,8 +123,9 @@ extension Measure {
 
         func run() throws {
             let reg = common.paths.load(quiet: true)
-            let s = try common.subject(reg)
+            // Settings first: an unknown key is an error before any checkpoint or data is read.
             let settings = try estimatorSettings(manifoldSettings, manifold, .manifold, reg, option: "--manifold-set")
+            let s = try common.subject(reg)
             let m = try MeasureRunner.manifoldSource(manifold, registry: reg, subject: s, fitSamples: fitSamples, trainSteps: trainSteps,
                                                      settings: settings.keyValueText,
                                                      checkpoint: try estimatorCheckpoint ?? defaultEstimatorPath(common.checkpoint, manifold, .manifold, reg, settings, s, trainSteps))

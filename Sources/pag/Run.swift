@@ -47,6 +47,10 @@ struct Run: ParsableCommand {
             spec.seeds = list.map { $0! }; spec.seed = list[0]!
         }
         let registry = paths.load(quiet: true)
+        // The estimators' set: follows the rule of --score-set / --manifold-set, checked before
+        // anything is trained: a key the plugin does not declare is an error.
+        if let a = spec.alignment { _ = try estimatorSettings(a.settings.keyValueText, a.score, .score, registry, option: "measure: alignment: set") }
+        if let r = spec.robustness { _ = try estimatorSettings(r.settings.keyValueText, r.manifold, .manifold, registry, option: "measure: robustness: set") }
         let dir = out ?? "runs/" + spec.name
         let runner = ExperimentRunner(spec: spec, outDir: dir, registry: registry)
         runner.showProgress = !json || isatty(fileno(stderr)) != 0

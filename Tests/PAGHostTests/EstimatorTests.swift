@@ -36,7 +36,7 @@ final class EstimatorTests: XCTestCase {
 
     func testManifoldProjectionsSplitTheVector() throws {
         let m = try PluginInstance(plugin: try registry().plugin(named: "flat_manifold"))
-        let data = SmokeCheck.planeData()
+        let data = SmokeCheck.planeData([1, 4, 4])
         try m.fit(data)
         let x = noGrad { data.images.slice(axis: 0, 0..<3) }
         var rng = RandomGenerator(seed: 1)
