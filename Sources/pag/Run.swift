@@ -26,6 +26,11 @@ struct Run: ParsableCommand {
     @Option(help: "Output folder (default: runs/NAME, NAME from the experiment).") var out: String?
     @Flag(help: "Print the built-in default experiment and exit.") var printDefault = false
     @Flag(help: "Print summary.json on standard output at the end.") var json = false
+    @Flag(help: "Print the task graph and what would be reused, and exit.") var plan = false
+    @Option(help: "Tasks run at once, each a child process with the cores divided among them.") var jobs = 1
+    @Option(help: ArgumentHelp("Seconds a task may run before it is killed and counted as failed.", valueName: "seconds")) var taskTimeout: Double?
+    @Option(help: "OpenMP threads per task (default: the cores divided among the jobs); part of each task's record.") var threads: Int?
+    @Flag(help: "Run every task in this process, one after another (no isolation).") var inProcess = false
 
     func run() throws {
         if printDefault { print(ExperimentSpec.defaultYAML); return }
@@ -36,11 +41,73 @@ struct Run: ParsableCommand {
         let dir = out ?? "runs/" + spec.name
         let runner = ExperimentRunner(spec: spec, outDir: dir, registry: registry)
         runner.showProgress = !json || isatty(fileno(stderr)) != 0
-        let summary = try runner.run()
+        if let threads, threads < 1 { throw CLIError("--threads must be at least 1, got \(threads)") }
+        guard jobs >= 1 else { throw CLIError("--jobs must be at least 1, got \(jobs)") }
+        if plan {
+            print(try TaskGraph.build(spec, outDir: dir, registry: registry).planText(spec: spec))
+            return
+        }
+        let summary: ExperimentSummary
+        if inProcess {
+            summary = try runner.run()
+        } else {
+            let graph = try runner.prepare()
+            let exe = PluginRegistry.executablePath() ?? CommandLine.arguments[0]
+            let executor = LocalExecutor(executable: exe)
+            executor.jobs = jobs; executor.timeout = taskTimeout; executor.threads = threads
+            executor.extraArguments = paths.pluginPath.flatMap { ["--plugin-path", $0] }
+            let (failed, skipped) = try executor.run(graph, spec: spec)
+            summary = try MeasureRunner.readJSON(ExperimentSummary.self, from: dir + "/summary.json")
+            if !failed.isEmpty || !skipped.isEmpty {
+                if json { print(try MeasureRunner.jsonText(summary), terminator: "") }
+                throw CLIError("experiment '\(spec.name)': \(failed.count) task(s) failed: \(failed.joined(separator: ", "))"
+                    + (skipped.isEmpty ? "" : "; skipped after them: \(skipped.joined(separator: ", "))")
+                    + "; logs in \(dir)/tasks/logs; run again to redo only these; report: \(dir)/report/index.html")
+            }
+        }
         if json {
             print(try MeasureRunner.jsonText(summary), terminator: "")
         } else {
             print(String(format: "experiment '%@' done in %.0f s; report: %@/report/index.html", spec.name, summary.wallSeconds, dir))
         }
     }
+}
+
+/// `pag status OUT`: the state of each task of the experiment in OUT.
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the state of each task of an experiment folder (done, failed, missing).")
+    @OptionGroup var paths: PluginPathOptions
+    @Argument(help: "The experiment's output folder.") var out: String
+
+    func run() throws {
+        let (spec, registry) = try loadExperiment(out, paths: paths)
+        let graph = try TaskGraph.build(spec, outDir: out, registry: registry)
+        print(graph.statusText(spec: spec))
+    }
+}
+
+/// `pag task OUT ID`: runs one task of the experiment in OUT (what the executors start).
+struct TaskCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "task", abstract: "Run one task of an experiment folder.",
+                                                    shouldDisplay: false)
+    @OptionGroup var paths: PluginPathOptions
+    @Argument(help: "The experiment's output folder.") var out: String
+    @Argument(help: "The task's id.") var id: String
+
+    func run() throws {
+        let (spec, registry) = try loadExperiment(out, paths: paths)
+        let runner = ExperimentRunner(spec: spec, outDir: out, registry: registry)
+        runner.showProgress = false
+        try runner.runTask(id)
+    }
+}
+
+func loadExperiment(_ out: String, paths: PluginPathOptions) throws -> (ExperimentSpec, PluginRegistry) {
+    let file = out + "/experiment.yaml"
+    guard FileManager.default.fileExists(atPath: file) else { throw CLIError("\(out) holds no experiment (no experiment.yaml)") }
+    let spec: ExperimentSpec
+    do { spec = try ExperimentSpec(file: file) }
+    catch let e as ExperimentSpec.SpecError { throw CLIError(e.description) }
+    return (spec, paths.load(quiet: true))
 }

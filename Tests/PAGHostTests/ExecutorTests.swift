@@ -1,0 +1,134 @@
+import Foundation
+import XCTest
+
+/// Experiments as task graphs run by the local executor: child `pag task` processes, failure
+/// isolation (a plugin that segfaults, one that hangs), reruns of only what failed or changed,
+/// and results identical to one process at the same threads per task.
+final class ExecutorTests: XCTestCase {
+    static let experiment = """
+    name: exec
+    data: synthetic
+    model: mlp
+    model_set: [widths=16]
+    epochs: 1
+    batch_size: 32
+    lr: 3e-3
+    train_limit: 128
+    test_limit: 50
+    runs:
+      - objective: ce
+      - objective: exec_ok
+      - objective: exec_segv
+      - objective: exec_hang
+    measure:
+      samples: 10
+      alignment: {score: analytic, sigma: 0.5}
+      robustness: {manifold: oracle}
+    """
+
+    func build(_ dir: URL, _ name: String, fault: Int = 0, version: String = "1.0", extra: [String] = []) throws {
+        try Support.compile(Support.fixture("exec_objective"), into: dir, name: name,
+                            extraFlags: ["-DNAME=\"\(name)\"", "-DVERSION=\"\(version)\"", "-DFAULT=\(fault)"] + extra)
+    }
+
+    /// The task ids a `pag run` started (its "ID: started" lines).
+    func started(_ r: Support.Run) -> [String] {
+        r.stderr.split(separator: "\n").compactMap { l in l.hasSuffix(": started") ? String(l.dropLast(": started".count)) : nil }.sorted()
+    }
+
+    func testFailuresAreIsolatedAndOnlyFailedOrChangedTasksRerun() throws {
+        let tmp = try Support.tempDir("exec")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let plugins = tmp.appendingPathComponent("plugins")
+        try FileManager.default.createDirectory(at: plugins, withIntermediateDirectories: true)
+        try build(plugins, "exec_ok")
+        try build(plugins, "exec_segv", fault: 1)
+        try build(plugins, "exec_hang", fault: 2)
+        let file = tmp.appendingPathComponent("exec.yaml").path
+        try Self.experiment.write(toFile: file, atomically: true, encoding: .utf8)
+        let out = tmp.appendingPathComponent("out").path
+        let args = ["run", file, "--out", out, "--plugin-path", plugins.path, "--jobs", "2", "--threads", "1", "--task-timeout", "15"]
+
+        let plan = try Support.runPag(args + ["--plan"])
+        XCTAssertEqual(plan.status, 0, plan.stderr)
+        XCTAssertTrue(plan.stdout.contains("11 tasks: 0 to reuse, 11 to run"), plan.stdout)
+        XCTAssertTrue(plan.stdout.contains("measure-exec_segv"), plan.stdout)
+
+        let first = try Support.runPag(args)
+        XCTAssertNotEqual(first.status, 0)
+        XCTAssertTrue(first.stderr.contains("2 task(s) failed: "), first.stderr)
+        XCTAssertTrue(first.stderr.contains("train-exec_segv") && first.stderr.contains("train-exec_hang"), first.stderr)
+        XCTAssertTrue(first.stderr.contains("task timeout of 15 s"), first.stderr)
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json"))) as! [String: Any]
+        XCTAssertEqual((summary["runs"] as! [[String: Any]]).map { $0["name"] as! String }, ["ce", "exec_ok"])
+        let failed = summary["failed"] as! [[String: Any]]
+        XCTAssertEqual(Set(failed.map { $0["task"] as! String }), ["train-exec_segv", "train-exec_hang"])
+        let segv = failed.first { $0["task"] as! String == "train-exec_segv" }!
+        XCTAssertFalse((segv["log_tail"] as? [String] ?? segv["logTail"] as? [String] ?? []).isEmpty, "\(segv)")
+        let html = try String(contentsOfFile: out + "/report/index.html", encoding: .utf8)
+        XCTAssertTrue(html.contains("Failed tasks") && html.contains("train-exec_hang"))
+        let status = try Support.runPag(["status", out, "--plugin-path", plugins.path])
+        XCTAssertEqual(status.status, 0, status.stderr)
+        XCTAssertTrue(status.stdout.contains("train-exec_segv") && status.stdout.contains("failed"), status.stdout)
+        XCTAssertTrue(status.stdout.range(of: #"train-ce\s+done"#, options: .regularExpression) != nil, status.stdout)
+
+        // Fixed plugins: only the failed tasks, the runs' measurements and the report run again.
+        try build(plugins, "exec_segv")
+        try build(plugins, "exec_hang")
+        let second = try Support.runPag(args)
+        XCTAssertEqual(second.status, 0, second.stderr)
+        XCTAssertEqual(started(second), ["measure-exec_hang", "measure-exec_segv", "report", "train-exec_hang", "train-exec_segv"], second.stderr)
+
+        // A new version of one plugin reruns exactly the tasks that used it; so do new library bytes.
+        try build(plugins, "exec_ok", version: "1.1")
+        let third = try Support.runPag(args)
+        XCTAssertEqual(third.status, 0, third.stderr)
+        XCTAssertEqual(started(third), ["measure-exec_ok", "report", "train-exec_ok"], third.stderr)
+        try build(plugins, "exec_ok", version: "1.1", extra: ["-O2"])
+        let fourth = try Support.runPag(args)
+        XCTAssertEqual(fourth.status, 0, fourth.stderr)
+        XCTAssertEqual(started(fourth), ["measure-exec_ok", "report", "train-exec_ok"], fourth.stderr)
+        let plan2 = try Support.runPag(args + ["--plan"])
+        XCTAssertTrue(plan2.stdout.contains("11 tasks: 11 to reuse, 0 to run"), plan2.stdout)
+    }
+
+    /// One process, one child at a time and two at once give the same summary.csv (threads 1).
+    func testSameResultsInProcessAndWithJobs() throws {
+        let tmp = try Support.tempDir("exec-same")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let file = tmp.appendingPathComponent("twin.yaml").path
+        try """
+        name: twin
+        data: synthetic
+        model: mlp
+        model_set: [widths=16]
+        train_limit: 128
+        test_limit: 50
+        runs:
+          - objective: ce
+          - objective: gradnorm
+            sweep: {lambda: [1e-3, 1e-1]}
+        measure:
+          samples: 10
+          alignment: {score: analytic, sigma: 0.5}
+          robustness: {manifold: oracle}
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        func csv(_ name: String, _ extra: [String], env: [String: String]? = nil) throws -> [String] {
+            let out = tmp.appendingPathComponent(name).path
+            var e = ProcessInfo.processInfo.environment
+            for (k, v) in env ?? [:] { e[k] = v }
+            let r = try Support.run(Support.pag, ["run", file, "--out", out] + extra, environment: e)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            // Everything but the timing column.
+            return try String(contentsOfFile: out + "/summary.csv", encoding: .utf8).split(separator: "\n").map { l in
+                var f = l.split(separator: ",", omittingEmptySubsequences: false)
+                if f.count > 11 { f.remove(at: 11) }
+                return f.joined(separator: ",")
+            }
+        }
+        let one = try csv("in-process", ["--in-process"], env: ["OMP_NUM_THREADS": "1"])
+        XCTAssertEqual(one.count, 4)
+        XCTAssertEqual(try csv("jobs1", ["--jobs", "1", "--threads", "1"]), one)
+        XCTAssertEqual(try csv("jobs2", ["--jobs", "2", "--threads", "1"]), one)
+    }
+}
