@@ -30,6 +30,8 @@ struct Run: ParsableCommand {
     @Option(help: "Tasks run at once, each a child process with the cores divided among them.") var jobs = 1
     @Option(help: ArgumentHelp("Seconds a task may run before it is killed and counted as failed.", valueName: "seconds")) var taskTimeout: Double?
     @Option(help: "OpenMP threads per task (default: the cores divided among the jobs); part of each task's record.") var threads: Int?
+    @Option(help: "Where tasks run: local (child processes) or slurm (job arrays); default: the experiment's 'executor', else local.") var executor: String?
+    @Flag(help: "With --executor slurm: submit and return at once (pag status OUT then reports).") var detach = false
     @Flag(help: "Run every task in this process, one after another (no isolation).") var inProcess = false
 
     func run() throws {
@@ -37,6 +39,8 @@ struct Run: ParsableCommand {
         let spec: ExperimentSpec
         do { spec = try experiment.map { try ExperimentSpec(file: $0) } ?? ExperimentSpec.defaultExperiment }
         catch let e as ExperimentSpec.SpecError { throw CLIError(e.description) }
+        var paths = self.paths
+        paths.pluginPath += spec.pluginPath.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         let registry = paths.load(quiet: true)
         let dir = out ?? "runs/" + spec.name
         let runner = ExperimentRunner(spec: spec, outDir: dir, registry: registry)
@@ -48,14 +52,34 @@ struct Run: ParsableCommand {
             return
         }
         let summary: ExperimentSummary
+        let exe = PluginRegistry.executablePath() ?? CommandLine.arguments[0]
+        let pluginArgs = paths.pluginPath.flatMap { ["--plugin-path", URL(fileURLWithPath: $0).standardizedFileURL.path] }
+        let which = executor ?? spec.executor
+        guard ["local", "slurm"].contains(which) else { throw CLIError("--executor must be local or slurm, got '\(which)'") }
         if inProcess {
             summary = try runner.run()
+        } else if which == "slurm" {
+            let graph = try runner.prepare()
+            let slurm = SlurmExecutor(executable: exe)
+            slurm.options = spec.slurm
+            if let threads { slurm.options.cpusPerTask = threads }
+            slurm.extraArguments = pluginArgs
+            let levels = try slurm.submit(graph, spec: spec)
+            if detach {
+                print("submitted \(levels.count) job array(s): \(levels.map(\.jobID).joined(separator: ", ")); pag status \(dir) reports")
+                return
+            }
+            let failed = try slurm.wait(graph, spec: spec, levels: levels)
+            if !failed.isEmpty { try? runner.runTask("report", graph: graph) }
+            summary = try MeasureRunner.readJSON(ExperimentSummary.self, from: dir + "/summary.json")
+            if !failed.isEmpty {
+                throw CLIError("experiment '\(spec.name)': \(failed.count) task(s) failed: \(failed.joined(separator: ", ")); Slurm logs in \(dir)/tasks/logs; run again to redo only these")
+            }
         } else {
             let graph = try runner.prepare()
-            let exe = PluginRegistry.executablePath() ?? CommandLine.arguments[0]
             let executor = LocalExecutor(executable: exe)
             executor.jobs = jobs; executor.timeout = taskTimeout; executor.threads = threads
-            executor.extraArguments = paths.pluginPath.flatMap { ["--plugin-path", $0] }
+            executor.extraArguments = pluginArgs
             let (failed, skipped) = try executor.run(graph, spec: spec)
             summary = try MeasureRunner.readJSON(ExperimentSummary.self, from: dir + "/summary.json")
             if !failed.isEmpty || !skipped.isEmpty {
@@ -109,5 +133,7 @@ func loadExperiment(_ out: String, paths: PluginPathOptions) throws -> (Experime
     let spec: ExperimentSpec
     do { spec = try ExperimentSpec(file: file) }
     catch let e as ExperimentSpec.SpecError { throw CLIError(e.description) }
+    var paths = paths
+    paths.pluginPath += spec.pluginPath
     return (spec, paths.load(quiet: true))
 }
