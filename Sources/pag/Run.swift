@@ -123,9 +123,29 @@ struct TaskCommand: ParsableCommand {
         let (spec, registry) = try loadExperiment(out, paths: paths)
         let runner = ExperimentRunner(spec: spec, outDir: out, registry: registry)
         runner.showProgress = false
-        try runner.runTask(id)
+        // On Slurm: the warning signal (USR1) or SIGTERM stops a training task with its exact
+        // resume state saved, and the task requeues itself; the next start resumes it.
+        let env = ProcessInfo.processInfo.environment
+        guard let job = env["SLURM_JOB_ID"] else { try runner.runTask(id); return }
+        signal(SIGUSR1, { _ in slurmStop = 1 })
+        signal(SIGTERM, { _ in slurmStop = 1 })
+        runner.stopRequested = { slurmStop != 0 }
+        do {
+            try runner.runTask(id)
+        } catch TrainingError.interrupted(let steps) {
+            let me = env["SLURM_ARRAY_JOB_ID"].flatMap { a in env["SLURM_ARRAY_TASK_ID"].map { a + "_" + $0 } } ?? job
+            FileHandle.standardError.write(Data("task \(id): stopped at step \(steps) with its resume state saved; requeueing job \(me)\n".utf8))
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["scontrol", "requeue", me]
+            try p.run(); p.waitUntilExit()
+            // The requeue ends this job; should it not, exit without a completion record.
+            Foundation.exit(p.terminationStatus == 0 ? 0 : 75)
+        }
     }
 }
+
+nonisolated(unsafe) var slurmStop: Int32 = 0
 
 func loadExperiment(_ out: String, paths: PluginPathOptions) throws -> (ExperimentSpec, PluginRegistry) {
     let file = out + "/experiment.yaml"

@@ -62,7 +62,8 @@ final class ExecutorTests: XCTestCase {
         let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json"))) as! [String: Any]
         XCTAssertEqual((summary["runs"] as! [[String: Any]]).map { $0["name"] as! String }, ["ce", "exec_ok"])
         let failed = summary["failed"] as! [[String: Any]]
-        XCTAssertEqual(Set(failed.map { $0["task"] as! String }), ["train-exec_segv", "train-exec_hang"])
+        XCTAssertEqual(Set(failed.map { $0["task"] as! String }),
+                       ["train-exec_segv", "train-exec_hang", "measure-exec_segv", "measure-exec_hang"])
         let segv = failed.first { $0["task"] as! String == "train-exec_segv" }!
         XCTAssertFalse((segv["log_tail"] as? [String] ?? segv["logTail"] as? [String] ?? []).isEmpty, "\(segv)")
         let html = try String(contentsOfFile: out + "/report/index.html", encoding: .utf8)
@@ -130,5 +131,56 @@ final class ExecutorTests: XCTestCase {
         XCTAssertEqual(one.count, 4)
         XCTAssertEqual(try csv("jobs1", ["--jobs", "1", "--threads", "1"]), one)
         XCTAssertEqual(try csv("jobs2", ["--jobs", "2", "--threads", "1"]), one)
+        guard try Self.slurmAvailable() else { return }
+        XCTAssertEqual(try csv("slurm", ["--executor", "slurm", "--threads", "1"]), one)
+    }
+
+    /// Whether a Slurm cluster answers (scripts/slurm-local up). In CI (CI or PAG_REQUIRE_SLURM
+    /// set) a missing cluster fails the test; elsewhere the Slurm parts are skipped.
+    static func slurmAvailable() throws -> Bool {
+        let env = ProcessInfo.processInfo.environment
+        let required = env["CI"] != nil || env["PAG_REQUIRE_SLURM"] != nil
+        let ok = FileManager.default.isExecutableFile(atPath: "/usr/bin/sbatch")
+            && ((try? Support.run("/usr/bin/sinfo", ["-h", "-N", "-o", "%T"]))?.stdout.contains("idle") ?? false
+                || (try? Support.run("/usr/bin/sinfo", ["-h", "-N", "-o", "%T"]))?.stdout.contains("alloc") ?? false
+                || (try? Support.run("/usr/bin/sinfo", ["-h", "-N", "-o", "%T"]))?.stdout.contains("mix") ?? false)
+        if !ok && required { XCTFail("Slurm is required here (CI): start it with scripts/slurm-local up"); return false }
+        return ok
+    }
+
+    /// On Slurm a task whose plugin segfaults fails alone, named with its Slurm log; the rest finish.
+    func testSlurmFailureIsIsolatedAndNamesItsLog() throws {
+        guard try Self.slurmAvailable() else { throw XCTSkip("no Slurm cluster (scripts/slurm-local up)") }
+        let tmp = try Support.tempDir("exec-slurm")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let plugins = tmp.appendingPathComponent("plugins")
+        try FileManager.default.createDirectory(at: plugins, withIntermediateDirectories: true)
+        try build(plugins, "exec_segv", fault: 1)
+        let file = tmp.appendingPathComponent("s.yaml").path
+        try """
+        name: slurm
+        data: synthetic
+        model: mlp
+        model_set: [widths=16]
+        train_limit: 64
+        test_limit: 20
+        executor: slurm
+        plugin_path: [\(plugins.path)]
+        slurm: {cpus_per_task: 1}
+        runs:
+          - objective: ce
+          - objective: exec_segv
+        measure: {samples: 5, alignment: false, robustness: false}
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        let out = tmp.appendingPathComponent("out").path
+        let r = try Support.runPag(["run", file, "--out", out])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("train-exec_segv: FAILED") && r.stderr.contains("Slurm log: ") && r.stderr.contains("/tasks/logs/slurm-"), r.stderr)
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json"))) as! [String: Any]
+        XCTAssertEqual((summary["runs"] as! [[String: Any]]).map { $0["name"] as! String }, ["ce"])
+        try build(plugins, "exec_segv")
+        let again = try Support.runPag(["run", file, "--out", out])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertTrue(again.stderr.contains("train-ce: reusing"), again.stderr)
     }
 }

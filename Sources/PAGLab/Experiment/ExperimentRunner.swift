@@ -55,6 +55,8 @@ public final class ExperimentRunner {
     public let outDir: String
     let registry: PluginRegistry
     public var showProgress = true
+    /// Asked by training tasks after every step (see Trainer.stopRequested).
+    public var stopRequested: (() -> Bool)?
     public var log: (String) -> Void = { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
 
     public init(spec: ExperimentSpec, outDir: String, registry: PluginRegistry) {
@@ -267,6 +269,7 @@ public final class ExperimentRunner {
         catch { throw TrainingError.badConfig("run '\(r.name)': \(error)") }
         let t = try Trainer(config: r.config, outDir: dir, registry: registry)
         t.showProgress = showProgress; t.log = { [log] in log("    " + $0) }
+        t.stopRequested = stopRequested
         switch Trainer.decision(dir, identity: identity) {
         case .reuse where FileManager.default.fileExists(atPath: dir + "/checkpoint.safetensors"):
             log("    reusing the finished run in \(dir)")
@@ -282,6 +285,7 @@ public final class ExperimentRunner {
             try FileManager.default.removeItem(atPath: dir)
             let fresh = try Trainer(config: r.config, outDir: dir, registry: registry)
             fresh.showProgress = showProgress; fresh.log = { [log] in log("    " + $0) }
+            fresh.stopRequested = stopRequested
             return (try fresh.run(), "trained")
         case .fresh:
             return (try t.run(), "trained")

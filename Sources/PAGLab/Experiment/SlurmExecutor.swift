@@ -109,11 +109,17 @@ public final class SlurmExecutor {
 
     /// The job's array elements still in the queue, by state (squeue).
     static func queued(_ job: String) -> [String: String] {
-        guard let text = try? sh("squeue", ["-h", "-r", "-j", job, "-o", "%i %T"]) else { return [:] }
+        guard let text = try? sh("squeue", ["-h", "-r", "-j", job, "-o", "%i %T %r"]) else { return [:] }
         var states: [String: String] = [:]
         for line in text.split(separator: "\n") {
             let f = line.split(separator: " ")
-            if f.count == 2 { states[String(f[0])] = String(f[1]) }
+            guard f.count >= 2 else { continue }
+            states[String(f[0])] = String(f[1])
+            // A task that requeued itself waits for a begin time Slurm sets (about two minutes
+            // ahead); pag's jobs ask for none, so it may start at once.
+            if f[1] == "PENDING", f.count >= 3, f[2] == "BeginTime" {
+                _ = try? sh("scontrol", ["update", "JobId=\(f[0])", "StartTime=now"])
+            }
         }
         return states
     }

@@ -56,6 +56,9 @@ public final class Trainer {
     /// Stops the run (as a kill would, without saving) once this many steps are done; for tests
     /// of resuming.
     public var interruptAfterSteps: Int?
+    /// Asked after every step: true stops training with its exact resume state saved
+    /// (TrainingError.interrupted), e.g. on Slurm's warning signal before a requeue.
+    public var stopRequested: (() -> Bool)?
     public var log: (String) -> Void = { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
 
     public init(config: TrainingConfig, outDir: String, registry: PluginRegistry) throws {
@@ -165,6 +168,12 @@ public final class Trainer {
                     for m in r.reported { state.epochMetricSums[m.name, default: 0] += m.value }
                     bar?.update(p.batch, status: String(format: "loss %.4f", state.epochLossSum / Double(state.epochBatches)))
                     if let stop = interruptAfterSteps, p.steps >= stop { throw TrainingError.interrupted(p.steps) }
+                    if p.batch < batchCount, stopRequested?() == true {
+                        state.epochSeconds = Date().timeIntervalSince(epochStart)
+                        state.metrics.wallTimeSeconds = Date().timeIntervalSince(started)
+                        try save(&state, setup)
+                        throw TrainingError.interrupted(p.steps)
+                    }
                     if p.steps % config.checkpointEvery == 0 && p.batch < batchCount {
                         state.epochSeconds = Date().timeIntervalSince(epochStart)
                         state.metrics.wallTimeSeconds = Date().timeIntervalSince(started)
