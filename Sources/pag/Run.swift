@@ -64,7 +64,8 @@ struct Run: ParsableCommand {
             slurm.options = spec.slurm
             if let threads { slurm.options.cpusPerTask = threads }
             slurm.extraArguments = pluginArgs
-            let levels = try slurm.submit(graph, spec: spec)
+            // Arrays submitted earlier (--detach) and still queued are waited for, not submitted again.
+            let levels = try SlurmExecutor.active(dir) ?? slurm.submit(graph, spec: spec)
             if detach {
                 print("submitted \(levels.count) job array(s): \(levels.map(\.jobID).joined(separator: ", ")); pag status \(dir) reports")
                 return

@@ -183,4 +183,64 @@ final class ExecutorTests: XCTestCase {
         XCTAssertEqual(again.status, 0, again.stderr)
         XCTAssertTrue(again.stderr.contains("train-ce: reusing"), again.stderr)
     }
+
+    /// A training task on Slurm sent USR1 mid-run saves its resume state, requeues itself and
+    /// ends bit-identical to an uninterrupted run.
+    func testSlurmTrainingTaskRequeuesOnUSR1AndResumesExactly() throws {
+        guard try Self.slurmAvailable() else { throw XCTSkip("no Slurm cluster (scripts/slurm-local up)") }
+        let tmp = try Support.tempDir("exec-requeue")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let file = tmp.appendingPathComponent("r.yaml").path
+        try """
+        name: requeue
+        data: synthetic
+        model: mlp
+        model_set: [widths=64]
+        epochs: 40
+        train_limit: 4000
+        test_limit: 20
+        runs:
+          - objective: gradnorm
+        measure: {samples: 5, alignment: false, robustness: false}
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        let plain = tmp.appendingPathComponent("plain").path, slurm = tmp.appendingPathComponent("slurm").path
+        let a = try Support.runPag(["run", file, "--out", plain, "--threads", "1"])
+        XCTAssertEqual(a.status, 0, a.stderr)
+        // Submit detached, wait for training to be under way, send USR1 to the batch step.
+        let d = try Support.runPag(["run", file, "--out", slurm, "--executor", "slurm", "--threads", "1", "--detach"])
+        XCTAssertEqual(d.status, 0, d.stderr)
+        let levels = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: slurm + "/tasks/slurm.json"))) as! [[String: Any]]
+        let job = levels[0]["job_id"] as? String ?? levels[0]["jobID"] as! String
+        let log = slurm + "/tasks/logs/slurm-\(job)_0.out"
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline, !((try? String(contentsOfFile: log, encoding: .utf8))?.contains("epoch 3/") ?? false) { usleep(50_000) }
+        _ = try Support.run("/usr/bin/scancel", ["-b", "-s", "USR1", "\(job)_0"])
+        // Then wait (pag run on the same folder waits for the submitted arrays' tasks to finish it).
+        let w = try Support.runPag(["run", file, "--out", slurm, "--executor", "slurm", "--threads", "1"])
+        XCTAssertEqual(w.status, 0, w.stderr)
+        let text = try String(contentsOfFile: log, encoding: .utf8)
+        XCTAssertTrue(text.contains("requeueing job") && text.contains("resuming"), text)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: plain + "/runs/gradnorm/checkpoint.safetensors")),
+                       try Data(contentsOf: URL(fileURLWithPath: slurm + "/runs/gradnorm/checkpoint.safetensors")))
+    }
+
+    /// A run remembers its plugin libraries: pag eval finds a third party's plugin without
+    /// --plugin-path, and names where it came from once it is gone.
+    func testRunsRememberTheirPlugins() throws {
+        let tmp = try Support.tempDir("exec-remember")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let plugins = tmp.appendingPathComponent("plugins")
+        try FileManager.default.createDirectory(at: plugins, withIntermediateDirectories: true)
+        try build(plugins, "exec_ok")
+        let run = tmp.appendingPathComponent("run").path
+        let t = try Support.runPag(["train", "--data", "synthetic", "--model", "mlp", "--objective", "exec_ok", "--train-limit", "64",
+                                    "--test-limit", "20", "--out", run, "--plugin-path", plugins.path])
+        XCTAssertEqual(t.status, 0, t.stderr)
+        let e = try Support.runPag(["eval", "--checkpoint", run])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        try FileManager.default.removeItem(at: plugins)
+        let gone = try Support.runPag(["eval", "--checkpoint", run])
+        XCTAssertNotEqual(gone.status, 0)
+        XCTAssertTrue(gone.stderr.contains(plugins.appendingPathComponent("exec_ok.so").path), gone.stderr)
+    }
 }

@@ -138,6 +138,7 @@ public final class ExperimentRunner {
                 let r = try run(named: t.subject)
                 log("\(id): \(r.config.objective)\(r.config.settings.isEmpty ? "" : " " + r.config.settings.map(\.description).joined(separator: " "))")
                 _ = try train(r, dir: outDir + "/runs/" + r.name)
+                try RunPlugins.record(r.config, registry: registry, in: outDir + "/runs/" + r.name)
             case .measure: try measureTask(try run(named: t.subject), graph: graph)
             case .report: try report(graph)
             }

@@ -107,6 +107,14 @@ public final class SlurmExecutor {
         return submitted
     }
 
+    /// The job arrays an earlier (detached) `pag run` submitted for `outDir` that are still in
+    /// the queue; nil when none (then a run submits anew).
+    public static func active(_ outDir: String) -> [SubmittedLevel]? {
+        let path = URL(fileURLWithPath: outDir).standardizedFileURL.path + "/tasks/slurm.json"
+        guard let levels = try? MeasureRunner.readJSON([SubmittedLevel].self, from: path), !levels.isEmpty else { return nil }
+        return levels.contains { !queued($0.jobID).isEmpty } ? levels : nil
+    }
+
     /// The job's array elements still in the queue, by state (squeue).
     static func queued(_ job: String) -> [String: String] {
         guard let text = try? sh("squeue", ["-h", "-r", "-j", job, "-o", "%i %T %r"]) else { return [:] }
