@@ -121,7 +121,7 @@ final class ExecutorTests: XCTestCase {
             let r = try Support.run(Support.pag, ["run", file, "--out", out] + extra, environment: e)
             XCTAssertEqual(r.status, 0, r.stderr)
             // Everything but the timing column.
-            return try String(contentsOfFile: out + "/summary.csv", encoding: .utf8).split(separator: "\n").map { l in
+            return try String(contentsOfFile: out + "/summary.csv", encoding: .utf8).split(whereSeparator: \.isNewline).map { l in
                 var f = l.split(separator: ",", omittingEmptySubsequences: false)
                 if f.count > 11 { f.remove(at: 11) }
                 return f.joined(separator: ",")
@@ -206,18 +206,26 @@ final class ExecutorTests: XCTestCase {
         let plain = tmp.appendingPathComponent("plain").path, slurm = tmp.appendingPathComponent("slurm").path
         let a = try Support.runPag(["run", file, "--out", plain, "--threads", "1"])
         XCTAssertEqual(a.status, 0, a.stderr)
-        // Submit detached, wait for training to be under way, send USR1 to the batch step.
-        let d = try Support.runPag(["run", file, "--out", slurm, "--executor", "slurm", "--threads", "1", "--detach"])
-        XCTAssertEqual(d.status, 0, d.stderr)
-        let levels = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: slurm + "/tasks/slurm.json"))) as! [[String: Any]]
-        let job = levels[0]["job_id"] as? String ?? levels[0]["jobID"] as! String
-        let log = slurm + "/tasks/logs/slurm-\(job)_0.out"
+        // pag run on Slurm in the background; once training is under way, USR1 to the batch step.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Support.pag)
+        p.arguments = ["run", file, "--out", slurm, "--executor", "slurm", "--threads", "1"]
+        p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
+        try p.run()
+        var log = ""
         let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline, !((try? String(contentsOfFile: log, encoding: .utf8))?.contains("epoch 3/") ?? false) { usleep(50_000) }
-        _ = try Support.run("/usr/bin/scancel", ["-b", "-s", "USR1", "\(job)_0"])
-        // Then wait (pag run on the same folder waits for the submitted arrays' tasks to finish it).
-        let w = try Support.runPag(["run", file, "--out", slurm, "--executor", "slurm", "--threads", "1"])
-        XCTAssertEqual(w.status, 0, w.stderr)
+        while Date() < deadline {
+            let logs = (try? FileManager.default.contentsOfDirectory(atPath: slurm + "/tasks/logs")) ?? []
+            if let l = logs.first(where: { $0.hasPrefix("slurm-") && $0.hasSuffix("_0.out") }) {
+                log = slurm + "/tasks/logs/" + l
+                if (try? String(contentsOfFile: log, encoding: .utf8))?.contains("epoch 3/") ?? false { break }
+            }
+            usleep(50_000)
+        }
+        let job = String(log.split(separator: "/").last!.dropFirst("slurm-".count).dropLast(".out".count))
+        _ = try Support.run("/usr/bin/scancel", ["-b", "-s", "USR1", job])
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
         let text = try String(contentsOfFile: log, encoding: .utf8)
         XCTAssertTrue(text.contains("requeueing job") && text.contains("resuming"), text)
         XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: plain + "/runs/gradnorm/checkpoint.safetensors")),

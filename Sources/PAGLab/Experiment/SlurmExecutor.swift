@@ -87,7 +87,7 @@ public final class SlurmExecutor {
             let scriptPath = dir + "/level\(l).sh"
             try AtomicFile.write(script, to: scriptPath)
             var args = ["--parsable", "--array=0-\(todo.count - 1)", "--job-name=pag-\(spec.name)-\(l)",
-                        "--output=\(out)/tasks/logs/slurm-%A_%a.out", "--signal=\(options.signal)", "--requeue",
+                        "--output=\(out)/tasks/logs/slurm-%A_%a.out", "--open-mode=append", "--signal=\(options.signal)", "--requeue",
                         "--chdir=\(FileManager.default.currentDirectoryPath)",
                         "--cpus-per-task=\(threads)"]
             if let p = options.partition { args.append("--partition=\(p)") }
