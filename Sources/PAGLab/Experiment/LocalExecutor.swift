@@ -36,6 +36,8 @@ public final class LocalExecutor {
         var running: [Child] = []
         var failed: [String] = [], skipped: [String] = []
         while !pending.isEmpty || !running.isEmpty {
+            // After Ctrl-C the handler stops the children and exits; record nothing, start nothing.
+            if Self.interrupted { usleep(50_000); continue }
             // Skip tasks after a failure; start ready ones.
             var i = 0
             while i < pending.count {
@@ -125,6 +127,7 @@ public final class LocalExecutor {
     }
 
     nonisolated(unsafe) static var handlerInstalled = false
+    nonisolated(unsafe) static var interrupted = false
     nonisolated(unsafe) static var sources: [DispatchSourceSignal] = []
 
     /// Ctrl-C (SIGINT) or SIGTERM: stop the children (SIGTERM), then exit 130. Everything
@@ -136,7 +139,7 @@ public final class LocalExecutor {
             signal(sig, SIG_IGN)
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             s.setEventHandler {
-                lock.lock(); let pids = running; lock.unlock()
+                lock.lock(); interrupted = true; let pids = running; lock.unlock()
                 for pid in pids { kill(pid, SIGTERM) }
                 FileHandle.standardError.write(Data("interrupted: stopped \(pids.count) task(s); run again to go on\n".utf8))
                 usleep(200_000)
