@@ -54,7 +54,7 @@ extension Measure {
         @Option(help: "Grid: smallest and largest log10 std and the number of points, e.g. -2:1:30.") var grid: String = "-2:1:30"
 
         func run() throws {
-            let reg = common.paths.load(quiet: true)
+            let reg = common.paths.load(quiet: true, run: common.checkpoint)
             let s = try common.subject(reg)
             let r = try MeasureRunner.noiseRatio(s, out: common.outDir, stds: try parseGrid(grid), draws: draws, seed: common.seed,
                                                  progress: common.showProgress)
@@ -90,7 +90,7 @@ extension Measure {
             let lp = try lpips.map { path in
                 do { return try LPIPS(contentsOf: path, minSide: lpipsMinSide) } catch { throw CLIError("--lpips: \(error)") }
             }
-            let reg = common.paths.load(quiet: true)
+            let reg = common.paths.load(quiet: true, run: common.checkpoint)
             // Settings first: an unknown key is an error before any checkpoint or data is read.
             let settings = try estimatorSettings(scoreSettings, score, .score, reg, option: "--score-set")
             let s = try common.subject(reg)
@@ -122,7 +122,7 @@ extension Measure {
         var estimatorCheckpoint: String?
 
         func run() throws {
-            let reg = common.paths.load(quiet: true)
+            let reg = common.paths.load(quiet: true, run: common.checkpoint)
             // Settings first: an unknown key is an error before any checkpoint or data is read.
             let settings = try estimatorSettings(manifoldSettings, manifold, .manifold, reg, option: "--manifold-set")
             let s = try common.subject(reg)

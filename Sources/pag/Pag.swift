@@ -12,7 +12,7 @@ struct Pag: ParsableCommand {
         pag trains classifiers with robust objectives and measures whether their input gradients \
         lie on the data manifold. Methods are plugins loaded at run time.
         """,
-        subcommands: [Train.self, Eval.self, Predict.self, Measure.self, Run.self, Plugins.self, Bench.self]
+        subcommands: [Train.self, Eval.self, Predict.self, Measure.self, Run.self, Status.self, TaskCommand.self, Plugins.self, Bench.self]
     )
 
     static func main() {

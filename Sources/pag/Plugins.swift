@@ -27,14 +27,23 @@ struct PluginPathOptions: ParsableArguments {
     /// Loads every plugin on the search path; problems go to stderr unless `quiet`. Libraries
     /// from outside pag's own folder are tried in a child process first, so one that crashes
     /// while loading is skipped with a warning.
-    func load(quiet: Bool = false) -> PluginRegistry {
+    func load(quiet: Bool = false, run: String? = nil) -> PluginRegistry {
         let reg = PluginRegistry.executablePath().map { PluginRegistry.probing(with: $0) } ?? PluginRegistry()
-        reg.loadAll(searchPath: PluginRegistry.searchPath(pluginPaths: pluginPath))
+        // A run's recorded plugin libraries (RUN/plugins.json) come after the paths given.
+        reg.loadAll(searchPath: PluginRegistry.searchPath(pluginPaths: pluginPath + (run.map(RunPlugins.libraries(in:)) ?? [])))
         reg.registerBuiltInPlugins()
         if !quiet { for p in reg.problems { warn("warning: \(p)") } }
         // Kept back for now; printed after all should a plugin then not be found (Pag.main).
         PluginPathOptions.unreported = quiet ? reg.problems.map(\.description) : []
         return reg
+    }
+}
+
+/// Runs `body`; an error about a plugin the run `dir` recorded gets where that plugin came from.
+func withRunPlugins<T>(_ dir: String, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch {
+        if let note = RunPlugins.note(for: error, in: dir) { throw CLIError("\(error) (\(note))") }
+        throw error
     }
 }
 

@@ -27,9 +27,9 @@ struct Predict: ParsableCommand {
     }
 
     func run() throws {
-        let registry = paths.load(quiet: true)
+        let registry = paths.load(quiet: true, run: checkpoint)
         let config = try Trainer.savedConfig(in: checkpoint)
-        let model = try Evaluation.loadModel(directory: checkpoint, config: config, registry: registry)
+        let model = try withRunPlugins(checkpoint) { try Evaluation.loadModel(directory: checkpoint, config: config, registry: registry) }
         let x: Tensor
         if let input {
             x = try NPY.read(input).tensor()

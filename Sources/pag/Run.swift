@@ -32,6 +32,13 @@ struct Run: ParsableCommand {
     @Option(help: "Training seeds, comma-separated (e.g. 0,1,2); replaces the experiment's seed/seeds.") var seeds: String?
     @Option(help: ArgumentHelp("Rerun the first seed of the experiment in OUT (its experiment.yaml) in a temporary folder and report whether its metrics match OUT's bit for bit; exits 1 when they do not.", valueName: "OUT"))
     var replicate: String?
+    @Flag(help: "Print the task graph and what would be reused, and exit.") var plan = false
+    @Option(help: "Tasks run at once, each a child process with the cores divided among them.") var jobs = 1
+    @Option(help: ArgumentHelp("Seconds a task may run before it is killed and counted as failed.", valueName: "seconds")) var taskTimeout: Double?
+    @Option(help: "OpenMP threads per task (default: the cores divided among the jobs); part of each task's record.") var threads: Int?
+    @Option(help: "Where tasks run: local (child processes) or slurm (job arrays); default: the experiment's 'executor', else local.") var executor: String?
+    @Flag(help: "With --executor slurm: submit and return at once (pag status OUT then reports).") var detach = false
+    @Flag(help: "Run every task in this process, one after another (no isolation).") var inProcess = false
 
     func run() throws {
         if printDefault { print(ExperimentSpec.defaultYAML); return }
@@ -46,6 +53,8 @@ struct Run: ParsableCommand {
             }
             spec.seeds = list.map { $0! }; spec.seed = list[0]!
         }
+        var paths = self.paths
+        paths.pluginPath += spec.pluginPath.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
         let registry = paths.load(quiet: true)
         // The estimators' set: follows the rule of --score-set / --manifold-set, checked before
         // anything is trained: a key the plugin does not declare is an error.
@@ -54,7 +63,51 @@ struct Run: ParsableCommand {
         let dir = out ?? "runs/" + spec.name
         let runner = ExperimentRunner(spec: spec, outDir: dir, registry: registry)
         runner.showProgress = !json || isatty(fileno(stderr)) != 0
-        let summary = try runner.run()
+        if let threads, threads < 1 { throw CLIError("--threads must be at least 1, got \(threads)") }
+        guard jobs >= 1 else { throw CLIError("--jobs must be at least 1, got \(jobs)") }
+        if plan {
+            print(try TaskGraph.build(spec, outDir: dir, registry: registry).planText(spec: spec))
+            return
+        }
+        let summary: ExperimentSummary
+        let exe = PluginRegistry.executablePath() ?? CommandLine.arguments[0]
+        let pluginArgs = paths.pluginPath.flatMap { ["--plugin-path", URL(fileURLWithPath: $0).standardizedFileURL.path] }
+        let which = executor ?? spec.executor
+        guard ["local", "slurm"].contains(which) else { throw CLIError("--executor must be local or slurm, got '\(which)'") }
+        if inProcess {
+            summary = try runner.run()
+        } else if which == "slurm" {
+            let graph = try runner.prepare()
+            let slurm = SlurmExecutor(executable: exe)
+            slurm.options = spec.slurm
+            if let threads { slurm.options.cpusPerTask = threads }
+            slurm.extraArguments = pluginArgs
+            // Arrays submitted earlier (--detach) and still queued are waited for, not submitted again.
+            let levels = try SlurmExecutor.active(dir) ?? slurm.submit(graph, spec: spec)
+            if detach {
+                print("submitted \(levels.count) job array(s): \(levels.map(\.jobID).joined(separator: ", ")); pag status \(dir) reports")
+                return
+            }
+            let failed = try slurm.wait(graph, spec: spec, levels: levels)
+            if !failed.isEmpty { try? runner.runTask("report", graph: graph) }
+            summary = try MeasureRunner.readJSON(ExperimentSummary.self, from: dir + "/summary.json")
+            if !failed.isEmpty {
+                throw CLIError("experiment '\(spec.name)': \(failed.count) task(s) failed: \(failed.joined(separator: ", ")); Slurm logs in \(dir)/tasks/logs; run again to redo only these")
+            }
+        } else {
+            let graph = try runner.prepare()
+            let executor = LocalExecutor(executable: exe)
+            executor.jobs = jobs; executor.timeout = taskTimeout; executor.threads = threads
+            executor.extraArguments = pluginArgs
+            let (failed, skipped) = try executor.run(graph, spec: spec)
+            summary = try MeasureRunner.readJSON(ExperimentSummary.self, from: dir + "/summary.json")
+            if !failed.isEmpty || !skipped.isEmpty {
+                if json { print(try MeasureRunner.jsonText(summary), terminator: "") }
+                throw CLIError("experiment '\(spec.name)': \(failed.count) task(s) failed: \(failed.joined(separator: ", "))"
+                    + (skipped.isEmpty ? "" : "; skipped after them: \(skipped.joined(separator: ", "))")
+                    + "; logs in \(dir)/tasks/logs; run again to redo only these; report: \(dir)/report/index.html")
+            }
+        }
         if json {
             print(try MeasureRunner.jsonText(summary), terminator: "")
         } else {
@@ -89,4 +142,65 @@ struct Run: ParsableCommand {
         for l in lines { print(l) }
         if !identical { throw ExitCode(1) }
     }
+}
+
+/// `pag status OUT`: the state of each task of the experiment in OUT.
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Print the state of each task of an experiment folder (done, failed, missing).")
+    @OptionGroup var paths: PluginPathOptions
+    @Argument(help: "The experiment's output folder.") var out: String
+
+    func run() throws {
+        let (spec, registry) = try loadExperiment(out, paths: paths)
+        let graph = try TaskGraph.build(spec, outDir: out, registry: registry)
+        print(graph.statusText(spec: spec))
+    }
+}
+
+/// `pag task OUT ID`: runs one task of the experiment in OUT (what the executors start).
+struct TaskCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "task", abstract: "Run one task of an experiment folder.",
+                                                    shouldDisplay: false)
+    @OptionGroup var paths: PluginPathOptions
+    @Argument(help: "The experiment's output folder.") var out: String
+    @Argument(help: "The task's id.") var id: String
+
+    func run() throws {
+        let (spec, registry) = try loadExperiment(out, paths: paths)
+        let runner = ExperimentRunner(spec: spec, outDir: out, registry: registry)
+        runner.showProgress = false
+        // On Slurm: the warning signal (USR1) or SIGTERM stops a training task with its exact
+        // resume state saved, and the task requeues itself; the next start resumes it.
+        let env = ProcessInfo.processInfo.environment
+        guard let job = env["SLURM_JOB_ID"] else { try runner.runTask(id); return }
+        signal(SIGUSR1, { _ in slurmStop = 1 })
+        signal(SIGTERM, { _ in slurmStop = 1 })
+        runner.stopRequested = { slurmStop != 0 }
+        do {
+            try runner.runTask(id)
+        } catch TrainingError.interrupted(let steps) {
+            let me = env["SLURM_ARRAY_JOB_ID"].flatMap { a in env["SLURM_ARRAY_TASK_ID"].map { a + "_" + $0 } } ?? job
+            FileHandle.standardError.write(Data("task \(id): stopped at step \(steps) with its resume state saved; requeueing job \(me)\n".utf8))
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+            p.arguments = ["scontrol", "requeue", me]
+            try p.run(); p.waitUntilExit()
+            // The requeue ends this job; should it not, exit without a completion record.
+            Foundation.exit(p.terminationStatus == 0 ? 0 : 75)
+        }
+    }
+}
+
+nonisolated(unsafe) var slurmStop: Int32 = 0
+
+func loadExperiment(_ out: String, paths: PluginPathOptions) throws -> (ExperimentSpec, PluginRegistry) {
+    let file = out + "/experiment.yaml"
+    guard FileManager.default.fileExists(atPath: file) else { throw CLIError("\(out) holds no experiment (no experiment.yaml)") }
+    let spec: ExperimentSpec
+    do { spec = try ExperimentSpec(file: file) }
+    catch let e as ExperimentSpec.SpecError { throw CLIError(e.description) }
+    var paths = paths
+    paths.pluginPath += spec.pluginPath
+    return (spec, paths.load(quiet: true))
 }

@@ -64,6 +64,7 @@ struct Train: ParsableCommand {
         let trainer = try Trainer(config: config, outDir: out, registry: registry)
         trainer.showProgress = !json || isatty(fileno(stderr)) != 0
         let metrics = try trainer.run(resume: resume)
+        try RunPlugins.record(config, registry: registry, in: out)
         if json {
             print(String(decoding: try JSONEncoder.pag.encode(metrics), as: UTF8.self))
         } else {
@@ -86,8 +87,10 @@ struct Eval: ParsableCommand {
     @Flag(help: "Print JSON.") var json = false
 
     func run() throws {
-        let registry = paths.load(quiet: true)
-        let result = try Evaluation.run(directory: checkpoint, data: data, dataDir: dataDir, limit: limit, registry: registry)
+        let registry = paths.load(quiet: true, run: checkpoint)
+        let result = try withRunPlugins(checkpoint) {
+            try Evaluation.run(directory: checkpoint, data: data, dataDir: dataDir, limit: limit, registry: registry)
+        }
         if json {
             print(String(decoding: try JSONEncoder.pag.encode(result), as: UTF8.self))
         } else {

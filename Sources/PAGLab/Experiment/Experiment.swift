@@ -67,6 +67,11 @@ public struct ExperimentSpec: Sendable {
     public var robustness: RobustnessSpec? = RobustnessSpec()
     /// The text the experiment was read from (copied to OUT/experiment.yaml).
     public var sourceText: String?
+    /// Where the tasks run: "local" (child processes, the default) or "slurm"; and the Slurm job settings.
+    public var executor = "local"
+    public var slurm = SlurmOptions()
+    /// Folders or libraries of plugins the experiment uses (added to the search path).
+    public var pluginPath: [String] = []
 
     public init() {}
 
@@ -214,6 +219,34 @@ public struct ExperimentSpec: Sendable {
                 return b
             } ?? (md["robustness"] == nil ? RobustnessSpec() : nil)
             try mr.finish()
+        }
+        executor = try r.string("executor") ?? executor
+        guard ["local", "slurm"].contains(executor) else {
+            throw SpecError(description: "\(source).executor must be local or slurm, got '\(executor)'")
+        }
+        slurm = try r.sub("slurm") { sr in
+            var o = SlurmOptions()
+            o.partition = try sr.string("partition")
+            o.time = try sr.string("time")
+            o.cpusPerTask = try sr.int("cpus_per_task", min: 1)
+            o.mem = try sr.string("mem")
+            o.account = try sr.string("account")
+            o.signal = try sr.string("signal") ?? o.signal
+            if let e = sr.take("extra") {
+                switch e {
+                case .array(let a): o.extra = try a.map { try Reader.text($0, "\(source).slurm.extra") }
+                case .string(let t): o.extra = t.split(separator: " ").map(String.init)
+                default: throw SpecError(description: "\(source).slurm.extra must be a list of sbatch arguments")
+                }
+            }
+            return o
+        } ?? slurm
+        if let p = r.take("plugin_path") {
+            switch p {
+            case .array(let a): pluginPath = try a.map { try Reader.text($0, "\(source).plugin_path") }
+            case .string(let t): pluginPath = t.split(separator: ":").map(String.init)
+            default: throw SpecError(description: "\(source).plugin_path must be a folder, or a list of folders or libraries")
+            }
         }
         try r.finish()
         try validate(source: source)

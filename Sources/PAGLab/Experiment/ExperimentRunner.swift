@@ -41,6 +41,17 @@ public struct ExperimentSummary: Codable, Sendable {
     public var groups: [GroupSummary]? = nil
     /// The threads the invocation computed with (Replicate.threads); nil in older summaries.
     public var threads: Int? = nil
+    /// Tasks that failed (nil when none): their runs are missing from `runs`.
+    public var failed: [FailedTask]? = nil
+}
+
+/// A failed task as the summary and the report list it.
+public struct FailedTask: Codable, Sendable {
+    public var task: String
+    public var run: String?
+    public var error: String
+    public var log: String
+    public var logTail: [String]
 }
 
 /// measure/record.json of a run: the identity of its measurements, written after them.
@@ -55,28 +66,41 @@ public final class ExperimentRunner {
     public let outDir: String
     let registry: PluginRegistry
     public var showProgress = true
+    /// Asked by training tasks after every step (see Trainer.stopRequested).
+    public var stopRequested: (() -> Bool)?
     public var log: (String) -> Void = { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
+
+    /// The experiment folder's lock, from `prepare` until this runner goes away.
+    var lock: FolderLock?
 
     public init(spec: ExperimentSpec, outDir: String, registry: PluginRegistry) {
         self.spec = spec; self.outDir = outDir; self.registry = registry
         registry.registerBuiltInPlugins()
     }
 
-    /// Runs everything; returns the summary (also written to OUT/summary.json, OUT/summary.csv
-    /// and OUT/report/index.html).
-    @discardableResult
-    public func run() throws -> ExperimentSummary {
-        let started = Date()
-        let runs = spec.expandedRuns()
-        // Check every run's plugins and settings before anything trains.
-        for r in runs {
+    /// Checks every run's plugins and settings and the LPIPS weights before anything trains;
+    /// writes OUT/experiment.yaml (what task processes read); returns the graph.
+    public func prepare() throws -> TaskGraph {
+        // One writer per experiment folder while it is written (the executors' task processes
+        // write under this lock, held by the runner that prepared the graph).
+        if lock == nil {
+            do { lock = try FolderLock(outDir, subfolders: true) } catch let e as FormatError { throw TrainingError.badConfig(e.description) }
+        }
+        for r in spec.expandedRuns() {
             let m = try registry.plugin(named: r.config.model, kind: .model)
             let o = try registry.plugin(named: r.config.objective, kind: .objective)
             do { _ = try r.config.routedSettings(model: m, objective: o) }
             catch { throw TrainingError.badConfig("run '\(r.name)': \(error)") }
             try r.config.validate()
         }
-        // LPIPS weights are read and checked before anything trains.
+        _ = try loadLPIPS()
+        try FileManager.default.createDirectory(atPath: outDir + "/runs", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: outDir + "/tasks/logs", withIntermediateDirectories: true)
+        try AtomicFile.write(spec.sourceText ?? "", to: outDir + "/experiment.yaml")
+        return try TaskGraph.build(spec, outDir: outDir, registry: registry)
+    }
+
+    func loadLPIPS() throws -> LPIPS? {
         let lpips = try spec.alignment?.lpips.map { path in
             do { return try LPIPS(contentsOf: path, minSide: spec.alignment!.lpipsMinSide) }
             catch { throw TrainingError.badConfig("measure.alignment.lpips: \(error)") }
@@ -86,53 +110,160 @@ public final class ExperimentRunner {
             do { try lpips.check(sampleShape: info.sampleShape) }
             catch { throw TrainingError.badConfig("measure.alignment.lpips: \(error)") }
         }
-        // One writer per experiment folder while it is written (issue 11, class 4).
-        let lock: FolderLock
-        do { lock = try FolderLock(outDir, subfolders: true) } catch let e as FormatError { throw TrainingError.badConfig(e.description) }
-        defer { lock.release() }
-        try FileManager.default.createDirectory(atPath: outDir + "/runs", withIntermediateDirectories: true)
-        try AtomicFile.write(spec.sourceText ?? "", to: outDir + "/experiment.yaml")
-        var results: [RunResult] = []
-        // Estimators are fitted once and shared by all runs.
+        return lpips
+    }
+
+    /// Runs everything in this process, task after task (the graph decides what is reused);
+    /// returns the summary (also written to OUT/summary.json, OUT/summary.csv and
+    /// OUT/report/index.html). A task that throws fails alone; the others and the report go on,
+    /// then the first failure's error is thrown.
+    @discardableResult
+    public func run() throws -> ExperimentSummary {
+        let graph = try prepare()
+        var firstError: Error?
+        for t in graph.tasks where t.kind != .report {
+            if graph.state(t) == .done { log("\(t.id): reusing"); continue }
+            if let d = t.dependencies.first(where: { graph.state(graph.task($0)!) != .done }) {
+                log("\(t.id): skipped (\(d) not done)"); continue
+            }
+            do { try runTask(t.id, graph: graph) } catch { firstError = firstError ?? error }
+        }
+        try runTask("report", graph: graph)
+        let summary = try MeasureRunner.readJSON(ExperimentSummary.self, from: outDir + "/summary.json")
+        if let firstError { throw firstError }
+        return summary
+    }
+
+    /// Runs one task in this process (what `pag task OUT ID` does) and writes its completion
+    /// record last: "complete", or "failed" with the error, which is then thrown.
+    public func runTask(_ id: String, graph given: TaskGraph? = nil) throws {
+        let graph = try given ?? TaskGraph.build(spec, outDir: outDir, registry: registry)
+        guard let t = graph.task(id) else {
+            throw TrainingError.badConfig("no task '\(id)' in the experiment of \(outDir) (tasks: \(graph.tasks.map(\.id).joined(separator: ", ")))")
+        }
+        let identity = t.kind == .report ? graph.reportIdentity(spec: spec) : t.identity!
+        let threads = Int(ProcessInfo.processInfo.environment["OMP_NUM_THREADS"] ?? "") ?? 0
+        let t0 = Date()
+        let path = TaskGraph.recordPath(outDir, id)
+        try? FileManager.default.removeItem(atPath: path)
+        try FileManager.default.createDirectory(atPath: outDir + "/tasks/logs", withIntermediateDirectories: true)
+        do {
+            if t.kind != .report, let d = t.dependencies.first(where: { graph.state(graph.task($0)!) != .done }) {
+                throw TrainingError.badConfig("not run: task \(d), which it needs, did not complete")
+            }
+            switch t.kind {
+            case .fit: try fit(t)
+            case .train:
+                let r = try run(named: t.subject)
+                log("\(id): \(r.config.objective)\(r.config.settings.isEmpty ? "" : " " + r.config.settings.map(\.description).joined(separator: " "))")
+                _ = try train(r, dir: outDir + "/runs/" + r.name)
+                try RunPlugins.record(r.config, registry: registry, in: outDir + "/runs/" + r.name)
+            case .measure: try measureTask(try run(named: t.subject), graph: graph)
+            case .report: try report(graph)
+            }
+        } catch {
+            let record = TaskRecord(task: id, status: "failed", digest: identity.digest, identity: identity,
+                                    seconds: Date().timeIntervalSince(t0), threads: threads, error: "\(error)")
+            try? MeasureRunner.writeJSON(record, to: path)
+            throw error
+        }
+        try MeasureRunner.writeJSON(TaskRecord(task: id, status: "complete", digest: identity.digest, identity: identity,
+                                               seconds: Date().timeIntervalSince(t0), threads: threads), to: path)
+    }
+
+    func run(named name: String) throws -> ExperimentSpec.Run {
+        guard let r = spec.expandedRuns().first(where: { $0.name == name }) else { throw TrainingError.badConfig("no run '\(name)'") }
+        return r
+    }
+
+    var estimatorSeed: UInt64 { spec.expandedRuns().first?.config.seed ?? spec.seed }
+
+    /// A fit task: trains and saves a learned estimator (a plain fit leaves nothing to keep, so
+    /// the measurement tasks fit it again).
+    func fit(_ t: ExperimentTask) throws {
+        let test = try DatasetCache.load(spec.data, split: .test, dataDir: spec.dataDir)
+        let train = try DatasetCache.load(spec.data, split: .train, dataDir: spec.dataDir)
+        let (name, kind, settings, steps, fitSamples): (String, PluginKind, [Setting], Int, Int)
+        if t.subject == "score", let a = spec.alignment { (name, kind, settings, steps, fitSamples) = (a.score, .score, a.settings, a.trainSteps, a.fitSamples) }
+        else if let b = spec.robustness { (name, kind, settings, steps, fitSamples) = (b.manifold, .manifold, b.settings, b.trainSteps, b.fitSamples) }
+        else { return }
+        let p = try registry.plugin(named: name, kind: kind)
+        guard try LearnedEstimator.probeLearns(p, settings: settings, data: test.info, seed: estimatorSeed) else { return }
+        var cfg = EstimatorTrainingConfig(); cfg.steps = steps; cfg.seed = estimatorSeed
+        let checkpoint = try LearnedEstimator.checkpointPath(in: outDir + "/estimators", name, kind: kind, registry: registry,
+                                                             settings: settings, data: test.info, steps: steps, seed: estimatorSeed)
+        _ = try LearnedEstimator.prepare(p, settings: settings, data: train, config: cfg, checkpoint: checkpoint, fitSamples: fitSamples,
+                                         log: log, progress: showProgress ? MeasureRunner.estimatorBar(name, steps) : nil)
+    }
+
+    /// A measurement task: the run's measurements, and its row of the summary (runs/NAME/result.json).
+    func measureTask(_ r: ExperimentSpec.Run, graph: TaskGraph) throws {
+        let dir = outDir + "/runs/" + r.name
+        let t0 = Date()
+        let metrics = try MeasureRunner.readJSON(TrainingMetrics.self, from: dir + "/metrics.json")
+        let subject = try MeasureSubject(directory: dir, registry: registry, samples: spec.samples)
         var score: ScoreSource?
         var manifold: TangentSource?
-        for (i, r) in runs.enumerated() {
-            let dir = outDir + "/runs/" + r.name
-            log("[\(i + 1)/\(runs.count)] \(r.name): \(r.config.objective)\(r.config.settings.isEmpty ? "" : " " + r.config.settings.map(\.description).joined(separator: " "))")
-            let (metrics, how) = try train(r, dir: dir)
-            let t0 = Date()
-            let subject = try MeasureSubject(directory: dir, registry: registry, samples: spec.samples)
-            if score == nil, let a = spec.alignment {
-                let checkpoint = try LearnedEstimator.checkpointPath(in: outDir + "/estimators", a.score, kind: .score, registry: registry,
-                                                                     settings: a.settings, data: subject.data.info,
-                                                                     steps: a.trainSteps, seed: subject.config.seed)
-                score = try MeasureRunner.scoreSource(a.score, registry: registry, subject: subject, fitSamples: a.fitSamples,
-                                                      trainSteps: a.trainSteps, settings: a.settings.keyValueText, checkpoint: checkpoint)
+        if let a = spec.alignment {
+            let checkpoint = try LearnedEstimator.checkpointPath(in: outDir + "/estimators", a.score, kind: .score, registry: registry,
+                                                                 settings: a.settings, data: subject.data.info,
+                                                                 steps: a.trainSteps, seed: estimatorSeed)
+            score = try MeasureRunner.scoreSource(a.score, registry: registry, subject: subject, fitSamples: a.fitSamples,
+                                                  trainSteps: a.trainSteps, settings: a.settings.keyValueText, checkpoint: checkpoint)
+        }
+        if let b = spec.robustness {
+            let checkpoint = try LearnedEstimator.checkpointPath(in: outDir + "/estimators", b.manifold, kind: .manifold, registry: registry,
+                                                                 settings: b.settings, data: subject.data.info,
+                                                                 steps: b.trainSteps, seed: estimatorSeed)
+            manifold = try MeasureRunner.manifoldSource(b.manifold, registry: registry, subject: subject, fitSamples: b.fitSamples,
+                                                        trainSteps: b.trainSteps, settings: b.settings.keyValueText, checkpoint: checkpoint)
+        }
+        var result = RunResult(name: r.name, group: r.group, seed: r.seed, objective: r.objective, settings: r.displaySettings, sweepKey: r.sweepKey,
+                               sweepValue: r.sweepValue, directory: "runs/" + r.name, testAccuracy: metrics.testAccuracy,
+                               trainSeconds: metrics.wallTimeSeconds, steps: metrics.steps, training: "trained",
+                               noiseRatio: nil, alignment: nil, robustness: nil, measureSeconds: 0)
+        try measure(subject, dir: dir, score: score, manifold: manifold, lpips: try loadLPIPS(), into: &result)
+        result.measureSeconds = Date().timeIntervalSince(t0)
+        log(line(result))
+        try MeasureRunner.writeJSON(result, to: dir + "/result.json")
+    }
+
+    /// The report task: summary.json, summary.csv and report/index.html from the runs whose
+    /// measurements are done; the failed tasks (and the runs they cost) are listed.
+    func report(_ graph: TaskGraph) throws {
+        var results: [RunResult] = []
+        var failed: [FailedTask] = []
+        var seconds = 0.0
+        for t in graph.tasks where t.kind != .report {
+            let st = graph.state(t)
+            if let rec = graph.record(t.id), st == .done { seconds += rec.seconds }
+            if t.kind == .measure, st == .done {
+                results.append(try MeasureRunner.readJSON(RunResult.self, from: outDir + "/runs/\(t.subject)/result.json"))
+            } else if st != .done {
+                // Failed, or ended without a record (killed, crashed), or skipped after a failure.
+                let rec = graph.record(t.id)
+                failed.append(FailedTask(task: t.id, run: t.kind == .fit ? nil : t.subject,
+                                         error: st == .failed ? rec?.error ?? "failed" : "did not complete",
+                                         log: TaskGraph.logPath(outDir, t.id), logTail: rec?.logTail ?? []))
             }
-            if manifold == nil, let b = spec.robustness {
-                let checkpoint = try LearnedEstimator.checkpointPath(in: outDir + "/estimators", b.manifold, kind: .manifold, registry: registry,
-                                                                     settings: b.settings, data: subject.data.info,
-                                                                     steps: b.trainSteps, seed: subject.config.seed)
-                manifold = try MeasureRunner.manifoldSource(b.manifold, registry: registry, subject: subject, fitSamples: b.fitSamples,
-                                                            trainSteps: b.trainSteps, settings: b.settings.keyValueText, checkpoint: checkpoint)
-            }
-            var result = RunResult(name: r.name, group: r.group, seed: r.seed, objective: r.objective, settings: r.displaySettings, sweepKey: r.sweepKey,
-                                   sweepValue: r.sweepValue, directory: "runs/" + r.name, testAccuracy: metrics.testAccuracy,
-                                   trainSeconds: metrics.wallTimeSeconds, steps: metrics.steps, training: how,
-                                   noiseRatio: nil, alignment: nil, robustness: nil, measureSeconds: 0)
-            try measure(subject, dir: dir, score: score, manifold: manifold, lpips: lpips, into: &result)
-            result.measureSeconds = Date().timeIntervalSince(t0)
-            log(line(result))
-            results.append(result)
         }
         let summary = ExperimentSummary(experiment: spec.name, data: spec.data, model: spec.model,
-                                        wallSeconds: Date().timeIntervalSince(started), runs: results, groups: Stats.summarize(results),
-                                        threads: Replicate.threads)
+                                        wallSeconds: seconds, runs: results, groups: Stats.summarize(results),
+                                        threads: Replicate.threads, failed: failed.isEmpty ? nil : failed)
         try Stats.writeSummary(summary, outDir: outDir)
         try FileManager.default.createDirectory(atPath: outDir + "/report", withIntermediateDirectories: true)
-        let html = try Report.html(spec: spec, summary: summary, outDir: outDir)
+        var html = try Report.html(spec: spec, summary: summary, outDir: outDir)
+        if !failed.isEmpty, let end = html.range(of: "</body>", options: .backwards) {
+            func esc(_ s: String) -> String {
+                s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;").replacingOccurrences(of: ">", with: "&gt;")
+            }
+            var section = "<h2>Failed tasks</h2>\n"
+            for f in failed {
+                section += "<h3>\(esc(f.task))</h3><p>\(esc(f.error)) (log: \(esc(f.log)))</p><pre>\(esc(f.logTail.joined(separator: "\n")))</pre>\n"
+            }
+            html.insert(contentsOf: section, at: end.lowerBound)
+        }
         try AtomicFile.write(html, to: outDir + "/report/index.html")
-        return summary
     }
 
     func line(_ r: RunResult) -> String {
@@ -153,6 +284,7 @@ public final class ExperimentRunner {
         catch { throw TrainingError.badConfig("run '\(r.name)': \(error)") }
         let t = try Trainer(config: r.config, outDir: dir, registry: registry)
         t.showProgress = showProgress; t.log = { [log] in log("    " + $0) }
+        t.stopRequested = stopRequested
         switch Trainer.decision(dir, identity: identity) {
         case .reuse where FileManager.default.fileExists(atPath: dir + "/checkpoint.safetensors"):
             log("    reusing the finished run in \(dir)")
@@ -162,7 +294,14 @@ public final class ExperimentRunner {
         case .reuse:
             throw TrainingError.badConfig("run '\(r.name)': \(dir) holds this finished run but not its checkpoint.safetensors; remove the folder to train it again")
         case .refuse(let why):
-            throw TrainingError.badConfig("run '\(r.name)': \(why)")
+            // The graph wants this run made with what it now has (a plugin rebuilt, a setting
+            // changed): the old run in its folder is replaced.
+            log("    \(why): training it again")
+            try FileManager.default.removeItem(atPath: dir)
+            let fresh = try Trainer(config: r.config, outDir: dir, registry: registry)
+            fresh.showProgress = showProgress; fresh.log = { [log] in log("    " + $0) }
+            fresh.stopRequested = stopRequested
+            return (try fresh.run(), "trained")
         case .fresh:
             return (try t.run(), "trained")
         }
@@ -171,7 +310,11 @@ public final class ExperimentRunner {
     /// The identity of a run's measurements: the run's own (data, settings, plugins), the
     /// measurement settings, and the estimators' plugins.
     func measureIdentity(_ s: MeasureSubject, noiseRatio: Bool) throws -> ResultIdentity {
-        let training = try ResultIdentity.training(s.config, registry: registry)
+        try measureIdentity(config: s.config, data: s.data.info, noiseRatio: noiseRatio)
+    }
+
+    func measureIdentity(config: TrainingConfig, data info: DatasetInfo, noiseRatio: Bool) throws -> ResultIdentity {
+        let training = try ResultIdentity.training(config, registry: registry)
         var settings: [String: String] = ["samples": String(spec.samples), "draws": String(spec.draws),
                                           "seed": String(spec.seed), "noise_ratio": String(noiseRatio)]
         for (k, v) in training.settings { settings["train." + k] = v }
@@ -179,8 +322,8 @@ public final class ExperimentRunner {
         func estimator(_ name: String, _ kind: PluginKind, _ user: [Setting], steps: Int) throws {
             guard let p = registry.plugins.first(where: { $0.name == name && $0.kind == kind }) else { return }
             var cfg = EstimatorTrainingConfig()
-            cfg.steps = steps; cfg.seed = s.config.seed
-            plugins += try ResultIdentity.estimator(p, settings: user, data: s.data.info, config: cfg).plugins
+            cfg.steps = steps; cfg.seed = estimatorSeed
+            plugins += try ResultIdentity.estimator(p, settings: user, data: info, config: cfg).plugins
         }
         if let a = spec.alignment {
             settings["alignment"] = "score=\(a.score) sigma=\(a.sigma) fit=\(a.fitSamples) steps=\(a.trainSteps) class=\(a.classLogit) posterior=\(a.posterior)"
@@ -200,17 +343,7 @@ public final class ExperimentRunner {
         let noiseRatio = spec.noiseRatio && s.masks != nil
         let identity = try measureIdentity(s, noiseRatio: noiseRatio)
         let recordPath = out + "/record.json"
-        let record = (try? MeasureRunner.readJSON(MeasureRecord.self, from: recordPath)).map { Reuse.Record(identity: $0.identity, status: $0.status) }
-        if Reuse.decide(out, record: record, want: identity, onChange: .redo) == .reuse {
-            if noiseRatio { r.noiseRatio = try? MeasureRunner.readJSON(NoiseRatioReport.self, from: out + "/noise-ratio.json") }
-            if spec.alignment != nil { r.alignment = try? MeasureRunner.readJSON(AlignmentReport.self, from: out + "/alignment.json") }
-            if spec.robustness != nil { r.robustness = try? MeasureRunner.readJSON(RobustnessReport.self, from: out + "/robustness.json") }
-            if (r.noiseRatio != nil) == noiseRatio && (r.alignment != nil) == (spec.alignment != nil)
-                && (r.robustness != nil) == (spec.robustness != nil) {
-                log("    reusing the measurements in \(out)")
-                return
-            }
-        }
+        // Whether to measure is decided by the task graph (TaskGraph.state); here it is done.
         try? FileManager.default.removeItem(atPath: recordPath)
         try? FileManager.default.removeItem(atPath: out + "/stamp.json")
         try MeasureRunner.prepare(out)

@@ -58,6 +58,9 @@ public final class Trainer {
     public var interruptAfterSteps: Int?
     /// Who a non-finite weight blames (set while the loop runs).
     var loopCulprit: String?
+    /// Asked after every step: true stops training with its exact resume state saved
+    /// (TrainingError.interrupted), e.g. on Slurm's warning signal before a requeue.
+    public var stopRequested: (() -> Bool)?
     public var log: (String) -> Void = { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
 
     public init(config: TrainingConfig, outDir: String, registry: PluginRegistry) throws {
@@ -210,6 +213,12 @@ public final class Trainer {
                     }
                     bar?.update(p.batch, status: String(format: "loss %.4f", state.epochLossSum / Double(state.epochBatches)))
                     if let stop = interruptAfterSteps, p.steps >= stop { throw TrainingError.interrupted(p.steps) }
+                    if p.batch < batchCount, stopRequested?() == true {
+                        state.epochSeconds = Date().timeIntervalSince(epochStart)
+                        state.metrics.wallTimeSeconds = Date().timeIntervalSince(started)
+                        try save(&state, setup)
+                        throw TrainingError.interrupted(p.steps)
+                    }
                     if p.steps % config.checkpointEvery == 0 && p.batch < batchCount {
                         state.epochSeconds = Date().timeIntervalSince(epochStart)
                         state.metrics.wallTimeSeconds = Date().timeIntervalSince(started)

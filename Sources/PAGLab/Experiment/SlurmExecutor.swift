@@ -1,0 +1,181 @@
+import Foundation
+import PAGFormats
+
+/// Settings of the Slurm executor (`slurm:` in an experiment file, flags of `pag run`).
+public struct SlurmOptions: Sendable, Equatable {
+    public var partition: String?
+    public var time: String?
+    public var cpusPerTask: Int?
+    public var mem: String?
+    public var account: String?
+    /// More sbatch arguments, as written.
+    public var extra: [String] = []
+    /// The warning signal jobs ask for before their time limit (sbatch --signal).
+    public var signal = "USR1@90"
+    public init() {}
+}
+
+/// Runs an experiment's tasks on a Slurm cluster: each level of the graph (what is not done of
+/// it) is one job array (`sbatch --array`), after the level before it (`--dependency=afterany`,
+/// so the report runs even when some tasks failed). Each array element runs `pag task OUT ID`.
+/// The output folder must be shared between the submitting machine and the nodes. Task states
+/// come from the completion records, and from `squeue` / `scontrol` while jobs run.
+public final class SlurmExecutor {
+    public var options = SlurmOptions()
+    public var executable: String
+    public var extraArguments: [String] = []
+    public var log: (String) -> Void = { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
+    public var pollInterval: Double = 0.25
+
+    public init(executable: String) { self.executable = executable }
+
+    public struct SubmittedLevel: Codable, Sendable {
+        public var level: Int
+        public var jobID: String
+        public var tasks: [String]
+    }
+
+    public enum SlurmError: Error, CustomStringConvertible {
+        case command(String)
+        public var description: String { switch self { case .command(let s): return s } }
+    }
+
+    /// Runs a command; returns its standard output (trimmed); throws with its error text on failure.
+    static func sh(_ exe: String, _ args: [String]) throws -> String {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        p.arguments = [exe] + args
+        let out = Pipe(), err = Pipe()
+        p.standardOutput = out; p.standardError = err
+        do { try p.run() } catch { throw SlurmError.command("cannot run \(exe): \(error)") }
+        var errData = Data()
+        let g = DispatchGroup(); g.enter()
+        DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); g.leave() }
+        let o = out.fileHandleForReading.readDataToEndOfFile()
+        g.wait(); p.waitUntilExit()
+        guard p.terminationStatus == 0 else {
+            throw SlurmError.command("\(exe) \(args.joined(separator: " ")): \(String(decoding: errData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+        return String(decoding: o, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    static func quote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
+    /// Submits every level that has work; returns the job arrays (also in OUT/tasks/slurm.json).
+    public func submit(_ graph: TaskGraph, spec: ExperimentSpec) throws -> [SubmittedLevel] {
+        let out = URL(fileURLWithPath: graph.outDir).standardizedFileURL.path
+        let dir = out + "/tasks/slurm"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: out + "/tasks/logs", withIntermediateDirectories: true)
+        var submitted: [SubmittedLevel] = []
+        var previous: String?
+        for (l, level) in graph.levels.enumerated() {
+            let todo = level.filter { $0.kind == .report || graph.state($0) != .done }
+            for t in level where !todo.contains(where: { $0.id == t.id }) { log("\(t.id): reusing") }
+            guard !todo.isEmpty else { continue }
+            let list = dir + "/level\(l).txt"
+            try AtomicFile.write(todo.map(\.id).joined(separator: "\n") + "\n", to: list)
+            let threads = options.cpusPerTask ?? 1
+            let script = """
+            #!/bin/bash
+            # pag: level \(l) of experiment '\(spec.name)' in \(out)
+            id=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" \(Self.quote(list)))
+            export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-\(threads)}
+            exec \(Self.quote(executable)) task \(Self.quote(out)) "$id" \(extraArguments.map(Self.quote).joined(separator: " "))
+
+            """
+            let scriptPath = dir + "/level\(l).sh"
+            try AtomicFile.write(script, to: scriptPath)
+            var args = ["--parsable", "--array=0-\(todo.count - 1)", "--job-name=pag-\(spec.name)-\(l)",
+                        "--output=\(out)/tasks/logs/slurm-%A_%a.out", "--open-mode=append", "--signal=\(options.signal)", "--requeue",
+                        "--chdir=\(FileManager.default.currentDirectoryPath)",
+                        "--cpus-per-task=\(threads)"]
+            if let p = options.partition { args.append("--partition=\(p)") }
+            if let t = options.time { args.append("--time=\(t)") }
+            if let m = options.mem { args.append("--mem=\(m)") }
+            if let a = options.account { args.append("--account=\(a)") }
+            if let previous { args.append("--dependency=afterany:\(previous)") }
+            args += options.extra
+            args.append(scriptPath)
+            let id = try Self.sh("sbatch", args).split(separator: ";").first.map(String.init) ?? ""
+            guard !id.isEmpty else { throw SlurmError.command("sbatch printed no job id") }
+            log("level \(l): job array \(id) (\(todo.count) task(s))")
+            submitted.append(SubmittedLevel(level: l, jobID: id, tasks: todo.map(\.id)))
+            previous = id
+        }
+        try MeasureRunner.writeJSON(submitted, to: out + "/tasks/slurm.json")
+        return submitted
+    }
+
+    /// The job arrays an earlier (detached) `pag run` submitted for `outDir` that are still in
+    /// the queue; nil when none (then a run submits anew).
+    public static func active(_ outDir: String) -> [SubmittedLevel]? {
+        let path = URL(fileURLWithPath: outDir).standardizedFileURL.path + "/tasks/slurm.json"
+        guard let levels = try? MeasureRunner.readJSON([SubmittedLevel].self, from: path), !levels.isEmpty else { return nil }
+        return levels.contains { !queued($0.jobID).isEmpty } ? levels : nil
+    }
+
+    /// The job's array elements still in the queue, by state (squeue).
+    static func queued(_ job: String) -> [String: String] {
+        guard let text = try? sh("squeue", ["-h", "-r", "-j", job, "-o", "%i %T %r"]) else { return [:] }
+        var states: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: " ")
+            guard f.count >= 2 else { continue }
+            states[String(f[0])] = String(f[1])
+            // A task that requeued itself waits for a begin time Slurm sets (about two minutes
+            // ahead); pag's jobs ask for none, so it may start at once.
+            if f[1] == "PENDING", f.count >= 3, f[2] == "BeginTime" {
+                _ = try? sh("scontrol", ["update", "JobId=\(f[0])", "StartTime=now"])
+            }
+        }
+        return states
+    }
+
+    /// How an array element ended, from scontrol (JobState and ExitCode), while Slurm keeps it.
+    static func ended(_ job: String, _ index: Int) -> String? {
+        guard let text = try? sh("scontrol", ["-o", "show", "job", "\(job)_\(index)"]) else { return nil }
+        var state = "", exit = ""
+        for f in text.split(separator: " ") {
+            if f.hasPrefix("JobState=") { state = String(f.dropFirst(9)) }
+            if f.hasPrefix("ExitCode=") { exit = String(f.dropFirst(9)) }
+        }
+        return state.isEmpty ? nil : "\(state), exit code \(exit)"
+    }
+
+    /// Waits for the submitted levels, a progress line per level; returns the failed tasks
+    /// (with their Slurm logs named in their records and in the log).
+    public func wait(_ graph: TaskGraph, spec: ExperimentSpec, levels: [SubmittedLevel]) throws -> [String] {
+        let out = URL(fileURLWithPath: graph.outDir).standardizedFileURL.path
+        var failed: [String] = []
+        for s in levels {
+            var last = ""
+            while true {
+                let q = Self.queued(s.jobID)
+                let running = q.values.filter { $0 == "RUNNING" || $0 == "COMPLETING" }.count
+                let line = "level \(s.level) (job \(s.jobID)): \(s.tasks.count - q.count)/\(s.tasks.count) ended, \(running) running, \(q.count - running) waiting"
+                if line != last { log(line); last = line }
+                if q.isEmpty { break }
+                usleep(UInt32(pollInterval * 1e6))
+            }
+            for (i, id) in s.tasks.enumerated() {
+                guard let t = graph.task(id) else { continue }
+                let ok = t.kind == .report ? graph.record(id)?.status == "complete" : graph.state(t) == .done
+                if ok { continue }
+                let slurmLog = "\(out)/tasks/logs/slurm-\(s.jobID)_\(i).out"
+                let how = Self.ended(s.jobID, i) ?? "ended"
+                var rec = graph.record(id)
+                if rec == nil || rec!.status != "failed" {
+                    let identity = t.kind == .report ? graph.reportIdentity(spec: spec) : t.identity!
+                    rec = TaskRecord(task: id, status: "failed", digest: identity.digest, identity: identity, seconds: 0, threads: 0,
+                                     error: "Slurm job \(s.jobID)_\(i) \(how) without completing")
+                }
+                rec!.logTail = LocalExecutor.tail(slurmLog, lines: 12)
+                try? MeasureRunner.writeJSON(rec!, to: TaskGraph.recordPath(graph.outDir, id))
+                log("\(id): FAILED: \(rec!.error ?? how); Slurm log: \(slurmLog)")
+                failed.append(id)
+            }
+        }
+        return failed
+    }
+}

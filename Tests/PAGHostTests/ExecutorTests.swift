@@ -1,0 +1,254 @@
+import Foundation
+import XCTest
+
+/// Experiments as task graphs run by the local executor: child `pag task` processes, failure
+/// isolation (a plugin that segfaults, one that hangs), reruns of only what failed or changed,
+/// and results identical to one process at the same threads per task.
+final class ExecutorTests: XCTestCase {
+    static let experiment = """
+    name: exec
+    data: synthetic
+    model: mlp
+    model_set: [widths=16]
+    epochs: 1
+    batch_size: 32
+    lr: 3e-3
+    train_limit: 128
+    test_limit: 50
+    runs:
+      - objective: ce
+      - objective: exec_ok
+      - objective: exec_segv
+      - objective: exec_hang
+    measure:
+      samples: 10
+      alignment: {score: analytic, sigma: 0.5}
+      robustness: {manifold: oracle}
+    """
+
+    func build(_ dir: URL, _ name: String, fault: Int = 0, version: String = "1.0", extra: [String] = []) throws {
+        try Support.compile(Support.fixture("exec_objective"), into: dir, name: name,
+                            extraFlags: ["-DNAME=\"\(name)\"", "-DVERSION=\"\(version)\"", "-DFAULT=\(fault)"] + extra)
+    }
+
+    /// The task ids a `pag run` started (its "ID: started" lines).
+    func started(_ r: Support.Run) -> [String] {
+        r.stderr.split(separator: "\n").compactMap { l in l.hasSuffix(": started") ? String(l.dropLast(": started".count)) : nil }.sorted()
+    }
+
+    func testFailuresAreIsolatedAndOnlyFailedOrChangedTasksRerun() throws {
+        let tmp = try Support.tempDir("exec")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let plugins = tmp.appendingPathComponent("plugins")
+        try FileManager.default.createDirectory(at: plugins, withIntermediateDirectories: true)
+        try build(plugins, "exec_ok")
+        try build(plugins, "exec_segv", fault: 1)
+        try build(plugins, "exec_hang", fault: 2)
+        let file = tmp.appendingPathComponent("exec.yaml").path
+        try Self.experiment.write(toFile: file, atomically: true, encoding: .utf8)
+        let out = tmp.appendingPathComponent("out").path
+        let args = ["run", file, "--out", out, "--plugin-path", plugins.path, "--jobs", "2", "--threads", "1", "--task-timeout", "15"]
+
+        let plan = try Support.runPag(args + ["--plan"])
+        XCTAssertEqual(plan.status, 0, plan.stderr)
+        XCTAssertTrue(plan.stdout.contains("11 tasks: 0 to reuse, 11 to run"), plan.stdout)
+        XCTAssertTrue(plan.stdout.contains("measure-exec_segv"), plan.stdout)
+
+        let first = try Support.runPag(args)
+        XCTAssertNotEqual(first.status, 0)
+        XCTAssertTrue(first.stderr.contains("2 task(s) failed: "), first.stderr)
+        XCTAssertTrue(first.stderr.contains("train-exec_segv") && first.stderr.contains("train-exec_hang"), first.stderr)
+        XCTAssertTrue(first.stderr.contains("task timeout of 15 s"), first.stderr)
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json"))) as! [String: Any]
+        XCTAssertEqual((summary["runs"] as! [[String: Any]]).map { $0["name"] as! String }, ["ce", "exec_ok"])
+        let failed = summary["failed"] as! [[String: Any]]
+        XCTAssertEqual(Set(failed.map { $0["task"] as! String }),
+                       ["train-exec_segv", "train-exec_hang", "measure-exec_segv", "measure-exec_hang"])
+        let segv = failed.first { $0["task"] as! String == "train-exec_segv" }!
+        XCTAssertFalse((segv["log_tail"] as? [String] ?? segv["logTail"] as? [String] ?? []).isEmpty, "\(segv)")
+        let html = try String(contentsOfFile: out + "/report/index.html", encoding: .utf8)
+        XCTAssertTrue(html.contains("Failed tasks") && html.contains("train-exec_hang"))
+        let status = try Support.runPag(["status", out, "--plugin-path", plugins.path])
+        XCTAssertEqual(status.status, 0, status.stderr)
+        XCTAssertTrue(status.stdout.contains("train-exec_segv") && status.stdout.contains("failed"), status.stdout)
+        XCTAssertTrue(status.stdout.range(of: #"train-ce\s+done"#, options: .regularExpression) != nil, status.stdout)
+
+        // Fixed plugins: only the failed tasks, the runs' measurements and the report run again.
+        try build(plugins, "exec_segv")
+        try build(plugins, "exec_hang")
+        let second = try Support.runPag(args)
+        XCTAssertEqual(second.status, 0, second.stderr)
+        XCTAssertEqual(started(second), ["measure-exec_hang", "measure-exec_segv", "report", "train-exec_hang", "train-exec_segv"], second.stderr)
+
+        // A new version of one plugin reruns exactly the tasks that used it; so do new library bytes.
+        try build(plugins, "exec_ok", version: "1.1")
+        let third = try Support.runPag(args)
+        XCTAssertEqual(third.status, 0, third.stderr)
+        XCTAssertEqual(started(third), ["measure-exec_ok", "report", "train-exec_ok"], third.stderr)
+        try build(plugins, "exec_ok", version: "1.1", extra: ["-O2"])
+        let fourth = try Support.runPag(args)
+        XCTAssertEqual(fourth.status, 0, fourth.stderr)
+        XCTAssertEqual(started(fourth), ["measure-exec_ok", "report", "train-exec_ok"], fourth.stderr)
+        let plan2 = try Support.runPag(args + ["--plan"])
+        XCTAssertTrue(plan2.stdout.contains("11 tasks: 11 to reuse, 0 to run"), plan2.stdout)
+    }
+
+    /// One process, one child at a time and two at once give the same summary.csv (threads 1).
+    func testSameResultsInProcessAndWithJobs() throws {
+        let tmp = try Support.tempDir("exec-same")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let file = tmp.appendingPathComponent("twin.yaml").path
+        try """
+        name: twin
+        data: synthetic
+        model: mlp
+        model_set: [widths=16]
+        train_limit: 128
+        test_limit: 50
+        runs:
+          - objective: ce
+          - objective: gradnorm
+            sweep: {lambda: [1e-3, 1e-1]}
+        measure:
+          samples: 10
+          alignment: {score: analytic, sigma: 0.5}
+          robustness: {manifold: oracle}
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        func csv(_ name: String, _ extra: [String], env: [String: String]? = nil) throws -> [String] {
+            let out = tmp.appendingPathComponent(name).path
+            var e = ProcessInfo.processInfo.environment
+            for (k, v) in env ?? [:] { e[k] = v }
+            let r = try Support.run(Support.pag, ["run", file, "--out", out] + extra, environment: e)
+            XCTAssertEqual(r.status, 0, r.stderr)
+            // Everything but the timing column.
+            return try String(contentsOfFile: out + "/summary.csv", encoding: .utf8).split(whereSeparator: \.isNewline).map { l in
+                var f = l.split(separator: ",", omittingEmptySubsequences: false)
+                if f.count > 11 { f.remove(at: 11) }
+                return f.joined(separator: ",")
+            }
+        }
+        let one = try csv("in-process", ["--in-process"], env: ["OMP_NUM_THREADS": "1"])
+        XCTAssertEqual(one.count, 4)
+        XCTAssertEqual(try csv("jobs1", ["--jobs", "1", "--threads", "1"]), one)
+        XCTAssertEqual(try csv("jobs2", ["--jobs", "2", "--threads", "1"]), one)
+        guard try Self.slurmAvailable() else { return }
+        XCTAssertEqual(try csv("slurm", ["--executor", "slurm", "--threads", "1"]), one)
+    }
+
+    /// Whether a Slurm cluster answers (scripts/slurm-local up). In CI (CI or PAG_REQUIRE_SLURM
+    /// set) a missing cluster fails the test; elsewhere the Slurm parts are skipped.
+    static func slurmAvailable() throws -> Bool {
+        let env = ProcessInfo.processInfo.environment
+        let required = env["CI"] != nil || env["PAG_REQUIRE_SLURM"] != nil
+        let ok = FileManager.default.isExecutableFile(atPath: "/usr/bin/sbatch")
+            && ((try? Support.run("/usr/bin/sinfo", ["-h", "-N", "-o", "%T"]))?.stdout.contains("idle") ?? false
+                || (try? Support.run("/usr/bin/sinfo", ["-h", "-N", "-o", "%T"]))?.stdout.contains("alloc") ?? false
+                || (try? Support.run("/usr/bin/sinfo", ["-h", "-N", "-o", "%T"]))?.stdout.contains("mix") ?? false)
+        if !ok && required { XCTFail("Slurm is required here (CI): start it with scripts/slurm-local up"); return false }
+        return ok
+    }
+
+    /// On Slurm a task whose plugin segfaults fails alone, named with its Slurm log; the rest finish.
+    func testSlurmFailureIsIsolatedAndNamesItsLog() throws {
+        guard try Self.slurmAvailable() else { throw XCTSkip("no Slurm cluster (scripts/slurm-local up)") }
+        let tmp = try Support.tempDir("exec-slurm")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let plugins = tmp.appendingPathComponent("plugins")
+        try FileManager.default.createDirectory(at: plugins, withIntermediateDirectories: true)
+        try build(plugins, "exec_segv", fault: 1)
+        let file = tmp.appendingPathComponent("s.yaml").path
+        try """
+        name: slurm
+        data: synthetic
+        model: mlp
+        model_set: [widths=16]
+        train_limit: 64
+        test_limit: 20
+        executor: slurm
+        plugin_path: [\(plugins.path)]
+        slurm: {cpus_per_task: 1}
+        runs:
+          - objective: ce
+          - objective: exec_segv
+        measure: {samples: 5, alignment: false, robustness: false}
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        let out = tmp.appendingPathComponent("out").path
+        let r = try Support.runPag(["run", file, "--out", out])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("train-exec_segv: FAILED") && r.stderr.contains("Slurm log: ") && r.stderr.contains("/tasks/logs/slurm-"), r.stderr)
+        let summary = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: out + "/summary.json"))) as! [String: Any]
+        XCTAssertEqual((summary["runs"] as! [[String: Any]]).map { $0["name"] as! String }, ["ce"])
+        try build(plugins, "exec_segv")
+        let again = try Support.runPag(["run", file, "--out", out])
+        XCTAssertEqual(again.status, 0, again.stderr)
+        XCTAssertTrue(again.stderr.contains("train-ce: reusing"), again.stderr)
+    }
+
+    /// A training task on Slurm sent USR1 mid-run saves its resume state, requeues itself and
+    /// ends bit-identical to an uninterrupted run.
+    func testSlurmTrainingTaskRequeuesOnUSR1AndResumesExactly() throws {
+        guard try Self.slurmAvailable() else { throw XCTSkip("no Slurm cluster (scripts/slurm-local up)") }
+        let tmp = try Support.tempDir("exec-requeue")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let file = tmp.appendingPathComponent("r.yaml").path
+        try """
+        name: requeue
+        data: synthetic
+        model: mlp
+        model_set: [widths=64]
+        epochs: 40
+        train_limit: 4000
+        test_limit: 20
+        runs:
+          - objective: gradnorm
+        measure: {samples: 5, alignment: false, robustness: false}
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        let plain = tmp.appendingPathComponent("plain").path, slurm = tmp.appendingPathComponent("slurm").path
+        let a = try Support.runPag(["run", file, "--out", plain, "--threads", "1"])
+        XCTAssertEqual(a.status, 0, a.stderr)
+        // pag run on Slurm in the background; once training is under way, USR1 to the batch step.
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: Support.pag)
+        p.arguments = ["run", file, "--out", slurm, "--executor", "slurm", "--threads", "1"]
+        p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
+        try p.run()
+        var log = ""
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            let logs = (try? FileManager.default.contentsOfDirectory(atPath: slurm + "/tasks/logs")) ?? []
+            if let l = logs.first(where: { $0.hasPrefix("slurm-") && $0.hasSuffix("_0.out") }) {
+                log = slurm + "/tasks/logs/" + l
+                if (try? String(contentsOfFile: log, encoding: .utf8))?.contains("epoch 3/") ?? false { break }
+            }
+            usleep(50_000)
+        }
+        let job = String(log.split(separator: "/").last!.dropFirst("slurm-".count).dropLast(".out".count))
+        _ = try Support.run("/usr/bin/scancel", ["-b", "-s", "USR1", job])
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationStatus, 0)
+        let text = try String(contentsOfFile: log, encoding: .utf8)
+        XCTAssertTrue(text.contains("requeueing job") && text.contains("resuming"), text)
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: plain + "/runs/gradnorm/checkpoint.safetensors")),
+                       try Data(contentsOf: URL(fileURLWithPath: slurm + "/runs/gradnorm/checkpoint.safetensors")))
+    }
+
+    /// A run remembers its plugin libraries: pag eval finds a third party's plugin without
+    /// --plugin-path, and names where it came from once it is gone.
+    func testRunsRememberTheirPlugins() throws {
+        let tmp = try Support.tempDir("exec-remember")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let plugins = tmp.appendingPathComponent("plugins")
+        try FileManager.default.createDirectory(at: plugins, withIntermediateDirectories: true)
+        try build(plugins, "exec_ok")
+        let run = tmp.appendingPathComponent("run").path
+        let t = try Support.runPag(["train", "--data", "synthetic", "--model", "mlp", "--objective", "exec_ok", "--train-limit", "64",
+                                    "--test-limit", "20", "--out", run, "--plugin-path", plugins.path])
+        XCTAssertEqual(t.status, 0, t.stderr)
+        let e = try Support.runPag(["eval", "--checkpoint", run])
+        XCTAssertEqual(e.status, 0, e.stderr)
+        try FileManager.default.removeItem(at: plugins)
+        let gone = try Support.runPag(["eval", "--checkpoint", run])
+        XCTAssertNotEqual(gone.status, 0)
+        XCTAssertTrue(gone.stderr.contains(plugins.appendingPathComponent("exec_ok.so").path), gone.stderr)
+    }
+}
