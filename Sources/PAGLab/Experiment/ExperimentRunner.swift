@@ -120,6 +120,7 @@ public final class ExperimentRunner {
     @discardableResult
     public func run() throws -> ExperimentSummary {
         let graph = try prepare()
+        defer { lock?.release(); lock = nil }
         var firstError: Error?
         for t in graph.tasks where t.kind != .report {
             if graph.state(t) == .done { log("\(t.id): reusing"); continue }
