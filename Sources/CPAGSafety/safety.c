@@ -170,3 +170,19 @@ void pag_safety_set_crash_hint(const char *hint) {
     memcpy(hint_, hint, n);
     hint_[n] = 0;
 }
+
+static volatile sig_atomic_t stop_flag = 0;
+
+static void on_stop(int sig) { (void)sig; stop_flag = 1; }
+
+void pag_safety_install_stop_handler(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGUSR1, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int pag_safety_stop_requested(void) { return stop_flag != 0; }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CPAGSafety
 import Foundation
 import PAGLab
 
@@ -174,9 +175,8 @@ struct TaskCommand: ParsableCommand {
         // resume state saved, and the task requeues itself; the next start resumes it.
         let env = ProcessInfo.processInfo.environment
         guard let job = env["SLURM_JOB_ID"] else { try runner.runTask(id); return }
-        signal(SIGUSR1, { _ in slurmStop = 1 })
-        signal(SIGTERM, { _ in slurmStop = 1 })
-        runner.stopRequested = { slurmStop != 0 }
+        pag_safety_install_stop_handler()
+        runner.stopRequested = { pag_safety_stop_requested() != 0 }
         do {
             try runner.runTask(id)
         } catch TrainingError.interrupted(let steps) {
@@ -192,7 +192,6 @@ struct TaskCommand: ParsableCommand {
     }
 }
 
-nonisolated(unsafe) var slurmStop: Int32 = 0
 
 func loadExperiment(_ out: String, paths: PluginPathOptions) throws -> (ExperimentSpec, PluginRegistry) {
     let file = out + "/experiment.yaml"

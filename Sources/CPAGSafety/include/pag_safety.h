@@ -30,4 +30,9 @@ void pag_safety_install_crash_handler(int reraise);
 /* A sentence appended to the crash line (copied; at most 1023 bytes). NULL clears it. */
 void pag_safety_set_crash_hint(const char *hint);
 
+/* A graceful stop on SIGUSR1 and SIGTERM (Slurm's warning before a time limit or a requeue):
+ * the handler only sets a flag, which is async-signal-safe; the trainer reads it after each step. */
+void pag_safety_install_stop_handler(void);
+int pag_safety_stop_requested(void);
+
 #endif
