@@ -191,10 +191,16 @@ public final class ExperimentRunner {
         let p = try registry.plugin(named: name, kind: kind)
         guard try LearnedEstimator.probeLearns(p, settings: settings, data: test.info, seed: estimatorSeed) else { return }
         var cfg = EstimatorTrainingConfig(); cfg.steps = steps; cfg.seed = estimatorSeed
-        let checkpoint = try LearnedEstimator.checkpointPath(in: outDir + "/estimators", name, kind: kind, registry: registry,
-                                                             settings: settings, data: test.info, steps: steps, seed: estimatorSeed)
+        let checkpoint = try estimatorCheckpoint(name, kind, settings, steps: steps, data: test.info)
         _ = try LearnedEstimator.prepare(p, settings: settings, data: train, config: cfg, checkpoint: checkpoint, fitSamples: fitSamples,
                                          log: log, progress: showProgress ? MeasureRunner.estimatorBar(name, steps) : nil)
+    }
+
+    /// Where the experiment keeps a learned estimator: OUT/estimators, one file per identity; the fit
+    /// task and every measurement task name the same file.
+    func estimatorCheckpoint(_ name: String, _ kind: PluginKind, _ settings: [Setting], steps: Int, data: DatasetInfo) throws -> String? {
+        try LearnedEstimator.checkpointPath(in: outDir + "/estimators", name, kind: kind, registry: registry,
+                                            settings: settings, data: data, steps: steps, seed: estimatorSeed)
     }
 
     /// A measurement task: the run's measurements, and its row of the summary (runs/NAME/result.json).
@@ -206,18 +212,14 @@ public final class ExperimentRunner {
         var score: ScoreSource?
         var manifold: TangentSource?
         if let a = spec.alignment {
-            let checkpoint = try LearnedEstimator.checkpointPath(in: outDir + "/estimators", a.score, kind: .score, registry: registry,
-                                                                 settings: a.settings, data: subject.data.info,
-                                                                 steps: a.trainSteps, seed: estimatorSeed)
             score = try MeasureRunner.scoreSource(a.score, registry: registry, subject: subject, fitSamples: a.fitSamples,
-                                                  trainSteps: a.trainSteps, settings: a.settings.keyValueText, checkpoint: checkpoint)
+                                                  trainSteps: a.trainSteps, settings: a.settings.keyValueText,
+                                                  checkpoint: try estimatorCheckpoint(a.score, .score, a.settings, steps: a.trainSteps, data: subject.data.info))
         }
         if let b = spec.robustness {
-            let checkpoint = try LearnedEstimator.checkpointPath(in: outDir + "/estimators", b.manifold, kind: .manifold, registry: registry,
-                                                                 settings: b.settings, data: subject.data.info,
-                                                                 steps: b.trainSteps, seed: estimatorSeed)
             manifold = try MeasureRunner.manifoldSource(b.manifold, registry: registry, subject: subject, fitSamples: b.fitSamples,
-                                                        trainSteps: b.trainSteps, settings: b.settings.keyValueText, checkpoint: checkpoint)
+                                                        trainSteps: b.trainSteps, settings: b.settings.keyValueText,
+                                                        checkpoint: try estimatorCheckpoint(b.manifold, .manifold, b.settings, steps: b.trainSteps, data: subject.data.info))
         }
         var result = RunResult(name: r.name, group: r.group, seed: r.seed, objective: r.objective, settings: r.displaySettings, sweepKey: r.sweepKey,
                                sweepValue: r.sweepValue, directory: "runs/" + r.name, testAccuracy: metrics.testAccuracy,
