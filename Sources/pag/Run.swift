@@ -52,7 +52,8 @@ struct Run: ParsableCommand {
             guard !list.isEmpty, list.allSatisfy({ $0 != nil }), Set(list).count == list.count else {
                 throw CLIError("--seeds must be distinct whole numbers at least 0, comma-separated (e.g. 0,1,2), got '\(seeds)'")
             }
-            spec.seeds = list.map { $0! }; spec.seed = list[0]!
+            do { spec = try spec.replacingSeeds(list.map { $0! }) }
+            catch let e as ExperimentSpec.SpecError { throw CLIError(e.description) }
         }
         var paths = self.paths
         paths.pluginPath += spec.pluginPath.map { URL(fileURLWithPath: $0).standardizedFileURL.path }
@@ -129,7 +130,8 @@ struct Run: ParsableCommand {
         catch let e as ExperimentSpec.SpecError { throw CLIError("--replicate: \(e.description)") }
         let first = spec.allSeeds[0]
         let several = spec.allSeeds.count > 1
-        spec.seeds = nil; spec.seed = first
+        do { spec = try spec.replacingSeeds([first]) }
+        catch let e as ExperimentSpec.SpecError { throw CLIError("--replicate: \(e.description)") }
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("pag-replicate-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: tmp) }
         let registry = paths.load(quiet: true)

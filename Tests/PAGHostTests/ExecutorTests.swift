@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import PAGLab
 
 /// Experiments as task graphs run by the local executor: child `pag task` processes, failure
 /// isolation (a plugin that segfaults, one that hangs), reruns of only what failed or changed,
@@ -91,6 +92,33 @@ final class ExecutorTests: XCTestCase {
         XCTAssertEqual(started(fourth), ["measure-exec_ok", "report", "train-exec_ok"], fourth.stderr)
         let plan2 = try Support.runPag(args + ["--plan"])
         XCTAssertTrue(plan2.stdout.contains("11 tasks: 11 to reuse, 0 to run"), plan2.stdout)
+    }
+
+    /// `--seeds` reaches the task processes: they read OUT/experiment.yaml, which must say the
+    /// seeds the parent plans (it once kept the file's own seeds, and every task was "not found").
+    func testSeedsFlagReachesTheTaskProcesses() throws {
+        let tmp = try Support.tempDir("exec-seeds")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let file = tmp.appendingPathComponent("s.yaml").path
+        try """
+        name: seeds
+        data: synthetic
+        model: mlp
+        model_set: [widths=8]
+        seeds: [0, 1, 2]
+        train_limit: 64
+        test_limit: 20
+        runs:
+          - objective: ce
+        measure: {samples: 5, alignment: false, robustness: false}
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        let out = tmp.appendingPathComponent("out").path
+        let r = try Support.runPag(["run", file, "--seeds", "3,4", "--out", out, "--jobs", "2", "--threads", "1"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let runs = try FileManager.default.contentsOfDirectory(atPath: out + "/runs").sorted()
+        XCTAssertEqual(runs, ["ce-seed3", "ce-seed4"])
+        let written = try ExperimentSpec(file: out + "/experiment.yaml")
+        XCTAssertEqual(written.allSeeds, [3, 4])
     }
 
     /// One process, one child at a time and two at once give the same summary.csv (threads 1).

@@ -128,6 +128,20 @@ public struct ExperimentSpec: Sendable {
         sourceText = text
     }
 
+    /// The same experiment with `seeds` in place of its seed / seeds, read again from a rewritten
+    /// source text (JSON), so that OUT/experiment.yaml, which task processes read, says what runs.
+    public func replacingSeeds(_ seeds: [UInt64]) throws -> ExperimentSpec {
+        guard case .object(var top) = try MiniYAML.parse(sourceText ?? "{}") else {
+            throw SpecError(description: "the experiment must be a mapping of keys")
+        }
+        top["seed"] = nil
+        top["seeds"] = .array(seeds.map { .int(Int($0)) })
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let text = String(decoding: try e.encode(JSONValue.object(top)), as: UTF8.self) + "\n"
+        return try ExperimentSpec(text: text, source: "the experiment with seeds \(seeds.map(String.init).joined(separator: ","))")
+    }
+
     public init(file path: String) throws {
         if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, size > MiniYAML.maxBytes {
             throw SpecError(description: "\(path): the file is \(size) bytes; experiment files may have at most \(MiniYAML.maxBytes) bytes")
