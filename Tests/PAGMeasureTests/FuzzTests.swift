@@ -15,17 +15,8 @@ final class FuzzTests: XCTestCase {
     static var iterations: Int { ProcessInfo.processInfo.environment["PAG_FUZZ_ITERATIONS"].flatMap(Int.init) ?? 5000 }
     static var seed: UInt64 { ProcessInfo.processInfo.environment["PAG_FUZZ_SEED"].flatMap(UInt64.init) ?? 0x5EED_11 }
 
-    struct RNG {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { n <= 0 ? 0 : Int(next() % UInt64(n)) }
-    }
+    /// The deterministic SplitMix64 generator the report's bootstrap uses.
+    typealias RNG = Stats.RNG
 
     /// One to four mutations of `input`.
     static func mutate(_ input: [UInt8], _ rng: inout RNG) -> [UInt8] {

@@ -30,16 +30,18 @@ public enum Stats {
     }
 
     /// SplitMix64: small, fast, and the same on every machine.
-    struct RNG {
-        var state: UInt64
-        mutating func next() -> UInt64 {
+    public struct RNG {
+        public var state: UInt64
+        public init(state: UInt64) { self.state = state }
+        public mutating func next() -> UInt64 {
             state &+= 0x9E37_79B9_7F4A_7C15
             var z = state
             z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
             z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
             return z ^ (z >> 31)
         }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(n)) }
+        /// A draw in 0..<n (0 when n <= 0).
+        public mutating func below(_ n: Int) -> Int { n <= 0 ? 0 : Int(next() % UInt64(n)) }
     }
 
     /// One curve's values: `[seed][image]`. Curves compared together are paired: seed k of one
