@@ -96,7 +96,7 @@ extension Measure {
             let s = try common.subject(reg)
             try lp?.check(sampleShape: s.sampleShape)
             let src = try MeasureRunner.scoreSource(score, registry: reg, subject: s, fitSamples: fitSamples, trainSteps: trainSteps,
-                                                    settings: settings.keyValueText,
+                                                    settings: settings,
                                                     checkpoint: try estimatorCheckpoint ?? defaultEstimatorPath(common.checkpoint, score, .score, reg, settings, s, trainSteps))
             let r = try MeasureRunner.alignment(s, score: src, sigma: sigma, classLogit: classLogit, posterior: posterior, out: common.outDir,
                                                 gridImages: gridImages, progress: common.showProgress, lpips: lp)
@@ -127,7 +127,7 @@ extension Measure {
             let settings = try estimatorSettings(manifoldSettings, manifold, .manifold, reg, option: "--manifold-set")
             let s = try common.subject(reg)
             let m = try MeasureRunner.manifoldSource(manifold, registry: reg, subject: s, fitSamples: fitSamples, trainSteps: trainSteps,
-                                                     settings: settings.keyValueText,
+                                                     settings: settings,
                                                      checkpoint: try estimatorCheckpoint ?? defaultEstimatorPath(common.checkpoint, manifold, .manifold, reg, settings, s, trainSteps))
             let r = try MeasureRunner.robustness(s, manifold: m, eps: try parseGrid(grid), draws: draws, seed: common.seed,
                                                  out: common.outDir, progress: common.showProgress)

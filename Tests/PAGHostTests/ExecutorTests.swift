@@ -121,7 +121,10 @@ final class ExecutorTests: XCTestCase {
         XCTAssertEqual(written.allSeeds, [3, 4])
     }
 
-    /// One process, one child at a time and two at once give the same summary.csv (threads 1).
+    /// One process, one child at a time and two at once give the same summary.csv (threads 1),
+    /// for a small twin of the default: seeds, and a learned score estimator (a denoiser) that
+    /// the fit task trains once and every measurement of every seed reuses (it once trained
+    /// with the measured run's seed, so seed 1's measurements refused the shared file).
     func testSameResultsInProcessAndWithJobs() throws {
         let tmp = try Support.tempDir("exec-same")
         defer { try? FileManager.default.removeItem(at: tmp) }
@@ -131,6 +134,7 @@ final class ExecutorTests: XCTestCase {
         data: synthetic
         model: mlp
         model_set: [widths=16]
+        seeds: [0, 1]
         train_limit: 128
         test_limit: 50
         runs:
@@ -139,7 +143,7 @@ final class ExecutorTests: XCTestCase {
             sweep: {lambda: [1e-3, 1e-1]}
         measure:
           samples: 10
-          alignment: {score: analytic, sigma: 0.5}
+          alignment: {score: denoiser, sigma: 0.5, train_steps: 5, class_logit: true}
           robustness: {manifold: oracle}
         """.write(toFile: file, atomically: true, encoding: .utf8)
         func csv(_ name: String, _ extra: [String], env: [String: String]? = nil) throws -> [String] {
@@ -158,7 +162,9 @@ final class ExecutorTests: XCTestCase {
             }
         }
         let one = try csv("in-process", ["--in-process"], env: ["OMP_NUM_THREADS": "1"])
-        XCTAssertEqual(one.count, 1 + 3 + 3 * 3, "header, a row per run, then mean and interval rows per run")
+        XCTAssertEqual(one.count, 1 + 3 * 2 + 3 * 3, "header, a row per run and seed, then mean and interval rows per run")
+        let estimators = try FileManager.default.contentsOfDirectory(atPath: tmp.appendingPathComponent("in-process").path + "/estimators")
+        XCTAssertEqual(estimators.filter { $0.hasPrefix("denoiser-5steps-") }.count, 1, "one denoiser for every run and seed: \(estimators)")
         XCTAssertEqual(try csv("jobs1", ["--jobs", "1", "--threads", "1"]), one)
         XCTAssertEqual(try csv("jobs2", ["--jobs", "2", "--threads", "1"]), one)
         guard try Self.slurmAvailable() else { return }

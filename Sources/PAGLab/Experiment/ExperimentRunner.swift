@@ -213,12 +213,12 @@ public final class ExperimentRunner {
         var manifold: TangentSource?
         if let a = spec.alignment {
             score = try MeasureRunner.scoreSource(a.score, registry: registry, subject: subject, fitSamples: a.fitSamples,
-                                                  trainSteps: a.trainSteps, settings: a.settings.keyValueText,
+                                                  trainSteps: a.trainSteps, settings: a.settings, seed: estimatorSeed,
                                                   checkpoint: try estimatorCheckpoint(a.score, .score, a.settings, steps: a.trainSteps, data: subject.data.info))
         }
         if let b = spec.robustness {
             manifold = try MeasureRunner.manifoldSource(b.manifold, registry: registry, subject: subject, fitSamples: b.fitSamples,
-                                                        trainSteps: b.trainSteps, settings: b.settings.keyValueText,
+                                                        trainSteps: b.trainSteps, settings: b.settings, seed: estimatorSeed,
                                                         checkpoint: try estimatorCheckpoint(b.manifold, .manifold, b.settings, steps: b.trainSteps, data: subject.data.info))
         }
         var result = RunResult(name: r.name, group: r.group, seed: r.seed, objective: r.objective, settings: r.displaySettings, sweepKey: r.sweepKey,
