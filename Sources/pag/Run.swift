@@ -10,7 +10,7 @@ struct Run: ParsableCommand {
         discussion: """
         EXPERIMENT.yaml (or .json) names the data set, the model, the objectives with their sweeps and the \
         measurements (docs/experiments.md). Without a file, the built-in default runs: LeNet on \
-        fashion-mnist-distractor with ce, pgd-l2, a randomized-smoothing sweep and a gradnorm sweep over three \
+        fashion-mnist-distractor with ce, pgd-l2, a randomized-smoothing sweep and gradnorm over three \
         training seeds, measured against the score of a denoiser it trains once; findings come with 95% \
         intervals (a paired bootstrap over seeds and images) and are printed as \"not shown\" below 95%. Runs finished by an earlier invocation in the same --out are reused, interrupted ones \
         resumed. Writes OUT/runs/NAME (checkpoints, metrics.json, measure/), OUT/summary.json, OUT/summary.csv \
@@ -34,14 +34,15 @@ struct Run: ParsableCommand {
     @Option(help: ArgumentHelp("Rerun the first seed of the experiment in OUT (its experiment.yaml) in a temporary folder and report whether its metrics match OUT's bit for bit; exits 1 when they do not.", valueName: "OUT"))
     var replicate: String?
     @Flag(help: "Print the task graph and what would be reused, and exit.") var plan = false
-    @Option(help: "Tasks run at once, each a child process with the cores divided among them.") var jobs = 1
+    @Option(help: "Tasks run at once, each a child process with the cores divided among them (default: the cores, at most 8).") var jobs: Int?
     @Option(help: ArgumentHelp("Seconds a task may run before it is killed and counted as failed.", valueName: "seconds")) var taskTimeout: Double?
-    @Option(help: "OpenMP threads per task (default: the cores divided among the jobs); part of each task's record.") var threads: Int?
+    @Option(help: "OpenMP threads per task (default: $OMP_NUM_THREADS if set, else the cores divided among the jobs); part of each task's record.") var threads: Int?
     @Option(help: "Where tasks run: local (child processes) or slurm (job arrays); default: the experiment's 'executor', else local.") var executor: String?
     @Flag(help: "With --executor slurm: submit and return at once (pag status OUT then reports).") var detach = false
     @Flag(help: "Run every task in this process, one after another (no isolation).") var inProcess = false
 
     func run() throws {
+        let started = Date()
         if printDefault { print(ExperimentSpec.defaultYAML); return }
         if let replicate { return try runReplicate(replicate) }
         var spec: ExperimentSpec
@@ -66,7 +67,11 @@ struct Run: ParsableCommand {
         let runner = ExperimentRunner(spec: spec, outDir: dir, registry: registry)
         runner.showProgress = !json || isatty(fileno(stderr)) != 0
         if let threads, threads < 1 { throw CLIError("--threads must be at least 1, got \(threads)") }
-        guard jobs >= 1 else { throw CLIError("--jobs must be at least 1, got \(jobs)") }
+        if let jobs, jobs < 1 { throw CLIError("--jobs must be at least 1, got \(jobs)") }
+        // One task per core by default: each gets one thread, so the results do not depend on
+        // how many cores the machine has (the engine's last bits depend on the thread count).
+        let jobs = self.jobs ?? min(8, ProcessInfo.processInfo.activeProcessorCount)
+        let ompThreads = ProcessInfo.processInfo.environment["OMP_NUM_THREADS"].flatMap { Int($0) }.flatMap { $0 >= 1 ? $0 : nil }
         if plan {
             print(try TaskGraph.build(spec, outDir: dir, registry: registry).planText(spec: spec))
             return
@@ -99,7 +104,7 @@ struct Run: ParsableCommand {
         } else {
             let graph = try runner.prepare()
             let executor = LocalExecutor(executable: exe)
-            executor.jobs = jobs; executor.timeout = taskTimeout; executor.threads = threads
+            executor.jobs = jobs; executor.timeout = taskTimeout; executor.threads = threads ?? ompThreads
             executor.extraArguments = pluginArgs
             let (failed, skipped) = try executor.run(graph, spec: spec)
             summary = try MeasureRunner.readJSON(ExperimentSummary.self, from: dir + "/summary.json")
@@ -115,7 +120,8 @@ struct Run: ParsableCommand {
         } else {
             let findings = Report.findings(summary.runs, baseline: spec.baseline)
             if !findings.isEmpty { print("Findings:"); for f in findings { print("  - " + f) } }
-            print(String(format: "experiment '%@' done in %.0f s; report: %@/report/index.html", spec.name, summary.wallSeconds, dir))
+            print(String(format: "experiment '%@' done in %.0f s (tasks: %.0f s of work); report: %@/report/index.html",
+                         spec.name, Date().timeIntervalSince(started), summary.taskSeconds, dir))
         }
     }
 
@@ -157,7 +163,7 @@ struct Status: ParsableCommand {
     func run() throws {
         let (spec, registry) = try loadExperiment(out, paths: paths)
         let graph = try TaskGraph.build(spec, outDir: out, registry: registry)
-        print(graph.statusText(spec: spec))
+        print(graph.statusText(spec: spec, live: SlurmExecutor.liveStates(out)))
     }
 }
 

@@ -120,7 +120,7 @@ final class StatisticsTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: out) }
         var summary = try JSONDecoder().decode(ExperimentSummary.self, from: JSONSerialization.data(withJSONObject: [
-            "pagVersion": "x", "experiment": "e", "data": "d", "model": "m", "wallSeconds": 1.0, "runs": [Any]()]))
+            "pagVersion": "x", "experiment": "e", "data": "d", "model": "m", "taskSeconds": 1.0, "runs": [Any]()]))
         summary.runs = runs; summary.groups = groups
         try Stats.writeSummary(summary, outDir: out)
         let lines = try String(contentsOfFile: out + "/summary.csv", encoding: .utf8).split(separator: "\r\n")

@@ -33,7 +33,9 @@ public struct ExperimentSummary: Codable, Sendable {
     public var experiment: String
     public var data: String
     public var model: String
-    public var wallSeconds: Double
+    /// The tasks' own seconds summed (reused tasks included): the work the results cost, not
+    /// how long an invocation took (`pag run` prints that; with --jobs 2 it is about half).
+    public var taskSeconds: Double
     /// One row per run and seed.
     public var runs: [RunResult]
     /// Every run over its seeds: per-seed values, mean and 95% interval of each metric
@@ -251,7 +253,7 @@ public final class ExperimentRunner {
             }
         }
         let summary = ExperimentSummary(experiment: spec.name, data: spec.data, model: spec.model,
-                                        wallSeconds: seconds, runs: results, groups: Stats.summarize(results),
+                                        taskSeconds: seconds, runs: results, groups: Stats.summarize(results),
                                         threads: Replicate.threads, failed: failed.isEmpty ? nil : failed)
         try Stats.writeSummary(summary, outDir: outDir)
         try FileManager.default.createDirectory(atPath: outDir + "/report", withIntermediateDirectories: true)

@@ -155,7 +155,7 @@ public enum Report {
         <p class="note">Data <code>\(esc(summary.data))</code>, model <code>\(esc(summary.model))</code>,
         \(spec.epochs) epoch(s) on \(spec.trainLimit.map { "\($0)" } ?? "all") training images, test accuracy on
         \(spec.testLimit.map { "\($0)" } ?? "all") test images; measurements on the first \(spec.samples) test images.
-        Wall time \(String(format: "%.0f", summary.wallSeconds)) s (this invocation). pag \(PAGVersion.string).</p>
+        Task time \(String(format: "%.0f", summary.taskSeconds)) s (the seconds of every task summed, reused ones included; with tasks run in parallel the wall time is shorter). pag \(PAGVersion.string).</p>
         <h2>Summary</h2>
         <table><tr><th>run</th><th>objective</th><th>settings</th><th>test accuracy</th><th>noise ratio<br>(signal / distractor, max)</th>
         <th>gradient · score<br>cosine</th><th>SSIM</th>\(lpipsColumn ? "<th>1 − LPIPS</th>" : "")<th>on / off manifold<br>(max)</th><th>gradient on-manifold<br>fraction</th><th>train s</th></tr>

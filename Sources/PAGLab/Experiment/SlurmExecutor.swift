@@ -26,6 +26,8 @@ public final class SlurmExecutor {
     public var extraArguments: [String] = []
     public var log: (String) -> Void = { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
     public var pollInterval: Double = 0.25
+    /// How long squeue may fail in a row before `wait` gives up.
+    static let squeueGiveUpSeconds = 300.0
 
     public init(executable: String) { self.executable = executable }
 
@@ -33,6 +35,10 @@ public final class SlurmExecutor {
         public var level: Int
         public var jobID: String
         public var tasks: [String]
+        // pag's JSON is snake_case: "job_id" reads back as "jobId", so the key says so (with the
+        // synthesized "jobID" every read failed, and a detached run looked unsubmitted).
+        enum CodingKeys: String, CodingKey { case level, jobID = "jobId", tasks }
+        public init(level: Int, jobID: String, tasks: [String]) { self.level = level; self.jobID = jobID; self.tasks = tasks }
     }
 
     public enum SlurmError: Error, CustomStringConvertible {
@@ -112,24 +118,42 @@ public final class SlurmExecutor {
     public static func active(_ outDir: String) -> [SubmittedLevel]? {
         let path = URL(fileURLWithPath: outDir).standardizedFileURL.path + "/tasks/slurm.json"
         guard let levels = try? MeasureRunner.readJSON([SubmittedLevel].self, from: path), !levels.isEmpty else { return nil }
-        return levels.contains { !queued($0.jobID).isEmpty } ? levels : nil
+        // An unanswered squeue counts as queued: submitting the levels again would run them twice.
+        return levels.contains { queued($0.jobID).map { !$0.isEmpty } ?? true } ? levels : nil
     }
 
-    /// The job's array elements still in the queue, by state (squeue).
-    static func queued(_ job: String) -> [String: String] {
-        guard let text = try? sh("squeue", ["-h", "-r", "-j", job, "-o", "%i %T %r"]) else { return [:] }
+    /// The job's array elements still in the queue, by state (squeue); nil when squeue did not
+    /// answer (a busy slurmctld times out), which says nothing about the job.
+    ///
+    /// A task that requeued itself waits, PENDING with reason BeginTime, for the lifetime of its
+    /// old job credential (slurm.conf `AuthInfo=cred_expire`, 120 s by default). That wait is
+    /// Slurm's, and pag keeps it: a job started again before then is killed at launch
+    /// ("Job credential revoked"), which is how an early version that moved the begin time to
+    /// now lost its requeued training tasks.
+    static func queued(_ job: String) -> [String: String]? {
+        guard let text = try? sh("squeue", ["-h", "-r", "-j", job, "-o", "%i %T"]) else { return nil }
         var states: [String: String] = [:]
         for line in text.split(separator: "\n") {
             let f = line.split(separator: " ")
             guard f.count >= 2 else { continue }
             states[String(f[0])] = String(f[1])
-            // A task that requeued itself waits for a begin time Slurm sets (about two minutes
-            // ahead); pag's jobs ask for none, so it may start at once.
-            if f[1] == "PENDING", f.count >= 3, f[2] == "BeginTime" {
-                _ = try? sh("scontrol", ["update", "JobId=\(f[0])", "StartTime=now"])
-            }
         }
         return states
+    }
+
+    /// The Slurm state of each task still queued for `outDir` (from OUT/tasks/slurm.json and
+    /// squeue), e.g. "RUNNING as Slurm job 12_3"; empty when nothing is queued or squeue is away.
+    public static func liveStates(_ outDir: String) -> [String: String] {
+        let path = URL(fileURLWithPath: outDir).standardizedFileURL.path + "/tasks/slurm.json"
+        guard let levels = try? MeasureRunner.readJSON([SubmittedLevel].self, from: path) else { return [:] }
+        var live: [String: String] = [:]
+        for level in levels {
+            for (element, state) in queued(level.jobID) ?? [:] {
+                guard let i = element.split(separator: "_").last.flatMap({ Int($0) }), level.tasks.indices.contains(i) else { continue }
+                live[level.tasks[i]] = "\(state) as Slurm job \(element)"
+            }
+        }
+        return live
     }
 
     /// How an array element ended, from scontrol (JobState and ExitCode), while Slurm keeps it.
@@ -150,8 +174,17 @@ public final class SlurmExecutor {
         var failed: [String] = []
         for s in levels {
             var last = ""
+            var unanswered = 0
             while true {
-                let q = Self.queued(s.jobID)
+                guard let q = Self.queued(s.jobID) else {
+                    // squeue failed: keep waiting, unless the controller stays silent for minutes.
+                    unanswered += 1
+                    if Double(unanswered) * pollInterval > Self.squeueGiveUpSeconds {
+                        throw SlurmError.command("squeue has not answered for \(Int(Self.squeueGiveUpSeconds)) s while waiting for job \(s.jobID); the jobs may still run: pag status \(graph.outDir) reports, and pag run again waits for them")
+                    }
+                    usleep(UInt32(pollInterval * 1e6)); continue
+                }
+                unanswered = 0
                 let running = q.values.filter { $0 == "RUNNING" || $0 == "COMPLETING" }.count
                 let line = "level \(s.level) (job \(s.jobID)): \(s.tasks.count - q.count)/\(s.tasks.count) ended, \(running) running, \(q.count - running) waiting"
                 if line != last { log(line); last = line }

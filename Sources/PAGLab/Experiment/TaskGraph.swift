@@ -175,11 +175,16 @@ public struct TaskGraph: Sendable {
         return lines.joined(separator: "\n")
     }
 
-    /// Each task's state as text (`pag status`): done, failed (with the error), missing.
-    public func statusText(spec: ExperimentSpec) -> String {
+    /// Each task's state as text (`pag status`): done, failed (with the error), missing; a task
+    /// still queued on Slurm (`live`, from SlurmExecutor.liveStates) shows its Slurm state.
+    public func statusText(spec: ExperimentSpec, live: [String: String] = [:]) -> String {
         var rows: [String] = []
         for t in tasks {
             let st = t.kind == .report ? state(t, identity: reportIdentity(spec: spec)) : state(t)
+            if let slurm = live[t.id], st != .done {
+                rows.append("\(t.id.padding(toLength: 28, withPad: " ", startingAt: 0)) \(slurm)")
+                continue
+            }
             var line = "\(t.id.padding(toLength: 28, withPad: " ", startingAt: 0)) \(st.rawValue)"
             if let r = record(t.id) {
                 if st == .failed { line += ": " + (r.error ?? "failed") + " (log: \(TaskGraph.logPath(outDir, t.id)))" }
