@@ -113,6 +113,7 @@ public struct ResultIdentity: Codable, Equatable, Sendable {
             "lr": config.learningRate.description, "optimizer": config.optimizer.rawValue, "seed": String(config.seed),
         ]
         s["train_limit"] = config.trainLimit.map(String.init)
+        s["lr_schedule"] = config.schedule.rawValue
         return ResultIdentity(kind: "estimator", data: data.name, settings: s, plugins: [try PluginIdentity(plugin, settings: full)])
     }
 }

@@ -57,7 +57,7 @@ final class ExperimentTests: XCTestCase {
         let runs = Array(all.prefix(6))
         XCTAssertEqual(runs.map(\.objective), ["ce", "pgd-l2"] + Array(repeating: "randomized-smoothing", count: 3) + ["gradnorm"])
         XCTAssertEqual(runs[3].sweepValue, 0.5)
-        XCTAssertTrue(runs[5].config.settings.contains(Setting(plugin: "gradnorm", key: "lambda", value: .float(1))), "\(runs[5].config.settings)")
+        XCTAssertEqual(runs[5].config.settings.map(\.description), ["gradnorm.lambda=1"])
         XCTAssertEqual(runs[3].displaySettings, ["objective.sigma=0.5"], "the report shows what it showed")
         XCTAssertEqual(runs[2].name, "randomized-smoothing-sigma0.1-seed0")
         XCTAssertEqual(runs[2].group, "randomized-smoothing-sigma0.1")

@@ -32,6 +32,25 @@ final class TrainerTests: XCTestCase {
         return try t.run(resume: resume)
     }
 
+    /// Estimators train with a cosine learning rate by default: the full rate at step 1, half of
+    /// it halfway, almost nothing at the last step; it is part of the estimator's identity.
+    func testEstimatorLearningRateScheduleIsCosineAndPartOfTheIdentity() throws {
+        let cfg = EstimatorTrainingConfig()
+        XCTAssertEqual(cfg.schedule, .cosine)
+        XCTAssertEqual(LearningRateSchedule.cosine.rate(2e-3, step: 1, of: 400), 2e-3, accuracy: 1e-15)
+        XCTAssertEqual(LearningRateSchedule.cosine.rate(2e-3, step: 201, of: 400), 1e-3, accuracy: 1e-12)
+        XCTAssertEqual(LearningRateSchedule.cosine.rate(2e-3, step: 400, of: 400), 2e-3 * (1 + cos(Double.pi * 399 / 400)) / 2, accuracy: 1e-15)
+        XCTAssertLessThan(LearningRateSchedule.cosine.rate(2e-3, step: 400, of: 400), 1e-7)
+        XCTAssertEqual(LearningRateSchedule.constant.rate(2e-3, step: 400, of: 400), 2e-3)
+        let denoiser = try Self.registry.plugin(named: "denoiser", kind: .score)
+        let info = DatasetInfo(name: "d", sampleShape: [1, 8, 8], classCount: 2, normalization: .identity)
+        var constant = cfg; constant.schedule = .constant
+        let a = try ResultIdentity.estimator(denoiser, settings: [], data: info, config: cfg)
+        let b = try ResultIdentity.estimator(denoiser, settings: [], data: info, config: constant)
+        XCTAssertEqual(a.settings["lr_schedule"], "cosine")
+        XCTAssertNotEqual(a.digest, b.digest)
+    }
+
     func testPluginsAreBuilt() {
         for name in ["mlp", "lenet", "ce", "randomized-smoothing", "gradnorm"] {
             XCTAssertNoThrow(try Self.registry.plugin(named: name), "plugin \(name) not found next to the test bundle; problems: \(Self.registry.problems)")
