@@ -100,7 +100,9 @@ final class DenoiserTests: XCTestCase {
         for name in Self.learned {
             let e = try ScoreLibrary.instance(name, ["width=8"] + (name == "diffusion" ? ["sampling=loguniform", "sigma_min=0.3", "sigma_max=1"] : []))
             var cfg = EstimatorTrainingConfig()
-            cfg.steps = 24; cfg.batchSize = 16; cfg.learningRate = 3e-3
+            // A constant rate: 24 steps are too few for the default cosine decay to say whether
+            // the plugin's train_loss learns (its last third runs at under a quarter of the rate).
+            cfg.steps = 24; cfg.batchSize = 16; cfg.learningRate = 3e-3; cfg.schedule = .constant
             let losses = try LearnedEstimator.train(e, on: data, config: cfg)
             XCTAssertEqual(losses.count, 24)
             let first = losses.prefix(8).reduce(0, +) / 8, last = losses.suffix(8).reduce(0, +) / 8
