@@ -71,7 +71,6 @@ struct Run: ParsableCommand {
         // One task per core by default: each gets one thread, so the results do not depend on
         // how many cores the machine has (the engine's last bits depend on the thread count).
         let jobs = self.jobs ?? min(8, ProcessInfo.processInfo.activeProcessorCount)
-        let ompThreads = ProcessInfo.processInfo.environment["OMP_NUM_THREADS"].flatMap { Int($0) }.flatMap { $0 >= 1 ? $0 : nil }
         if plan {
             print(try TaskGraph.build(spec, outDir: dir, registry: registry).planText(spec: spec))
             return
@@ -104,7 +103,7 @@ struct Run: ParsableCommand {
         } else {
             let graph = try runner.prepare()
             let executor = LocalExecutor(executable: exe)
-            executor.jobs = jobs; executor.timeout = taskTimeout; executor.threads = threads ?? ompThreads
+            executor.jobs = jobs; executor.timeout = taskTimeout; executor.threads = threads
             executor.extraArguments = pluginArgs
             let (failed, skipped) = try executor.run(graph, spec: spec)
             summary = try MeasureRunner.readJSON(ExperimentSummary.self, from: dir + "/summary.json")

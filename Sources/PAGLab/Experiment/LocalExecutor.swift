@@ -19,9 +19,13 @@ public final class LocalExecutor {
 
     public init(executable: String) { self.executable = executable }
 
-    /// Threads per task (nil: the cores divided among the jobs, at least 1).
+    /// Threads per task (nil: the caller's OMP_NUM_THREADS when set, else the cores divided
+    /// among the jobs, at least 1).
     public var threads: Int?
-    public var threadsPerTask: Int { threads ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, jobs)) }
+    public var threadsPerTask: Int {
+        let omp = ProcessInfo.processInfo.environment["OMP_NUM_THREADS"].flatMap { Int($0) }.flatMap { $0 >= 1 ? $0 : nil }
+        return threads ?? omp ?? max(1, ProcessInfo.processInfo.activeProcessorCount / max(1, jobs))
+    }
 
     struct Child { let task: ExperimentTask; let process: Process; let started: Date; var timedOut = false }
 

@@ -109,15 +109,24 @@ public final class SlurmExecutor {
             submitted.append(SubmittedLevel(level: l, jobID: id, tasks: todo.map(\.id)))
             previous = id
         }
-        try MeasureRunner.writeJSON(submitted, to: out + "/tasks/slurm.json")
+        try MeasureRunner.writeJSON(submitted, to: Self.levelsPath(out))
         return submitted
+    }
+
+    /// OUT/tasks/slurm.json: the job arrays `submit` made for `outDir`.
+    static func levelsPath(_ outDir: String) -> String {
+        URL(fileURLWithPath: outDir).standardizedFileURL.path + "/tasks/slurm.json"
+    }
+
+    /// The job arrays recorded in OUT/tasks/slurm.json; nil when there is none or it cannot be read.
+    static func submitted(_ outDir: String) -> [SubmittedLevel]? {
+        try? MeasureRunner.readJSON([SubmittedLevel].self, from: levelsPath(outDir))
     }
 
     /// The job arrays an earlier (detached) `pag run` submitted for `outDir` that are still in
     /// the queue; nil when none (then a run submits anew).
     public static func active(_ outDir: String) -> [SubmittedLevel]? {
-        let path = URL(fileURLWithPath: outDir).standardizedFileURL.path + "/tasks/slurm.json"
-        guard let levels = try? MeasureRunner.readJSON([SubmittedLevel].self, from: path), !levels.isEmpty else { return nil }
+        guard let levels = submitted(outDir), !levels.isEmpty else { return nil }
         // An unanswered squeue counts as queued: submitting the levels again would run them twice.
         return levels.contains { queued($0.jobID).map { !$0.isEmpty } ?? true } ? levels : nil
     }
@@ -144,8 +153,7 @@ public final class SlurmExecutor {
     /// The Slurm state of each task still queued for `outDir` (from OUT/tasks/slurm.json and
     /// squeue), e.g. "RUNNING as Slurm job 12_3"; empty when nothing is queued or squeue is away.
     public static func liveStates(_ outDir: String) -> [String: String] {
-        let path = URL(fileURLWithPath: outDir).standardizedFileURL.path + "/tasks/slurm.json"
-        guard let levels = try? MeasureRunner.readJSON([SubmittedLevel].self, from: path) else { return [:] }
+        guard let levels = submitted(outDir) else { return [:] }
         var live: [String: String] = [:]
         for level in levels {
             for (element, state) in queued(level.jobID) ?? [:] {

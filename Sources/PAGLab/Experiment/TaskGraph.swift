@@ -181,11 +181,12 @@ public struct TaskGraph: Sendable {
         var rows: [String] = []
         for t in tasks {
             let st = t.kind == .report ? state(t, identity: reportIdentity(spec: spec)) : state(t)
+            let name = t.id.padding(toLength: 28, withPad: " ", startingAt: 0)
             if let slurm = live[t.id], st != .done {
-                rows.append("\(t.id.padding(toLength: 28, withPad: " ", startingAt: 0)) \(slurm)")
+                rows.append("\(name) \(slurm)")
                 continue
             }
-            var line = "\(t.id.padding(toLength: 28, withPad: " ", startingAt: 0)) \(st.rawValue)"
+            var line = "\(name) \(st.rawValue)"
             if let r = record(t.id) {
                 if st == .failed { line += ": " + (r.error ?? "failed") + " (log: \(TaskGraph.logPath(outDir, t.id)))" }
                 else if st == .done { line += String(format: " (%.1f s, %d threads)", r.seconds, r.threads) }

@@ -3,9 +3,6 @@ import PAGData
 import PAGFormats
 import PAGTensor
 
-/// How a learned estimator (a manifold or score plugin with parameters and a train_loss, e.g.
-/// `denoiser`, `diffusion`) is trained. Part of its checkpoint's identity: a checkpoint is
-/// reused only for the same estimator, hyperparameters, data set and these settings.
 /// How the learning rate changes over a training run of a fixed number of steps.
 public enum LearningRateSchedule: String, Codable, Sendable {
     case constant, cosine
@@ -19,6 +16,9 @@ public enum LearningRateSchedule: String, Codable, Sendable {
     }
 }
 
+/// How a learned estimator (a manifold or score plugin with parameters and a train_loss, e.g.
+/// `denoiser`, `diffusion`) is trained. Part of its checkpoint's identity: a checkpoint is
+/// reused only for the same estimator, hyperparameters, data set and these settings.
 public struct EstimatorTrainingConfig: Codable, Equatable, Sendable {
     /// Optimizer steps.
     public var steps = 1000
