@@ -1,5 +1,6 @@
 #define _GNU_SOURCE
 #include "pag_safety.h"
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -173,16 +174,37 @@ void pag_safety_set_crash_hint(const char *hint) {
 
 static volatile sig_atomic_t stop_flag = 0;
 
-static void on_stop(int sig) { (void)sig; stop_flag = 1; }
+static void *stop_signal_waiter(void *unused) {
+    (void)unused;
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGTERM);
+    for (;;) {
+        int sig;
+        if (sigwait(&set, &sig) == 0) stop_flag = 1;
+    }
+    return NULL;
+}
 
-void pag_safety_install_stop_handler(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_stop;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGUSR1, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
+int pag_safety_route_stop_signals(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGTERM);
+    if (pthread_sigmask(SIG_BLOCK, &set, NULL) != 0) return -1;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_attr_setstacksize(&attr, 1 << 16);
+    pthread_t thread;
+    int rc = pthread_create(&thread, &attr, stop_signal_waiter, NULL);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
+        pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+        return -1;
+    }
+    return 0;
 }
 
 int pag_safety_stop_requested(void) { return stop_flag != 0; }

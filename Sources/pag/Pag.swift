@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PAGLab
+import CPAGSafety
 
 /// The `pag` command line.
 @main
@@ -20,6 +21,12 @@ struct Pag: ParsableCommand {
         // After Swift's own handlers: a crash in a plugin names the plugin call and exits 70. A
         // check worker still dies of the signal (its parent reports the signal and this line).
         CrashGuard.install(reraise: CommandLine.arguments.dropFirst().prefix(2) == ["plugins", "check-worker"])
+        // A task on Slurm stops gracefully on USR1 or SIGTERM. Those signals go to a thread of
+        // their own, which must exist before any other thread (OpenMP's) does: see
+        // pag_safety_route_stop_signals for why no compute thread may run a handler.
+        if CommandLine.arguments.dropFirst().first == "task", getenv("SLURM_JOB_ID") != nil, pag_safety_route_stop_signals() != 0 {
+            warn("warning: no thread for Slurm's stop signals; USR1 or SIGTERM will end this task without saving its resume state")
+        }
         do {
             var command = try parseAsRoot(nil)
             try command.run()

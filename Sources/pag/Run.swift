@@ -182,7 +182,7 @@ struct TaskCommand: ParsableCommand {
         // resume state saved, and the task requeues itself; the next start resumes it.
         let env = ProcessInfo.processInfo.environment
         guard let job = env["SLURM_JOB_ID"] else { try runner.runTask(id); return }
-        pag_safety_install_stop_handler()
+        // The signals were routed at start (Pag.main); the trainer polls the flag after each step.
         runner.stopRequested = { pag_safety_stop_requested() != 0 }
         do {
             try runner.runTask(id)

@@ -30,9 +30,15 @@ void pag_safety_install_crash_handler(int reraise);
 /* A sentence appended to the crash line (copied; at most 1023 bytes). NULL clears it. */
 void pag_safety_set_crash_hint(const char *hint);
 
-/* A graceful stop on SIGUSR1 and SIGTERM (Slurm's warning before a time limit or a requeue):
- * the handler only sets a flag, which is async-signal-safe; the trainer reads it after each step. */
-void pag_safety_install_stop_handler(void);
+/* A graceful stop on SIGUSR1 and SIGTERM (Slurm's warning before a time limit or a requeue),
+ * taken by a thread of its own: the signals are blocked in the calling thread, and so in every
+ * thread it starts later, and that thread takes them with sigwait and sets the flag that the
+ * trainer reads after each step. No compute thread ever runs a handler: oneDNN 2.x's JIT sgemm
+ * kernels point rsp into the heap while they run (oneDNN issue 4845, fixed in 3.11), so a
+ * handler run inside one writes its signal frame over heap memory ("corrupted size vs.
+ * prev_size" later). Call before any other thread starts. Returns 0, or -1 when no thread
+ * could be started (the signals then keep their default action). */
+int pag_safety_route_stop_signals(void);
 int pag_safety_stop_requested(void);
 
 #endif
