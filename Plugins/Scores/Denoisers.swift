@@ -112,7 +112,6 @@ final class DenoiserNet {
         var input = x
         if h % 2 == 1 { input = try input.padded(axis: 2, before: 0, after: 1) }
         if w % 2 == 1 { input = try input.padded(axis: 3, before: 0, after: 1) }
-        let hp = h + h % 2, wp = w + w % 2
         var b1: Tensor?, b2: Tensor?, b3: Tensor?
         if let cond, embed.count == 4 {
             let t = try embed[0](cond, train: false).relu()
@@ -128,9 +127,8 @@ final class DenoiserNet {
         d = try down1(d, train: false)
         if let b2 { d = try d + b2 }
         d = try down2(d.relu(), train: false).relu()
-        // Nearest-neighbour upsampling by 2: [N, C, h, w] -> [N, C, h, 1, w, 1] -> [N, C, h, 2, w, 2].
-        let c2 = 2 * width, hh = hp / 2, wh = wp / 2
-        let up = try d.reshaped([n, c2, hh, 1, wh, 1]).broadcast(to: [n, c2, hh, 2, wh, 2]).reshaped([n, c2, hp, wp])
+        // Nearest-neighbour upsampling by 2 (the host's primitive: one pass, and a sum pool back).
+        let up = try d.upsampleNearest2d(factor: 2)
         var u = try up1(up, train: false)
         if let b3 { u = try u + b3 }
         u = try u.relu()

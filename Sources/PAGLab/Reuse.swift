@@ -114,6 +114,7 @@ public struct ResultIdentity: Codable, Equatable, Sendable {
         ]
         s["train_limit"] = config.trainLimit.map(String.init)
         s["lr_schedule"] = config.schedule.rawValue
+        s["conv_algorithm"] = config.convAlgorithm
         return ResultIdentity(kind: "estimator", data: data.name, settings: s, plugins: [try PluginIdentity(plugin, settings: full)])
     }
 }

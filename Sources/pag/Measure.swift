@@ -95,8 +95,8 @@ extension Measure {
             let settings = try estimatorSettings(scoreSettings, score, .score, reg, option: "--score-set")
             let s = try common.subject(reg)
             try lp?.check(sampleShape: s.sampleShape)
-            let src = try MeasureRunner.scoreSource(score, registry: reg, subject: s, fitSamples: fitSamples, trainSteps: trainSteps,
-                                                    settings: settings,
+            let src = try MeasureRunner.scoreSource(score, registry: reg, subject: s, fitSamples: fitSamples,
+                                                    training: EstimatorTrainingConfig(steps: trainSteps, seed: s.config.seed), settings: settings,
                                                     checkpoint: try estimatorCheckpoint ?? defaultEstimatorPath(common.checkpoint, score, .score, reg, settings, s, trainSteps))
             let r = try MeasureRunner.alignment(s, score: src, sigma: sigma, classLogit: classLogit, posterior: posterior, out: common.outDir,
                                                 gridImages: gridImages, progress: common.showProgress, lpips: lp)
@@ -126,8 +126,8 @@ extension Measure {
             // Settings first: an unknown key is an error before any checkpoint or data is read.
             let settings = try estimatorSettings(manifoldSettings, manifold, .manifold, reg, option: "--manifold-set")
             let s = try common.subject(reg)
-            let m = try MeasureRunner.manifoldSource(manifold, registry: reg, subject: s, fitSamples: fitSamples, trainSteps: trainSteps,
-                                                     settings: settings,
+            let m = try MeasureRunner.manifoldSource(manifold, registry: reg, subject: s, fitSamples: fitSamples,
+                                                     training: EstimatorTrainingConfig(steps: trainSteps, seed: s.config.seed), settings: settings,
                                                      checkpoint: try estimatorCheckpoint ?? defaultEstimatorPath(common.checkpoint, manifold, .manifold, reg, settings, s, trainSteps))
             let r = try MeasureRunner.robustness(s, manifold: m, eps: try parseGrid(grid), draws: draws, seed: common.seed,
                                                  out: common.outDir, progress: common.showProgress)
@@ -145,7 +145,7 @@ func defaultEstimatorPath(_ checkpoint: String, _ name: String, _ kind: PluginKi
     let parent = (checkpoint.hasSuffix("/") ? String(checkpoint.dropLast()) : checkpoint) as NSString
     let dir = parent.deletingLastPathComponent
     return try LearnedEstimator.checkpointPath(in: (dir.isEmpty ? "" : dir + "/") + "estimators", name, kind: kind, registry: reg,
-                                               settings: settings, data: s.data.info, steps: steps, seed: s.config.seed)
+                                               settings: settings, data: s.data.info, config: EstimatorTrainingConfig(steps: steps, seed: s.config.seed))
 }
 
 /// `--score-set` / `--manifold-set` text as settings of the estimator `name`: `KEY=VALUE` or

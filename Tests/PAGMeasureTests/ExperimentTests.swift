@@ -74,6 +74,14 @@ final class ExperimentTests: XCTestCase {
         XCTAssertThrowsError(try ExperimentSpec(text: "runs:\n  - objective: ce\n  - objective: ce\n", source: "z.yaml")) {
             XCTAssertTrue("\($0)".contains("distinct"), "\($0)")
         }
+        // conv_algorithm reaches every run and every estimator, and is checked where it enters.
+        XCTAssertEqual(d.convAlgorithm, "fast")
+        XCTAssertEqual(Set(all.map(\.config.convAlgorithm)), ["fast"])
+        XCTAssertEqual(d.estimatorConfig(steps: 400, seed: 0).convAlgorithm, "fast")
+        XCTAssertThrowsError(try ExperimentSpec(text: "conv_algorithm: winograd\nruns:\n  - objective: ce\n", source: "c.yaml")) {
+            XCTAssertEqual("\($0)", "c.yaml: 'conv_algorithm' must be direct or fast, got 'winograd'")
+        }
+        XCTAssertEqual(try ExperimentSpec(text: "runs:\n  - objective: ce\n", source: "d.yaml").expandedRuns()[0].config.convAlgorithm, "direct")
         // JSON is accepted too.
         let j = try ExperimentSpec(text: #"{"data": "synthetic", "runs": [{"objective": "ce"}], "measure": {"alignment": false}}"#, source: "j.json")
         XCTAssertNil(j.alignment)

@@ -111,6 +111,30 @@ final class DenoiserTests: XCTestCase {
         }
     }
 
+    /// An estimator trains with the convolution algorithm of its configuration (Winograd for
+    /// `fast` where oneDNN has it) and leaves the process's setting as it found it; the
+    /// algorithm is part of the estimator's identity, and a bad name is refused.
+    func testTrainingUsesItsConvolutionAlgorithm() throws {
+        var c = SyntheticConfig()
+        c.shape = [1, 8, 8]; c.signalDim = 2; c.distractorDim = 2; c.trainCount = 64
+        let data = SyntheticDataset(config: c, split: .train)
+        let e = try ScoreLibrary.instance("denoiser", ["width=16"])
+        var cfg = EstimatorTrainingConfig(steps: 2, seed: 0, convAlgorithm: "fast")
+        cfg.batchSize = 16
+        XCTAssertEqual(ConvolutionAlgorithm.current, .direct)
+        XCTAssertTrue(try LearnedEstimator.train(e, on: data, config: cfg).allSatisfy(\.isFinite))
+        XCTAssertEqual(ConvolutionAlgorithm.current, .direct, "restored after training")
+        cfg.convAlgorithm = "slow"
+        XCTAssertThrowsError(try LearnedEstimator.train(e, on: data, config: cfg)) {
+            XCTAssertTrue("\($0)".contains("the convolution algorithm must be direct or fast, got 'slow'"), "\($0)")
+        }
+        let plugin = e.plugin
+        let direct = try ResultIdentity.estimator(plugin, settings: [], data: data.info, config: EstimatorTrainingConfig(steps: 2, seed: 0))
+        let fast = try ResultIdentity.estimator(plugin, settings: [], data: data.info, config: EstimatorTrainingConfig(steps: 2, seed: 0, convAlgorithm: "fast"))
+        XCTAssertEqual(direct.settings["conv_algorithm"], "direct")
+        XCTAssertNotEqual(direct.digest, fast.digest)
+    }
+
     /// An unconditional network (conditional=false) trains on a labeled data set as the host's trainer
     /// hands it (labels ignored), and refuses labels only when asked for a class-conditional score.
     func testUnconditionalNetworksTrainOnLabeledData() throws {

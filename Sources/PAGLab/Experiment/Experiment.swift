@@ -60,6 +60,10 @@ public struct ExperimentSpec: Sendable {
     public var runs: [RunSpec] = []
     /// The run the others are compared with in the findings and charts (nil: the first run).
     public var baseline: String?
+    /// How every convolution of the experiment is computed: training, estimator fits and
+    /// measurements (ConvolutionAlgorithm: `direct`, or `fast` for Winograd where oneDNN has it,
+    /// AVX-512 only). Part of every result's identity.
+    public var convAlgorithm = ConvolutionAlgorithm.direct.rawValue
     public var samples = 300
     public var draws = 1
     public var noiseRatio = true
@@ -87,6 +91,9 @@ public struct ExperimentSpec: Sendable {
     epochs: 1
     batch_size: 64
     lr: 1e-3
+    # Winograd for the 3x3 convolutions where oneDNN has it (AVX-512; 191 s instead of 268 s
+    # here); elsewhere the same as direct.
+    conv_algorithm: fast
     # Three training seeds: the findings come with 95% intervals over seeds and test images.
     seeds: [0, 1, 2]
     train_limit: 4000
@@ -180,6 +187,12 @@ public struct ExperimentSpec: Sendable {
         trainLimit = try r.int("train_limit", min: 1)
         testLimit = try r.int("test_limit", min: 1)
         baseline = try r.string("baseline")
+        if let a = try r.string("conv_algorithm") {
+            guard ConvolutionAlgorithm(rawValue: a) != nil else {
+                throw SpecError(description: "\(source): 'conv_algorithm' must be direct or fast, got '\(a)'")
+            }
+            convAlgorithm = a
+        }
         guard case .array(let list)? = r.take("runs"), !list.isEmpty else {
             throw SpecError(description: "\(source): 'runs' must be a non-empty list of runs (each with an 'objective')")
         }
@@ -325,6 +338,12 @@ public struct ExperimentSpec: Sendable {
         }
     }
 
+    /// How the experiment's learned estimators train: `steps` steps from `seed`, with its
+    /// convolution algorithm.
+    public func estimatorConfig(steps: Int, seed: UInt64) -> EstimatorTrainingConfig {
+        EstimatorTrainingConfig(steps: steps, seed: seed, convAlgorithm: convAlgorithm)
+    }
+
     /// The runs with sweeps expanded, for the first seed only (names without a seed suffix).
     func expandedGroups() -> [Run] {
         var out: [Run] = []
@@ -344,6 +363,7 @@ public struct ExperimentSpec: Sendable {
                 c.seed = seed
                 c.trainLimit = r.trainLimit ?? trainLimit
                 c.testLimit = testLimit
+                c.convAlgorithm = convAlgorithm
                 var name = r.name ?? ([r.objective] + r.settings.map { $0.description.replacingOccurrences(of: "=", with: "") }).joined(separator: "-")
                 if let k = r.sweepKey, let v { name += "-\(k)\(v)" }
                 let display = c.settings.map { s in

@@ -192,7 +192,7 @@ public final class ExperimentRunner {
         else { return }
         let p = try registry.plugin(named: name, kind: kind)
         guard try LearnedEstimator.probeLearns(p, settings: settings, data: test.info, seed: estimatorSeed) else { return }
-        var cfg = EstimatorTrainingConfig(); cfg.steps = steps; cfg.seed = estimatorSeed
+        let cfg = spec.estimatorConfig(steps: steps, seed: estimatorSeed)
         let checkpoint = try estimatorCheckpoint(name, kind, settings, steps: steps, data: test.info)
         _ = try LearnedEstimator.prepare(p, settings: settings, data: train, config: cfg, checkpoint: checkpoint, fitSamples: fitSamples,
                                          log: log, progress: showProgress ? MeasureRunner.estimatorBar(name, steps) : nil)
@@ -202,25 +202,28 @@ public final class ExperimentRunner {
     /// task and every measurement task name the same file.
     func estimatorCheckpoint(_ name: String, _ kind: PluginKind, _ settings: [Setting], steps: Int, data: DatasetInfo) throws -> String? {
         try LearnedEstimator.checkpointPath(in: outDir + "/estimators", name, kind: kind, registry: registry,
-                                            settings: settings, data: data, steps: steps, seed: estimatorSeed)
+                                            settings: settings, data: data, config: spec.estimatorConfig(steps: steps, seed: estimatorSeed))
     }
 
     /// A measurement task: the run's measurements, and its row of the summary (runs/NAME/result.json).
     func measureTask(_ r: ExperimentSpec.Run, graph: TaskGraph) throws {
         let dir = outDir + "/runs/" + r.name
         let t0 = Date()
+        // The forward passes use the run's convolution algorithm (the measurement's identity
+        // holds it through the run's).
+        ConvolutionAlgorithm.current = r.config.convolutionAlgorithm
         let metrics = try MeasureRunner.readJSON(TrainingMetrics.self, from: dir + "/metrics.json")
         let subject = try MeasureSubject(directory: dir, registry: registry, samples: spec.samples)
         var score: ScoreSource?
         var manifold: TangentSource?
         if let a = spec.alignment {
             score = try MeasureRunner.scoreSource(a.score, registry: registry, subject: subject, fitSamples: a.fitSamples,
-                                                  trainSteps: a.trainSteps, settings: a.settings, seed: estimatorSeed,
+                                                  training: spec.estimatorConfig(steps: a.trainSteps, seed: estimatorSeed), settings: a.settings,
                                                   checkpoint: try estimatorCheckpoint(a.score, .score, a.settings, steps: a.trainSteps, data: subject.data.info))
         }
         if let b = spec.robustness {
             manifold = try MeasureRunner.manifoldSource(b.manifold, registry: registry, subject: subject, fitSamples: b.fitSamples,
-                                                        trainSteps: b.trainSteps, settings: b.settings, seed: estimatorSeed,
+                                                        training: spec.estimatorConfig(steps: b.trainSteps, seed: estimatorSeed), settings: b.settings,
                                                         checkpoint: try estimatorCheckpoint(b.manifold, .manifold, b.settings, steps: b.trainSteps, data: subject.data.info))
         }
         var result = RunResult(name: r.name, group: r.group, seed: r.seed, objective: r.objective, settings: r.displaySettings, sweepKey: r.sweepKey,
@@ -326,9 +329,7 @@ public final class ExperimentRunner {
         var plugins = training.plugins
         func estimator(_ name: String, _ kind: PluginKind, _ user: [Setting], steps: Int) throws {
             guard let p = registry.plugins.first(where: { $0.name == name && $0.kind == kind }) else { return }
-            var cfg = EstimatorTrainingConfig()
-            cfg.steps = steps; cfg.seed = estimatorSeed
-            plugins += try ResultIdentity.estimator(p, settings: user, data: info, config: cfg).plugins
+            plugins += try ResultIdentity.estimator(p, settings: user, data: info, config: spec.estimatorConfig(steps: steps, seed: estimatorSeed)).plugins
         }
         if let a = spec.alignment {
             settings["alignment"] = "score=\(a.score) sigma=\(a.sigma) fit=\(a.fitSamples) steps=\(a.trainSteps) class=\(a.classLogit) posterior=\(a.posterior)"

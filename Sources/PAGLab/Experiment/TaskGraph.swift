@@ -120,23 +120,23 @@ public struct TaskGraph: Sendable {
         let seed = runs.first?.config.seed ?? spec.seed
         var fits: [String] = []
         if let a = spec.alignment, let p = registry.plugins.first(where: { $0.name == a.score && $0.kind == .score }) {
-            var cfg = EstimatorTrainingConfig(); cfg.steps = a.trainSteps; cfg.seed = seed
+            let cfg = spec.estimatorConfig(steps: a.trainSteps, seed: seed)
             var id = try ResultIdentity.estimator(p, settings: a.settings, data: test.info, config: cfg)
             id.settings["fit_samples"] = String(a.fitSamples)
             let ckpt = !(try LearnedEstimator.probeLearns(p, settings: a.settings, data: test.info, seed: seed)) ? nil
                 : try LearnedEstimator.checkpointPath(in: "estimators", a.score, kind: .score, registry: registry, settings: a.settings,
-                                                            data: test.info, steps: a.trainSteps, seed: seed)
+                                                            data: test.info, config: cfg)
             tasks.append(ExperimentTask(id: "fit-score", kind: .fit, dependencies: [], subject: "score", identity: id,
                                         outputs: ckpt.map { [$0] } ?? [], level: 0))
             fits.append("fit-score")
         }
         if let b = spec.robustness, let p = registry.plugins.first(where: { $0.name == b.manifold && $0.kind == .manifold }) {
-            var cfg = EstimatorTrainingConfig(); cfg.steps = b.trainSteps; cfg.seed = seed
+            let cfg = spec.estimatorConfig(steps: b.trainSteps, seed: seed)
             var id = try ResultIdentity.estimator(p, settings: b.settings, data: test.info, config: cfg)
             id.settings["fit_samples"] = String(b.fitSamples)
             let ckpt = try LearnedEstimator.probeLearns(p, settings: b.settings, data: test.info, seed: seed)
                 ? try LearnedEstimator.checkpointPath(in: "estimators", b.manifold, kind: .manifold, registry: registry, settings: b.settings,
-                                                      data: test.info, steps: b.trainSteps, seed: seed) : nil
+                                                      data: test.info, config: cfg) : nil
             tasks.append(ExperimentTask(id: "fit-manifold", kind: .fit, dependencies: [], subject: "manifold", identity: id,
                                         outputs: ckpt.map { [$0] } ?? [], level: 0))
             fits.append("fit-manifold")

@@ -374,17 +374,17 @@ public enum MeasureRunner {
     /// A score source by name: a score plugin, fitted on `fitSamples` training images; a
     /// learning estimator such as `denoiser` is trained for `trainSteps` steps and saved to
     /// `checkpoint`, or loaded from there when that file was made with the same settings.
-    /// `seed` seeds the estimator (nil: the measured model's training seed); an experiment
-    /// passes its one estimator seed, so that every run of every seed shares one estimator.
+    /// `training` says how a learning one trains (nil: 500 steps, seeded with the measured
+    /// model's training seed); an experiment passes its one estimator seed, so that every run of
+    /// every seed shares one estimator.
     public static func scoreSource(_ name: String, registry: PluginRegistry, subject s: MeasureSubject, fitSamples: Int = 2000,
-                                   trainSteps: Int = 500, settings: [Setting] = [], seed: UInt64? = nil,
+                                   training: EstimatorTrainingConfig? = nil, settings: [Setting] = [],
                                    checkpoint: String? = nil) throws -> ScoreSource {
         let p = try registry.plugin(named: name, kind: .score)
         let train = try DatasetCache.load(s.data.info.name, split: .train, dataDir: s.config.dataDir)
-        var cfg = EstimatorTrainingConfig()
-        cfg.steps = trainSteps; cfg.seed = seed ?? s.config.seed
+        let cfg = training ?? EstimatorTrainingConfig(steps: 500, seed: s.config.seed)
         let inst = try LearnedEstimator.prepare(p, settings: settings, data: train, config: cfg, checkpoint: checkpoint,
-                                                fitSamples: fitSamples, log: log, progress: estimatorBar(name, trainSteps))
+                                                fitSamples: fitSamples, log: log, progress: estimatorBar(name, cfg.steps))
         return PluginScore(inst)
     }
 
@@ -401,19 +401,17 @@ public enum MeasureRunner {
     /// masks with each batch); a learning one such as `autoencoder` is trained and saved like a
     /// score estimator.
     public static func manifoldSource(_ name: String, registry: PluginRegistry, subject s: MeasureSubject, fitSamples: Int = 2000,
-                                      trainSteps: Int = 500, settings: [Setting] = [], seed: UInt64? = nil,
+                                      training: EstimatorTrainingConfig? = nil, settings: [Setting] = [],
                                       checkpoint: String? = nil) throws -> TangentSource {
         let p = try registry.plugin(named: name, kind: .manifold)
         let train = try DatasetCache.load(s.data.info.name, split: .train, dataDir: s.config.dataDir)
         let inst: PluginInstance
         let basis = (train as? SubspaceOracle)?.signalBasis
-        let seed = seed ?? s.config.seed
-        let probe = try LearnedEstimator.create(p, settings: settings, data: train.info, seed: seed)
+        let cfg = training ?? EstimatorTrainingConfig(steps: 500, seed: s.config.seed)
+        let probe = try LearnedEstimator.create(p, settings: settings, data: train.info, seed: cfg.seed)
         if probe.hasTrainLoss {
-            var cfg = EstimatorTrainingConfig()
-            cfg.steps = trainSteps; cfg.seed = seed
             inst = try LearnedEstimator.prepare(p, settings: settings, data: train, config: cfg, checkpoint: checkpoint,
-                                                fitSamples: fitSamples, log: log, progress: estimatorBar(name, trainSteps))
+                                                fitSamples: fitSamples, log: log, progress: estimatorBar(name, cfg.steps))
         } else {
             inst = probe
             if inst.hasFit { try inst.fit(LearnedEstimator.hostDataset(train, limit: fitSamples), signalBasis: basis) }

@@ -34,7 +34,12 @@ public struct EstimatorTrainingConfig: Codable, Equatable, Sendable {
     public var seed: UInt64 = 0
     /// Train on the first `trainLimit` training samples only (nil: all).
     public var trainLimit: Int?
+    /// How convolutions are computed while it trains (ConvolutionAlgorithm: direct or fast).
+    public var convAlgorithm = ConvolutionAlgorithm.direct.rawValue
     public init() {}
+    public init(steps: Int, seed: UInt64, convAlgorithm: String = ConvolutionAlgorithm.direct.rawValue) {
+        self.steps = steps; self.seed = seed; self.convAlgorithm = convAlgorithm
+    }
 }
 
 /// Training, saving and reusing the learned estimators: the host's trainer for plugins that
@@ -77,6 +82,12 @@ public enum LearnedEstimator {
         guard config.steps >= 1, config.batchSize >= 1, config.learningRate > 0, config.learningRate.isFinite else {
             throw TrainingError.badConfig("estimator training needs steps >= 1, batch size >= 1 and a positive learning rate (got \(config.steps), \(config.batchSize), \(config.learningRate))")
         }
+        guard let algorithm = ConvolutionAlgorithm(rawValue: config.convAlgorithm) else {
+            throw TrainingError.badConfig("estimator training: the convolution algorithm must be direct or fast, got '\(config.convAlgorithm)'")
+        }
+        let before = ConvolutionAlgorithm.current
+        ConvolutionAlgorithm.current = algorithm
+        defer { ConvolutionAlgorithm.current = before }
         let count = min(config.trainLimit ?? data.count, data.count)
         guard count >= 1 else { throw TrainingError.badConfig("no training samples for estimator '\(name)'") }
         let batch = min(config.batchSize, count)
@@ -118,11 +129,9 @@ public enum LearnedEstimator {
     /// nil when no plugin of that name and kind is loaded (the host's own estimators learn
     /// nothing).
     public static func checkpointPath(in dir: String, _ name: String, kind: PluginKind, registry: PluginRegistry,
-                                      settings: [Setting], data: DatasetInfo, steps: Int, seed: UInt64) throws -> String? {
+                                      settings: [Setting], data: DatasetInfo, config: EstimatorTrainingConfig) throws -> String? {
         guard let p = registry.plugins.first(where: { $0.name == name && $0.kind == kind }) else { return nil }
-        var cfg = EstimatorTrainingConfig()
-        cfg.steps = steps; cfg.seed = seed
-        return (dir.isEmpty ? "" : dir + "/") + checkpointName(try ResultIdentity.estimator(p, settings: settings, data: data, config: cfg))
+        return (dir.isEmpty ? "" : dir + "/") + checkpointName(try ResultIdentity.estimator(p, settings: settings, data: data, config: config))
     }
 
     /// Metadata keys of an estimator checkpoint.

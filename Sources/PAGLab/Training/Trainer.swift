@@ -152,7 +152,7 @@ public final class Trainer {
         case .refuse(let why):
             throw resume ? TrainingError.resume(why) : TrainingError.badConfig(why)
         }
-        ConvolutionAlgorithm.current = ConvolutionAlgorithm(rawValue: config.convAlgorithm) ?? .direct
+        ConvolutionAlgorithm.current = config.convolutionAlgorithm
 
         let setup = try TrainingSetup(config: config, registry: registry)
         var metrics = TrainingMetrics(config: config)

@@ -90,3 +90,8 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
         }
     }
 }
+
+extension TrainingConfig {
+    /// `convAlgorithm` as the engine's setting (validated where it enters: direct or fast).
+    public var convolutionAlgorithm: ConvolutionAlgorithm { ConvolutionAlgorithm(rawValue: convAlgorithm) ?? .direct }
+}
