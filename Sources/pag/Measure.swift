@@ -34,7 +34,10 @@ struct MeasureCommon: ParsableArguments {
     func subject(_ registry: PluginRegistry) throws -> MeasureSubject {
         // The output folder first: a place pag cannot write to fails before any work is done.
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
-        return try MeasureSubject(directory: checkpoint, registry: registry, samples: samples, data: data, dataDir: dataDir)
+        let s = try MeasureSubject(directory: checkpoint, registry: registry, samples: samples, data: data, dataDir: dataDir)
+        // Measured with the convolution algorithm the run was trained with, as an experiment does.
+        ConvolutionAlgorithm.current = s.config.convolutionAlgorithm
+        return s
     }
     var showProgress: Bool { !json || isatty(fileno(stderr)) != 0 }
 }
