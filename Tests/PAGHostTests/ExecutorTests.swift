@@ -220,6 +220,23 @@ final class ExecutorTests: XCTestCase {
         XCTAssertTrue(again.stderr.contains("train-ce: reusing"), again.stderr)
     }
 
+    /// One gradnorm run on the synthetic set, long enough (63 steps an epoch, an epoch line each)
+    /// to be stopped mid-run by a signal.
+    static func stoppableTraining(name: String, epochs: Int) -> String {
+        """
+        name: \(name)
+        data: synthetic
+        model: mlp
+        model_set: [widths=64]
+        epochs: \(epochs)
+        train_limit: 4000
+        test_limit: 20
+        runs:
+          - objective: gradnorm
+        measure: {samples: 5, alignment: false, robustness: false}
+        """
+    }
+
     /// A training task on Slurm sent USR1 mid-run saves its resume state, requeues itself and
     /// ends bit-identical to an uninterrupted run.
     func testSlurmTrainingTaskRequeuesOnUSR1AndResumesExactly() throws {
@@ -234,18 +251,7 @@ final class ExecutorTests: XCTestCase {
         let tmp = try Support.tempDir("exec-requeue")
         defer { try? FileManager.default.removeItem(at: tmp) }
         let file = tmp.appendingPathComponent("r.yaml").path
-        try """
-        name: requeue
-        data: synthetic
-        model: mlp
-        model_set: [widths=64]
-        epochs: 150
-        train_limit: 4000
-        test_limit: 20
-        runs:
-          - objective: gradnorm
-        measure: {samples: 5, alignment: false, robustness: false}
-        """.write(toFile: file, atomically: true, encoding: .utf8)
+        try Self.stoppableTraining(name: "requeue", epochs: 150).write(toFile: file, atomically: true, encoding: .utf8)
         let plain = tmp.appendingPathComponent("plain").path, slurm = tmp.appendingPathComponent("slurm").path
         let a = try Support.runPag(["run", file, "--out", plain, "--threads", "1"])
         XCTAssertEqual(a.status, 0, a.stderr)
@@ -294,20 +300,8 @@ final class ExecutorTests: XCTestCase {
     func testSlurmStopSignalsNeverReachAComputeThread() throws {
         let tmp = try Support.tempDir("exec-signals")
         defer { try? FileManager.default.removeItem(at: tmp) }
-        let yaml = """
-        name: signals
-        data: synthetic
-        model: mlp
-        model_set: [widths=64]
-        epochs: 12
-        train_limit: 4000
-        test_limit: 20
-        runs:
-          - objective: gradnorm
-        measure: {samples: 5, alignment: false, robustness: false}
-        """
         let file = tmp.appendingPathComponent("s.yaml").path
-        try yaml.write(toFile: file, atomically: true, encoding: .utf8)
+        try Self.stoppableTraining(name: "signals", epochs: 12).write(toFile: file, atomically: true, encoding: .utf8)
         let plain = tmp.appendingPathComponent("plain").path
         XCTAssertEqual(try Support.runPag(["run", file, "--out", plain, "--threads", "2"]).status, 0)
         // The task as a Slurm job array element starts it (the fake job id is never requeued).
