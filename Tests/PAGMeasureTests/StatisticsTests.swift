@@ -130,6 +130,13 @@ final class StatisticsTests: XCTestCase {
         for label in ["mean", "ci95_low", "ci95_high"] { XCTAssertTrue(lines.contains { $0.hasPrefix("rs-sigma1,rs-sigma1,\(label),") }, label) }
         let back = try MeasureRunner.readJSON(ExperimentSummary.self, from: out + "/summary.json")
         XCTAssertEqual(back.groups?.count, 3)
+        XCTAssertEqual(back.taskSeconds, 1.0)
+        XCTAssertTrue(try String(contentsOfFile: out + "/summary.json", encoding: .utf8).contains("\"task_seconds\""))
+        // A summary written before the rename (wall_seconds) still reads, so --replicate works on it.
+        let old = out + "/old.json"
+        try #"{"pag_version": "0.9", "experiment": "e", "data": "d", "model": "m", "wall_seconds": 12.5, "runs": []}"#
+            .write(toFile: old, atomically: true, encoding: .utf8)
+        XCTAssertEqual(try MeasureRunner.readJSON(ExperimentSummary.self, from: old).taskSeconds, 12.5)
     }
 
     func testIntervals() {
