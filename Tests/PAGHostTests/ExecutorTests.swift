@@ -256,13 +256,8 @@ final class ExecutorTests: XCTestCase {
         let a = try Support.runPag(["run", file, "--out", plain, "--threads", "1"])
         XCTAssertEqual(a.status, 0, a.stderr)
         // pag run on Slurm in the background; once training is under way, USR1 to the batch step.
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Support.pag)
-        p.arguments = ["run", file, "--out", slurm, "--executor", "slurm", "--threads", "1"]
-        let err = tmp.appendingPathComponent("run.err")
-        FileManager.default.createFile(atPath: err.path, contents: nil)
-        p.standardOutput = FileHandle.nullDevice; p.standardError = try FileHandle(forWritingTo: err)
-        try p.run()
+        let err = tmp.appendingPathComponent("run.log")
+        let p = try Support.startPag(["run", file, "--out", slurm, "--executor", "slurm", "--threads", "1"], log: err)
         // The training level's job (level 0, the first array pag submitted) and its log.
         var job = "", log = ""
         let deadline = Date().addingTimeInterval(120)
@@ -287,8 +282,7 @@ final class ExecutorTests: XCTestCase {
         let text = try String(contentsOfFile: log, encoding: .utf8)
         XCTAssertEqual(p.terminationStatus, 0, runErr + "\nlog when USR1 was sent:\n" + before + "\nlog now:\n" + text)
         XCTAssertTrue(text.contains("requeueing job") && text.contains("resuming"), text)
-        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: plain + "/runs/gradnorm/checkpoint.safetensors")),
-                       try Data(contentsOf: URL(fileURLWithPath: slurm + "/runs/gradnorm/checkpoint.safetensors")))
+        try assertSameWeights(plain, slurm)
     }
 
     /// A task on Slurm takes USR1 and SIGTERM on a thread of its own: every other thread (the
@@ -308,16 +302,10 @@ final class ExecutorTests: XCTestCase {
         let out = tmp.appendingPathComponent("out").path
         try FileManager.default.createDirectory(atPath: out + "/tasks", withIntermediateDirectories: true)
         try FileManager.default.copyItem(atPath: plain + "/experiment.yaml", toPath: out + "/experiment.yaml")
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: Support.pag)
-        p.arguments = ["task", out, "train-gradnorm"]
         var env = ProcessInfo.processInfo.environment
         env["SLURM_JOB_ID"] = "999999"; env["OMP_NUM_THREADS"] = "2"; env["PATH"] = "/nonexistent"
-        p.environment = env
         let log = tmp.appendingPathComponent("task.log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
-        p.standardOutput = try FileHandle(forWritingTo: log); p.standardError = p.standardOutput
-        try p.run()
+        let p = try Support.startPag(["task", out, "train-gradnorm"], log: log, environment: env)
         let deadline = Date().addingTimeInterval(120)
         while Date() < deadline, p.isRunning, !((try? String(contentsOf: log, encoding: .utf8))?.contains("epoch 2/") ?? false) {
             usleep(2_000)
@@ -350,8 +338,13 @@ final class ExecutorTests: XCTestCase {
         let resumed = try Support.run(Support.pag, ["task", out, "train-gradnorm"], environment: env)
         XCTAssertEqual(resumed.status, 0, resumed.stderr)
         XCTAssertTrue(resumed.stderr.contains("resuming"), resumed.stderr)
-        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: plain + "/runs/gradnorm/checkpoint.safetensors")),
-                       try Data(contentsOf: URL(fileURLWithPath: out + "/runs/gradnorm/checkpoint.safetensors")))
+        try assertSameWeights(plain, out)
+    }
+
+    /// The gradnorm run of `stoppableTraining` in two experiment folders ended with the same bytes.
+    func assertSameWeights(_ a: String, _ b: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: a + "/runs/gradnorm/checkpoint.safetensors")),
+                       try Data(contentsOf: URL(fileURLWithPath: b + "/runs/gradnorm/checkpoint.safetensors")), file: file, line: line)
     }
 
     /// OUT/tasks/slurm.json reads back what was written (pag status and a later pag run use it

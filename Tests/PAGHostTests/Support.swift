@@ -61,6 +61,19 @@ enum Support {
         return URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("pag").path
     }
 
+    /// Starts pag in the background with stdout and stderr going to `log` (created empty).
+    static func startPag(_ args: [String], log: URL, environment: [String: String]? = nil) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: pag)
+        p.arguments = args
+        if let environment { p.environment = environment }
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
+        let out = try FileHandle(forWritingTo: log)
+        p.standardOutput = out; p.standardError = out
+        try p.run()
+        return p
+    }
+
     static func runPag(_ args: [String]) throws -> Run {
         guard FileManager.default.isExecutableFile(atPath: pag) else {
             XCTFail("the pag executable is not built at \(pag)")

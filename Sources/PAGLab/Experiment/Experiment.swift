@@ -188,8 +188,8 @@ public struct ExperimentSpec: Sendable {
         testLimit = try r.int("test_limit", min: 1)
         baseline = try r.string("baseline")
         if let a = try r.string("conv_algorithm") {
-            guard ConvolutionAlgorithm(rawValue: a) != nil else {
-                throw SpecError(description: "\(source): 'conv_algorithm' must be direct or fast, got '\(a)'")
+            if let problem = ConvolutionAlgorithm.problem(with: a, in: "'conv_algorithm'") {
+                throw SpecError(description: "\(source): \(problem)")
             }
             convAlgorithm = a
         }

@@ -45,44 +45,25 @@ public struct ExperimentSummary: Codable, Sendable {
     public var threads: Int? = nil
     /// Tasks that failed (nil when none): their runs are missing from `runs`.
     public var failed: [FailedTask]? = nil
+}
 
-    private enum CodingKeys: String, CodingKey {
-        case pagVersion, experiment, data, model, taskSeconds, runs, groups, threads, failed
-        /// What `taskSeconds` was called before (summaries written until 2026-11-29).
-        case wallSeconds
-    }
-
-    public init(experiment: String, data: String, model: String, taskSeconds: Double, runs: [RunResult],
-                groups: [GroupSummary]? = nil, threads: Int? = nil, failed: [FailedTask]? = nil) {
-        self.experiment = experiment; self.data = data; self.model = model; self.taskSeconds = taskSeconds
-        self.runs = runs; self.groups = groups; self.threads = threads; self.failed = failed
-    }
+extension ExperimentSummary {
+    /// What `taskSeconds` was called in summaries written until 2026-11-29.
+    private enum LegacyKeys: String, CodingKey { case wallSeconds }
 
     /// Reads summaries of every pag version: older ones name the task seconds `wall_seconds`.
+    /// (In an extension, so the memberwise initializer and the synthesized encoding stay.)
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        let legacy = try decoder.container(keyedBy: LegacyKeys.self)
+        self.init(experiment: try c.decode(String.self, forKey: .experiment), data: try c.decode(String.self, forKey: .data),
+                  model: try c.decode(String.self, forKey: .model),
+                  taskSeconds: try c.decodeIfPresent(Double.self, forKey: .taskSeconds) ?? legacy.decode(Double.self, forKey: .wallSeconds),
+                  runs: try c.decode([RunResult].self, forKey: .runs))
         pagVersion = try c.decode(String.self, forKey: .pagVersion)
-        experiment = try c.decode(String.self, forKey: .experiment)
-        data = try c.decode(String.self, forKey: .data)
-        model = try c.decode(String.self, forKey: .model)
-        taskSeconds = try c.decodeIfPresent(Double.self, forKey: .taskSeconds) ?? c.decode(Double.self, forKey: .wallSeconds)
-        runs = try c.decode([RunResult].self, forKey: .runs)
         groups = try c.decodeIfPresent([GroupSummary].self, forKey: .groups)
         threads = try c.decodeIfPresent(Int.self, forKey: .threads)
         failed = try c.decodeIfPresent([FailedTask].self, forKey: .failed)
-    }
-
-    public func encode(to encoder: Encoder) throws {
-        var c = encoder.container(keyedBy: CodingKeys.self)
-        try c.encode(pagVersion, forKey: .pagVersion)
-        try c.encode(experiment, forKey: .experiment)
-        try c.encode(data, forKey: .data)
-        try c.encode(model, forKey: .model)
-        try c.encode(taskSeconds, forKey: .taskSeconds)
-        try c.encode(runs, forKey: .runs)
-        try c.encodeIfPresent(groups, forKey: .groups)
-        try c.encodeIfPresent(threads, forKey: .threads)
-        try c.encodeIfPresent(failed, forKey: .failed)
     }
 }
 

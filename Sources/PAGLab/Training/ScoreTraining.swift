@@ -82,9 +82,10 @@ public enum LearnedEstimator {
         guard config.steps >= 1, config.batchSize >= 1, config.learningRate > 0, config.learningRate.isFinite else {
             throw TrainingError.badConfig("estimator training needs steps >= 1, batch size >= 1 and a positive learning rate (got \(config.steps), \(config.batchSize), \(config.learningRate))")
         }
-        guard let algorithm = ConvolutionAlgorithm(rawValue: config.convAlgorithm) else {
-            throw TrainingError.badConfig("estimator training: the convolution algorithm must be direct or fast, got '\(config.convAlgorithm)'")
+        if let problem = ConvolutionAlgorithm.problem(with: config.convAlgorithm, in: "estimator training: the convolution algorithm") {
+            throw TrainingError.badConfig(problem)
         }
+        let algorithm = ConvolutionAlgorithm(rawValue: config.convAlgorithm) ?? .direct
         let before = ConvolutionAlgorithm.current
         ConvolutionAlgorithm.current = algorithm
         defer { ConvolutionAlgorithm.current = before }

@@ -51,7 +51,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
         try need(trainLimit.map { $0 >= 1 } ?? true, "--train-limit must be at least 1")
         try need(testLimit.map { $0 >= 1 } ?? true, "--test-limit must be at least 1")
         try need(checkpointEvery >= 1, "--checkpoint-every must be at least 1, got \(checkpointEvery)")
-        try need(ConvolutionAlgorithm(rawValue: convAlgorithm) != nil, "--conv-algorithm must be direct or fast, got '\(convAlgorithm)'")
+        if let problem = ConvolutionAlgorithm.problem(with: convAlgorithm, in: "--conv-algorithm") { throw TrainingError.badConfig(problem) }
         _ = try lrSchedule()
     }
 
@@ -94,4 +94,13 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
 extension TrainingConfig {
     /// `convAlgorithm` as the engine's setting (validated where it enters: direct or fast).
     public var convolutionAlgorithm: ConvolutionAlgorithm { ConvolutionAlgorithm(rawValue: convAlgorithm) ?? .direct }
+}
+
+extension ConvolutionAlgorithm {
+    /// The one check of an algorithm's name, wherever it enters (a flag, an experiment key, an
+    /// estimator's config): nil for a good name, else "WHAT must be direct or fast, got 'NAME'".
+    static func problem(with name: String, in what: String) -> String? {
+        ConvolutionAlgorithm(rawValue: name) != nil ? nil
+            : "\(what) must be \(allCases.map(\.rawValue).joined(separator: " or ")), got '\(name)'"
+    }
 }
