@@ -11,6 +11,7 @@
 //   while other threads are executing.
 #define _POSIX_C_SOURCE 200809L
 #include "pag_kernels.h"
+#include "pag_winograd.h"
 
 #include <dnnl.h>
 #include <pthread.h>
@@ -423,7 +424,7 @@ int64_t pag_kernels_cache_size(void) {
 }
 
 void pag_kernels_set_conv_policy(int policy) {
-    if (policy >= PAG_CONV_AUTO && policy <= PAG_CONV_WINOGRAD) atomic_store(&g_policy, policy);
+    if (policy >= PAG_CONV_AUTO && policy <= PAG_CONV_PAG_WINOGRAD) atomic_store(&g_policy, policy);
 }
 
 int pag_kernels_get_conv_policy(void) { return atomic_load(&g_policy); }
@@ -553,6 +554,42 @@ static int shape_ok(const pag_conv_shape *s) {
 // oneDNN rejects zero-sized tensors; the results are trivial then.
 static int degenerate(const pag_conv_shape *s) { return s->n == 0 || s->c == 0 || s->o == 0; }
 
+static pthread_once_t g_winograd_once = PTHREAD_ONCE_INIT;
+static int g_onednn_winograd;
+
+// Asks oneDNN for a Winograd forward on a small shape it would take if it had one at all.
+static void probe_winograd(void) {
+    pthread_once(&g_once, init_once);
+    if (g_engine_status != dnnl_success) return;
+    dnnl_dims_t xd = {1, 16, 8, 8}, wd = {16, 16, 3, 3}, yd = {1, 16, 8, 8}, one = {1, 1}, pad = {1, 1};
+    dnnl_memory_desc_t x, w, y;
+    dnnl_convolution_desc_t d;
+    dnnl_primitive_desc_t pd = NULL;
+    if (dnnl_memory_desc_init_by_tag(&x, 4, xd, dnnl_f32, dnnl_format_tag_any) ||
+        dnnl_memory_desc_init_by_tag(&w, 4, wd, dnnl_f32, dnnl_format_tag_any) ||
+        dnnl_memory_desc_init_by_tag(&y, 4, yd, dnnl_f32, dnnl_format_tag_any) ||
+        dnnl_convolution_forward_desc_init(&d, dnnl_forward_training, dnnl_convolution_winograd, &x, &w, NULL, &y,
+                                           one, pad, pad))
+        return;
+    if (dnnl_primitive_desc_create(&pd, &d, NULL, g_engine, NULL) == dnnl_success) {
+        g_onednn_winograd = 1;
+        dnnl_primitive_desc_destroy(pd);
+    }
+}
+
+int pag_kernels_onednn_has_winograd(void) {
+    pthread_once(&g_winograd_once, probe_winograd);
+    return g_onednn_winograd;
+}
+
+// 1 when this call goes to pag's own Winograd (pag_winograd.h) instead of oneDNN.
+static int own_winograd(const pag_conv_shape *s) {
+    int policy = atomic_load(&g_policy);
+    if (policy != PAG_CONV_PAG_WINOGRAD && policy != PAG_CONV_FAST) return 0;
+    if (!pag_winograd_supports(s)) return 0;
+    return policy == PAG_CONV_PAG_WINOGRAD || !pag_kernels_onednn_has_winograd();
+}
+
 int pag_conv2d_forward(const pag_conv_shape *s, const float *x, const float *w, const float *bias,
                        float *y) {
     if (!shape_ok(s)) return dnnl_invalid_arguments;
@@ -565,6 +602,7 @@ int pag_conv2d_forward(const pag_conv_shape *s, const float *x, const float *w, 
         return dnnl_success;
     }
     if (!x || !w || !y) return dnnl_invalid_arguments;
+    if (own_winograd(s)) return pag_winograd_forward(s, x, w, bias, y);
     return conv_execute(s, OP_FWD, bias != NULL, (void *)x, (void *)w, y, (void *)bias);
 }
 
@@ -576,6 +614,7 @@ int pag_conv2d_backward_data(const pag_conv_shape *s, const float *gy, const flo
         return dnnl_success;
     }
     if (!gy || !w || !gx) return dnnl_invalid_arguments;
+    if (own_winograd(s)) return pag_winograd_backward_data(s, gy, w, gx);
     return conv_execute(s, OP_BWD_DATA, 0, gx, (void *)w, (void *)gy, NULL);
 }
 
@@ -598,6 +637,7 @@ int pag_conv2d_backward_weights(const pag_conv_shape *s, const float *x, const f
         return dnnl_success;
     }
     if (!x || !gy || !gw) return dnnl_invalid_arguments;
+    if (own_winograd(s)) return pag_winograd_backward_weights(s, x, gy, gw, gbias);
     return conv_execute(s, OP_BWD_WEIGHTS, gbias != NULL, (void *)x, gw, (void *)gy, gbias);
 }
 

@@ -42,18 +42,21 @@ int64_t pag_kernels_cache_size(void);
 /// How convolutions are computed. PAG_CONV_AUTO (the default) uses oneDNN's direct algorithm and
 /// picks, per shape and op, the layout that measured fastest: oneDNN's blocked layouts with
 /// reorders from/to NCHW/OIHW almost everywhere, plain NCHW for backward-data with C < 8.
-/// PAG_CONV_FAST is AUTO plus Winograd F(4,3) for 3x3 stride-1 layers with C, O >= 16: 1.2-1.9x
-/// faster there, with forward / backward-data rounding error 3-5x direct's (~1e-6 relative on the
-/// LeNet conv2 shape; backward-weights is about as accurate as direct). The others force one
+/// PAG_CONV_FAST is AUTO plus Winograd F(4,3) for 3x3 stride-1 layers with C, O >= 16: oneDNN's
+/// where it has one (AVX-512), pag's own (pag_winograd.h, no reorders) elsewhere; 1.2-2.5x faster
+/// there, with rounding error a few times direct's (~1e-6 relative). The others force one
 /// strategy everywhere, for benchmarks and tests; a forced strategy the shape does not support
-/// falls back to the next (Winograd -> blocked -> plain).
+/// falls back to the next (Winograd -> blocked -> plain; pag's Winograd -> AUTO).
 enum {
     PAG_CONV_AUTO = 0,
     PAG_CONV_FAST = 1,
     PAG_CONV_PLAIN = 2,     // NCHW/OIHW memory for the primitive, no reorders
     PAG_CONV_BLOCKED = 3,   // oneDNN picks every layout; reorders around the primitive
-    PAG_CONV_WINOGRAD = 4,
+    PAG_CONV_WINOGRAD = 4,  // oneDNN's Winograd
+    PAG_CONV_PAG_WINOGRAD = 5,  // pag's own Winograd, whatever oneDNN has
 };
+/// 1 when oneDNN has a Winograd convolution on this machine (AVX-512), so PAG_CONV_FAST uses it.
+int pag_kernels_onednn_has_winograd(void);
 /// Sets the strategy for later calls (thread-safe; primitives are cached per strategy).
 void pag_kernels_set_conv_policy(int policy);
 int pag_kernels_get_conv_policy(void);

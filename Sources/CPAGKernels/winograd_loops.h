@@ -1,0 +1,226 @@
+// winograd_loops.h: pag's own Winograd F(4x4, 3x3) convolution (winograd.c includes it once per
+// instruction set, like simd_loops.h; V(name) gives each copy its own names). It exists for
+// machines where oneDNN 2.6 has no Winograd (everything below AVX-512).
+//
+// Layouts: x NCHW, w OIHW, y NCHW, as the caller holds them, so no reorders. Work is split into
+// blocks of TB output tiles (4x4 pixels of one image each). Per block:
+//   V[xi][t][c]  = (B^T d B)[xi]  input transform of each 6x6 input patch d (c padded to 8)
+//   M[xi][t][o]  = sum_c V[xi][t][c] U[xi][c][o]        36 small matrix products
+//   y tile       = A^T M A (+ bias)                     output transform
+// with U[xi][c][o] = (G g G^T)[xi] computed once per call. Backward-data is the same forward
+// with the weights turned 180 degrees and transposed (O <-> C) and padding 2 - p. Backward-weights
+// is the adjoint of the forward's arithmetic:
+//   S[xi][c][o] += sum_t V[xi][t][c] Z[xi][t][o],  Z = A gy_tile A^T,  gw = G^T S G.
+// Vectors are 8 floats (GCC vector extension): AVX2 registers, two SSE registers in the baseline.
+
+typedef float V(v8) __attribute__((vector_size(32), aligned(4)));
+
+static inline V(v8) V(load8)(const float *p) {
+    V(v8) v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+static inline void V(store8)(float *p, V(v8) v) { memcpy(p, &v, sizeof v); }
+static inline V(v8) V(splat)(float f) { return (V(v8)){f, f, f, f, f, f, f, f}; }
+
+// d (36 vectors, 6x6 row-major) -> B^T d B, in place. Rows first, then columns.
+static inline void V(input_transform)(V(v8) *d) {
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < 6; i++) {
+            // One line of 6 (a row on pass 0, a column on pass 1).
+            int s0 = pass == 0 ? 6 * i : i, st = pass == 0 ? 1 : 6;
+            V(v8) a0 = d[s0], a1 = d[s0 + st], a2 = d[s0 + 2 * st], a3 = d[s0 + 3 * st],
+                  a4 = d[s0 + 4 * st], a5 = d[s0 + 5 * st];
+            V(v8) f4 = V(splat)(4.f), f5 = V(splat)(5.f), f2 = V(splat)(2.f);
+            d[s0] = f4 * a0 - f5 * a2 + a4;
+            d[s0 + st] = -f4 * (a1 + a2) + a3 + a4;
+            d[s0 + 2 * st] = f4 * (a1 - a2) - a3 + a4;
+            d[s0 + 3 * st] = -f2 * (a1 - a3) - a2 + a4;
+            d[s0 + 4 * st] = f2 * (a1 - a3) - a2 + a4;
+            d[s0 + 5 * st] = f4 * a1 - f5 * a3 + a5;
+        }
+    }
+}
+
+// m (36 vectors, 6x6) -> A^T m A (16 vectors, 4x4 row-major).
+static inline void V(output_transform)(const V(v8) *m, V(v8) *y) {
+    V(v8) t[24];  // A^T m: 4 rows of 6
+    V(v8) f2 = V(splat)(2.f), f4 = V(splat)(4.f), f8 = V(splat)(8.f);
+    for (int j = 0; j < 6; j++) {
+        V(v8) a0 = m[j], a1 = m[6 + j], a2 = m[12 + j], a3 = m[18 + j], a4 = m[24 + j], a5 = m[30 + j];
+        V(v8) p12 = a1 + a2, m12 = a1 - a2, p34 = a3 + a4, m34 = a3 - a4;
+        t[j] = a0 + p12 + p34;
+        t[6 + j] = m12 + f2 * m34;
+        t[12 + j] = p12 + f4 * p34;
+        t[18 + j] = m12 + f8 * m34 + a5;
+    }
+    for (int i = 0; i < 4; i++) {
+        const V(v8) *r = t + 6 * i;
+        V(v8) p12 = r[1] + r[2], m12 = r[1] - r[2], p34 = r[3] + r[4], m34 = r[3] - r[4];
+        y[4 * i] = r[0] + p12 + p34;
+        y[4 * i + 1] = m12 + f2 * m34;
+        y[4 * i + 2] = p12 + f4 * p34;
+        y[4 * i + 3] = m12 + f8 * m34 + r[5];
+    }
+}
+
+// g (16 vectors, 4x4) -> A g A^T (36 vectors, 6x6): the adjoint of output_transform.
+static inline void V(output_adjoint)(const V(v8) *g, V(v8) *z) {
+    V(v8) t[24];  // g A^T: 4 rows of 6
+    V(v8) f2 = V(splat)(2.f), f4 = V(splat)(4.f), f8 = V(splat)(8.f);
+    for (int i = 0; i < 4; i++) {
+        V(v8) b0 = g[4 * i], b1 = g[4 * i + 1], b2 = g[4 * i + 2], b3 = g[4 * i + 3];
+        V(v8) e = b0 + b2, o = b1 + b3, e4 = b0 + f4 * b2, o8 = f2 * b1 + f8 * b3;
+        t[6 * i] = b0;
+        t[6 * i + 1] = e + o;
+        t[6 * i + 2] = e - o;
+        t[6 * i + 3] = e4 + o8;
+        t[6 * i + 4] = e4 - o8;
+        t[6 * i + 5] = b3;
+    }
+    for (int j = 0; j < 6; j++) {
+        V(v8) b0 = t[j], b1 = t[6 + j], b2 = t[12 + j], b3 = t[18 + j];
+        V(v8) e = b0 + b2, o = b1 + b3, e4 = b0 + f4 * b2, o8 = f2 * b1 + f8 * b3;
+        z[j] = b0;
+        z[6 + j] = e + o;
+        z[12 + j] = e - o;
+        z[18 + j] = e4 + o8;
+        z[24 + j] = e4 - o8;
+        z[30 + j] = b3;
+    }
+}
+
+// Copies channels [0, ch) of one NCHW image (ch x rows x cols) into an HWC buffer of
+// prows x pcols x cstride floats with its top-left pixel at (top, left); everything else 0.
+static void V(to_hwc)(const float *img, int64_t ch, int64_t rows, int64_t cols, float *buf,
+                      int64_t prows, int64_t pcols, int64_t cstride, int64_t top, int64_t left) {
+    memset(buf, 0, (size_t)(prows * pcols * cstride) * sizeof(float));
+    for (int64_t c = 0; c < ch; c++) {
+        const float *src = img + c * rows * cols;
+        for (int64_t r = 0; r < rows; r++) {
+            int64_t pr = r + top;
+            if (pr < 0 || pr >= prows) continue;
+            float *dst = buf + (pr * pcols) * cstride + c;
+            for (int64_t q = 0; q < cols; q++) {
+                int64_t pq = q + left;
+                if (pq >= 0 && pq < pcols) dst[pq * cstride] = src[r * cols + q];
+            }
+        }
+    }
+}
+
+// V[xi][t][c] for the tiles [t0, t0 + nt) of one image, from its HWC copy (cs channels per pixel).
+static void V(transform_inputs)(const float *hwc, int64_t pcols, int64_t cs, int64_t tw, int64_t t0,
+                                int64_t nt, int64_t tb, float *vb) {
+    V(v8) d[36];
+    for (int64_t t = 0; t < nt; t++) {
+        int64_t ty = (t0 + t) / tw, tx = (t0 + t) % tw;
+        for (int64_t c = 0; c < cs; c += 8) {
+            for (int i = 0; i < 6; i++)
+                for (int j = 0; j < 6; j++) d[6 * i + j] = V(load8)(hwc + ((ty * 4 + i) * pcols + tx * 4 + j) * cs + c);
+            V(input_transform)(d);
+            for (int xi = 0; xi < 36; xi++) V(store8)(vb + (xi * tb + t) * cs + c, d[xi]);
+        }
+    }
+}
+
+// M[xi][t][o] = sum_c V[xi][t][c] U[xi][c][o] for t < tb (a multiple of 6), o < os (of 16).
+static void V(multiply)(const float *vb, const float *u, int64_t tb, int64_t cs, int64_t os, float *mb) {
+    for (int xi = 0; xi < 36; xi++) {
+        const float *vx = vb + xi * tb * cs, *ux = u + xi * cs * os;
+        float *mx = mb + xi * tb * os;
+        for (int64_t t = 0; t < tb; t += 6) {
+            for (int64_t o = 0; o < os; o += 16) {
+                V(v8) acc[6][2];
+                for (int i = 0; i < 6; i++) acc[i][0] = acc[i][1] = V(splat)(0.f);
+                for (int64_t c = 0; c < cs; c++) {
+                    V(v8) u0 = V(load8)(ux + c * os + o), u1 = V(load8)(ux + c * os + o + 8);
+                    for (int i = 0; i < 6; i++) {
+                        V(v8) v = V(splat)(vx[(t + i) * cs + c]);
+                        acc[i][0] += v * u0;
+                        acc[i][1] += v * u1;
+                    }
+                }
+                for (int i = 0; i < 6; i++) {
+                    V(store8)(mx + (t + i) * os + o, acc[i][0]);
+                    V(store8)(mx + (t + i) * os + o + 8, acc[i][1]);
+                }
+            }
+        }
+    }
+}
+
+// y tiles [t0, t0 + nt) of one NCHW output image (o channels, oh x ow) from M, plus bias.
+static void V(transform_outputs)(const float *mb, int64_t tb, int64_t os, int64_t o_count,
+                                 const float *bias, int64_t tw, int64_t t0, int64_t nt, int64_t oh,
+                                 int64_t ow, float *y) {
+    V(v8) m[36], r[16];
+    float lanes[16][8];
+    for (int64_t t = 0; t < nt; t++) {
+        int64_t ty = (t0 + t) / tw, tx = (t0 + t) % tw;
+        int64_t rows = oh - ty * 4 < 4 ? oh - ty * 4 : 4, cols = ow - tx * 4 < 4 ? ow - tx * 4 : 4;
+        for (int64_t o = 0; o < o_count; o += 8) {
+            for (int xi = 0; xi < 36; xi++) m[xi] = V(load8)(mb + (xi * tb + t) * os + o);
+            V(output_transform)(m, r);
+            int64_t lanes_used = o_count - o < 8 ? o_count - o : 8;
+            for (int p = 0; p < 16; p++) memcpy(lanes[p], &r[p], sizeof lanes[p]);
+            for (int64_t k = 0; k < lanes_used; k++) {
+                float b = bias ? bias[o + k] : 0.f;
+                float *plane = y + (o + k) * oh * ow + ty * 4 * ow + tx * 4;
+                for (int64_t i = 0; i < rows; i++)
+                    for (int64_t j = 0; j < cols; j++) plane[i * ow + j] = lanes[4 * i + j][k] + b;
+            }
+        }
+    }
+}
+
+// Z[xi][t][o] = (A g A^T)[xi] for the tiles [t0, t0 + nt), from the HWC copy of gy (os per pixel,
+// zero beyond the output's edge).
+static void V(transform_output_grads)(const float *hwc, int64_t pcols, int64_t os, int64_t tw,
+                                      int64_t t0, int64_t nt, int64_t tb, float *zb) {
+    V(v8) g[16], z[36];
+    for (int64_t t = 0; t < nt; t++) {
+        int64_t ty = (t0 + t) / tw, tx = (t0 + t) % tw;
+        for (int64_t o = 0; o < os; o += 8) {
+            for (int i = 0; i < 4; i++)
+                for (int j = 0; j < 4; j++) g[4 * i + j] = V(load8)(hwc + ((ty * 4 + i) * pcols + tx * 4 + j) * os + o);
+            V(output_adjoint)(g, z);
+            for (int xi = 0; xi < 36; xi++) V(store8)(zb + (xi * tb + t) * os + o, z[xi]);
+        }
+    }
+}
+
+// S[xi][c][o] += sum_t V[xi][t][c] Z[xi][t][o] over t < nt.
+static void V(accumulate_products)(const float *vb, const float *zb, int64_t tb, int64_t nt, int64_t cs,
+                                   int64_t os, float *s) {
+    for (int xi = 0; xi < 36; xi++) {
+        const float *vx = vb + xi * tb * cs, *zx = zb + xi * tb * os;
+        float *sx = s + xi * cs * os;
+        for (int64_t c = 0; c < cs; c += 4) {
+            for (int64_t o = 0; o < os; o += 16) {
+                V(v8) acc[4][2];
+                for (int i = 0; i < 4; i++) {
+                    acc[i][0] = V(load8)(sx + (c + i) * os + o);
+                    acc[i][1] = V(load8)(sx + (c + i) * os + o + 8);
+                }
+                for (int64_t t = 0; t < nt; t++) {
+                    V(v8) z0 = V(load8)(zx + t * os + o), z1 = V(load8)(zx + t * os + o + 8);
+                    for (int i = 0; i < 4; i++) {
+                        V(v8) v = V(splat)(vx[t * cs + c + i]);
+                        acc[i][0] += v * z0;
+                        acc[i][1] += v * z1;
+                    }
+                }
+                for (int i = 0; i < 4; i++) {
+                    V(store8)(sx + (c + i) * os + o, acc[i][0]);
+                    V(store8)(sx + (c + i) * os + o + 8, acc[i][1]);
+                }
+            }
+        }
+    }
+}
+
+static const struct wino_loops V(wino_loops) = {
+    V(to_hwc), V(transform_inputs), V(multiply), V(transform_outputs), V(transform_output_grads),
+    V(accumulate_products),
+};
