@@ -7,6 +7,7 @@
 #include "pag_kernels.h"
 #include "pag_simd.h"
 
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -15,12 +16,16 @@
 
 struct wino_loops {
     void (*to_hwc)(const float *, int64_t, int64_t, int64_t, float *, int64_t, int64_t, int64_t, int64_t, int64_t);
-    void (*transform_inputs)(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float *);
-    void (*multiply)(const float *, const float *, int64_t, int64_t, int64_t, float *);
+    void (*transform_inputs)(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                             float *);
+    void (*multiply)(const float *, const float *, int64_t, int64_t, int64_t, int64_t, float *);
     void (*transform_outputs)(const float *, int64_t, int64_t, int64_t, const float *, int64_t, int64_t, int64_t,
-                              int64_t, int64_t, float *);
-    void (*transform_output_grads)(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float *);
-    void (*accumulate_products)(const float *, const float *, int64_t, int64_t, int64_t, int64_t, float *);
+                              int64_t, int64_t, int64_t, float *);
+    void (*transform_output_grads)(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                                   int64_t, float *);
+    void (*accumulate_products)(const float *, const float *, int64_t, int64_t, int64_t, int64_t, int, float *);
+    void (*transform_filters)(const float *, float *, int64_t);
+    void (*gather_filters)(const float *, int64_t, int64_t, int64_t, float *);
 };
 
 #define V(name) name##_baseline
@@ -45,12 +50,13 @@ static const struct wino_loops *loops(void) {
 int pag_winograd_supports(const pag_conv_shape *s) {
     return s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 && s->ph >= 0 && s->ph <= 2 &&
            s->pw >= 0 && s->pw <= 2 && s->c >= 16 && s->o >= 16 && s->oh == s->h + 2 * s->ph - 2 &&
-           s->ow == s->w + 2 * s->pw - 2 && s->oh > 0 && s->ow > 0;
+           s->ow == s->w + 2 * s->pw - 2 && s->oh * s->ow >= 64;  // smaller: transforms outweigh the gain
 }
 
 static int64_t round_up(int64_t v, int64_t m) { return (v + m - 1) / m * m; }
 
-// Geometry of one Winograd pass: input channels ci (padded to cs), output channels co (to os).
+// Geometry of one Winograd pass: input channels ci (padded to cs), output channels co (to os),
+// th x tw tiles per image, blocks of tb tiles (spanning several images when these are small).
 typedef struct pass {
     int64_t n, ci, h, w, co, ph, pw, oh, ow;
     int64_t cs, os, th, tw, tb;
@@ -60,43 +66,94 @@ static pass make_pass(int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co, i
     pass p = {n, ci, h, w, co, ph, pw, h + 2 * ph - 2, w + 2 * pw - 2, round_up(ci, 8), round_up(co, 16), 0, 0, 0};
     p.th = (p.oh + 3) / 4;
     p.tw = (p.ow + 3) / 4;
-    // Tiles per block: V and M blocks together about 256 KB, so they stay in L2.
-    int64_t tb = 65536 / (36 * (p.cs + p.os)) / 6 * 6;
-    p.tb = tb < 6 ? 6 : tb;
+    // The V and M blocks (36 x tb x (cs + os)) together about 256 KB, so they stay in L2 beside U;
+    // but at least 48 tiles when U itself is larger than L2 (128 channels and more), as each block
+    // reads U whole.
+    int64_t tb = 65536 / (36 * (p.cs + p.os));
+    if (36 * p.cs * p.os > 262144 && tb < 48) tb = 48;
+    p.tb = tb < 6 ? 6 : tb / 6 * 6;
     return p;
+}
+
+// Images per group: enough for a block of tiles, at most those of the chunk.
+static int64_t group_size(const pass *p, int64_t images) {
+    int64_t g = p->tb / (p->th * p->tw);
+    if (g < 1) g = 1;
+    return g < images ? g : images;
+}
+
+// A buffer of the calling thread's, kept between calls: U and S of ResNet's 512-channel layers
+// are 38 MB, and fresh pages for them on every call cost more than the arithmetic.
+enum { BUF_U, BUF_S, BUF_COUNT };
+static pthread_key_t g_buffers_key;
+static pthread_once_t g_buffers_once = PTHREAD_ONCE_INIT;
+typedef struct buffers { float *p[BUF_COUNT]; size_t cap[BUF_COUNT]; } buffers;
+
+static void buffers_free(void *ptr) {
+    buffers *b = ptr;
+    for (int i = 0; i < BUF_COUNT; i++) free(b->p[i]);
+    free(b);
+}
+static void buffers_init(void) { pthread_key_create(&g_buffers_key, buffers_free); }
+
+static float *thread_buffer(int slot, size_t floats) {
+    pthread_once(&g_buffers_once, buffers_init);
+    buffers *b = pthread_getspecific(g_buffers_key);
+    if (!b) {
+        if (!(b = calloc(1, sizeof *b))) return NULL;
+        if (pthread_setspecific(g_buffers_key, b) != 0) {
+            free(b);
+            return NULL;
+        }
+    }
+    if (b->cap[slot] < floats) {
+        free(b->p[slot]);
+        b->cap[slot] = 0;
+        if (!(b->p[slot] = malloc(floats * sizeof(float)))) return NULL;
+        b->cap[slot] = floats;
+    }
+    return b->p[slot];
+}
+
+// Items (images, channels) split into at most `chunks` contiguous ranges; chunk k is [first(k), first(k + 1)).
+static int64_t chunk_start(int64_t n, int64_t chunks, int64_t k) { return n * k / chunks; }
+
+typedef struct filters_job {
+    const pass *p;
+    const struct wino_loops *L;
+    const float *w;
+    float *u;
+    int flip;
+} filters_job;
+
+// U[xi][c][o] for the input channels of chunk k (of 8), 8 output channels at a time.
+static void filters_chunk(void *ctx, int64_t k) {
+    const filters_job *j = ctx;
+    const pass *p = j->p;
+    float taps[72];
+    for (int64_t c = chunk_start(p->ci, 8, k); c < chunk_start(p->ci, 8, k + 1); c++)
+        for (int64_t o = 0; o < p->os; o += 8) {
+            for (int k = 0; k < 9; k++)
+                for (int64_t l = 0; l < 8; l++)
+                    taps[8 * k + l] = o + l >= p->co ? 0.f
+                                      : j->flip      ? j->w[(c * p->co + o + l) * 9 + 8 - k]
+                                                     : j->w[((o + l) * p->ci + c) * 9 + k];
+            j->L->transform_filters(taps, j->u + c * p->os + o, p->cs * p->os);
+        }
 }
 
 // U[xi][c][o] = (G g G^T)[xi] for g = w[o][c] (OIHW, or CIHW turned 180 degrees when flip is set,
 // for backward-data), zero in the padding.
 static float *transform_weights(const pass *p, const float *w, int flip) {
-    float *u = calloc((size_t)(36 * p->cs * p->os), sizeof(float));
+    float *u = thread_buffer(BUF_U, (size_t)(36 * p->cs * p->os));
     if (!u) return NULL;
-    for (int64_t o = 0; o < p->co; o++)
-        for (int64_t c = 0; c < p->ci; c++) {
-            float g[9], t[18];
-            for (int k = 0; k < 9; k++)
-                g[k] = flip ? w[(c * p->co + o) * 9 + 8 - k] : w[(o * p->ci + c) * 9 + k];
-            for (int j = 0; j < 3; j++) {  // G g: 6 rows of 3
-                float g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
-                t[j] = g0 / 4;
-                t[3 + j] = -(g0 + g1 + g2) / 6;
-                t[6 + j] = -(g0 - g1 + g2) / 6;
-                t[9 + j] = (g0 + 2 * g1 + 4 * g2) / 24;
-                t[12 + j] = (g0 - 2 * g1 + 4 * g2) / 24;
-                t[15 + j] = g2;
-            }
-            for (int i = 0; i < 6; i++) {  // (G g) G^T
-                float g0 = t[3 * i], g1 = t[3 * i + 1], g2 = t[3 * i + 2];
-                float r[6] = {g0 / 4, -(g0 + g1 + g2) / 6, -(g0 - g1 + g2) / 6, (g0 + 2 * g1 + 4 * g2) / 24,
-                              (g0 - 2 * g1 + 4 * g2) / 24, g2};
-                for (int j = 0; j < 6; j++) u[((6 * i + j) * p->cs + c) * p->os + o] = r[j];
-            }
-        }
+    filters_job job = {p, loops(), w, u, flip};
+    pag_parallel_for(8, filters_chunk, &job);
+    for (int xi = 0; xi < 36; xi++)  // the padding channels
+        memset(u + (xi * p->cs + p->ci) * p->os, 0, (size_t)((p->cs - p->ci) * p->os) * sizeof(float));
     return u;
 }
 
-// Images split into at most `chunks` contiguous ranges; chunk k is [first(k), first(k + 1)).
-static int64_t chunk_start(int64_t n, int64_t chunks, int64_t k) { return n * k / chunks; }
 
 typedef struct forward_job {
     const pass *p;
@@ -110,20 +167,24 @@ typedef struct forward_job {
 static void forward_chunk(void *ctx, int64_t k) {
     forward_job *j = ctx;
     const pass *p = j->p;
-    int64_t prows = p->th * 4 + 2, pcols = p->tw * 4 + 2;
-    float *hwc = malloc((size_t)(prows * pcols * p->cs) * sizeof(float));
+    int64_t first = chunk_start(p->n, j->chunks, k), end = chunk_start(p->n, j->chunks, k + 1);
+    int64_t prows = p->th * 4 + 2, pcols = p->tw * 4 + 2, stride = prows * pcols * p->cs;
+    int64_t tpi = p->th * p->tw, group = group_size(p, end - first);
+    float *hwc = malloc((size_t)(group * stride) * sizeof(float));
     float *vb = calloc((size_t)(36 * p->tb * p->cs), sizeof(float));
     float *mb = malloc((size_t)(36 * p->tb * p->os) * sizeof(float));
     if (hwc && vb && mb) {
-        int64_t tiles = p->th * p->tw;
-        for (int64_t i = chunk_start(p->n, j->chunks, k); i < chunk_start(p->n, j->chunks, k + 1); i++) {
-            j->L->to_hwc(j->x + i * p->ci * p->h * p->w, p->ci, p->h, p->w, hwc, prows, pcols, p->cs, p->ph, p->pw);
+        for (int64_t i = first; i < end; i += group) {
+            int64_t images = end - i < group ? end - i : group, tiles = images * tpi;
+            for (int64_t g = 0; g < images; g++)
+                j->L->to_hwc(j->x + (i + g) * p->ci * p->h * p->w, p->ci, p->h, p->w, hwc + g * stride, prows, pcols,
+                             p->cs, p->ph, p->pw);
             float *yi = j->y + i * p->co * p->oh * p->ow;
             for (int64_t t0 = 0; t0 < tiles; t0 += p->tb) {
                 int64_t nt = tiles - t0 < p->tb ? tiles - t0 : p->tb;
-                j->L->transform_inputs(hwc, pcols, p->cs, p->tw, t0, nt, p->tb, vb);
-                j->L->multiply(vb, j->u, p->tb, p->cs, p->os, mb);
-                j->L->transform_outputs(mb, p->tb, p->os, p->co, j->bias, p->tw, t0, nt, p->oh, p->ow, yi);
+                j->L->transform_inputs(hwc, stride, pcols, p->cs, p->tw, tpi, t0, nt, p->tb, vb);
+                j->L->multiply(vb, j->u, p->tb, nt, p->cs, p->os, mb);
+                j->L->transform_outputs(mb, p->tb, p->os, p->co, j->bias, p->tw, tpi, t0, nt, p->oh, p->ow, yi);
             }
         }
     } else {
@@ -145,9 +206,7 @@ int pag_winograd_forward(const pag_conv_shape *s, const float *x, const float *w
     pass p = make_pass(s->n, s->c, s->h, s->w, s->o, s->ph, s->pw);
     float *u = transform_weights(&p, w, 0);
     if (!u) return PAG_WINOGRAD_OUT_OF_MEMORY;
-    int st = run_forward(&p, x, u, bias, y);
-    free(u);
-    return st;
+    return run_forward(&p, x, u, bias, y);
 }
 
 int pag_winograd_backward_data(const pag_conv_shape *s, const float *gy, const float *w, float *gx) {
@@ -156,9 +215,7 @@ int pag_winograd_backward_data(const pag_conv_shape *s, const float *gy, const f
     pass p = make_pass(s->n, s->o, s->oh, s->ow, s->c, 2 - s->ph, 2 - s->pw);
     float *u = transform_weights(&p, w, 1);
     if (!u) return PAG_WINOGRAD_OUT_OF_MEMORY;
-    int st = run_forward(&p, gy, u, NULL, gx);
-    free(u);
-    return st;
+    return run_forward(&p, gy, u, NULL, gx);
 }
 
 typedef struct weights_job {
@@ -173,22 +230,29 @@ typedef struct weights_job {
 static void weights_chunk(void *ctx, int64_t k) {
     weights_job *j = ctx;
     const pass *p = j->p;
-    int64_t prows = p->th * 4 + 2, pcols = p->tw * 4 + 2;
-    float *hwc = malloc((size_t)(prows * pcols * p->cs) * sizeof(float));
-    float *ghwc = malloc((size_t)(p->th * 4 * p->tw * 4 * p->os) * sizeof(float));
+    int64_t first = chunk_start(p->n, j->chunks, k), end = chunk_start(p->n, j->chunks, k + 1);
+    int64_t prows = p->th * 4 + 2, pcols = p->tw * 4 + 2, stride = prows * pcols * p->cs;
+    int64_t gstride = p->th * 4 * p->tw * 4 * p->os;
+    int64_t tpi = p->th * p->tw, group = group_size(p, end - first);
+    float *hwc = malloc((size_t)(group * stride) * sizeof(float));
+    float *ghwc = malloc((size_t)(group * gstride) * sizeof(float));
     float *vb = calloc((size_t)(36 * p->tb * p->cs), sizeof(float));
     float *zb = calloc((size_t)(36 * p->tb * p->os), sizeof(float));
     float *s = j->s + k * 36 * p->cs * p->os;
     if (hwc && ghwc && vb && zb) {
-        int64_t tiles = p->th * p->tw;
-        for (int64_t i = chunk_start(p->n, j->chunks, k); i < chunk_start(p->n, j->chunks, k + 1); i++) {
-            j->L->to_hwc(j->x + i * p->ci * p->h * p->w, p->ci, p->h, p->w, hwc, prows, pcols, p->cs, p->ph, p->pw);
-            j->L->to_hwc(j->gy + i * p->co * p->oh * p->ow, p->co, p->oh, p->ow, ghwc, p->th * 4, p->tw * 4, p->os, 0, 0);
+        for (int64_t i = first; i < end; i += group) {
+            int64_t images = end - i < group ? end - i : group, tiles = images * tpi;
+            for (int64_t g = 0; g < images; g++) {
+                j->L->to_hwc(j->x + (i + g) * p->ci * p->h * p->w, p->ci, p->h, p->w, hwc + g * stride, prows, pcols,
+                             p->cs, p->ph, p->pw);
+                j->L->to_hwc(j->gy + (i + g) * p->co * p->oh * p->ow, p->co, p->oh, p->ow, ghwc + g * gstride,
+                             p->th * 4, p->tw * 4, p->os, 0, 0);
+            }
             for (int64_t t0 = 0; t0 < tiles; t0 += p->tb) {
                 int64_t nt = tiles - t0 < p->tb ? tiles - t0 : p->tb;
-                j->L->transform_inputs(hwc, pcols, p->cs, p->tw, t0, nt, p->tb, vb);
-                j->L->transform_output_grads(ghwc, p->tw * 4, p->os, p->tw, t0, nt, p->tb, zb);
-                j->L->accumulate_products(vb, zb, p->tb, nt, p->cs, p->os, s);
+                j->L->transform_inputs(hwc, stride, pcols, p->cs, p->tw, tpi, t0, nt, p->tb, vb);
+                j->L->transform_output_grads(ghwc, gstride, p->tw * 4, p->os, p->tw, tpi, t0, nt, p->tb, zb);
+                j->L->accumulate_products(vb, zb, p->tb, nt, p->cs, p->os, i == first && t0 == 0, s);
             }
         }
     } else {
@@ -203,39 +267,26 @@ static void weights_chunk(void *ctx, int64_t k) {
 int pag_winograd_backward_weights(const pag_conv_shape *sh, const float *x, const float *gy, float *gw,
                                   float *gbias) {
     pass p = make_pass(sh->n, sh->c, sh->h, sh->w, sh->o, sh->ph, sh->pw);
-    // A fixed number of chunks, summed in order: the result does not depend on the thread count.
-    weights_job job = {&p, loops(), x, gy, NULL, p.n < 8 ? p.n : 8, 0};
+    // Each block reads and writes S whole, so when S is larger than L2 blocks take 192 tiles.
+    // Chunks of images get their own S, summed in order at the end; their number depends on the
+    // shape alone, so the result does not depend on the thread count: 8, or 2 for a large S.
     size_t per = (size_t)(36 * p.cs * p.os);
-    job.s = calloc(per * (size_t)job.chunks, sizeof(float));
+    int large = per * sizeof(float) > (1u << 20);
+    if (large && p.tb < 192) p.tb = 192;
+    int64_t chunks = large ? 2 : 8;
+    weights_job job = {&p, loops(), x, gy, NULL, p.n < chunks ? p.n : chunks, 0};
+    job.s = thread_buffer(BUF_S, per * (size_t)job.chunks);
     if (!job.s) return PAG_WINOGRAD_OUT_OF_MEMORY;
     pag_parallel_for(job.chunks, weights_chunk, &job);
-    if (job.failed) {
-        free(job.s);
-        return PAG_WINOGRAD_OUT_OF_MEMORY;
-    }
-    for (int64_t k = 1; k < job.chunks; k++)
-        for (size_t i = 0; i < per; i++) job.s[i] += job.s[k * per + i];
-    // gw = G^T S G for every (o, c).
-    for (int64_t o = 0; o < p.co; o++)
-        for (int64_t c = 0; c < p.ci; c++) {
-            float t[18];  // G^T S: 3 rows of 6
-            for (int j = 0; j < 6; j++) {
-                float s0 = job.s[((0 + j) * p.cs + c) * p.os + o], s1 = job.s[((6 + j) * p.cs + c) * p.os + o],
-                      s2 = job.s[((12 + j) * p.cs + c) * p.os + o], s3 = job.s[((18 + j) * p.cs + c) * p.os + o],
-                      s4 = job.s[((24 + j) * p.cs + c) * p.os + o], s5 = job.s[((30 + j) * p.cs + c) * p.os + o];
-                t[j] = s0 / 4 - (s1 + s2) / 6 + (s3 + s4) / 24;
-                t[6 + j] = (s2 - s1) / 6 + (s3 - s4) / 12;
-                t[12 + j] = -(s1 + s2) / 6 + (s3 + s4) / 6 + s5;
-            }
-            for (int i = 0; i < 3; i++) {
-                const float *r = t + 6 * i;
-                float *out = gw + (o * p.ci + c) * 9 + 3 * i;
-                out[0] = r[0] / 4 - (r[1] + r[2]) / 6 + (r[3] + r[4]) / 24;
-                out[1] = (r[2] - r[1]) / 6 + (r[3] - r[4]) / 12;
-                out[2] = -(r[1] + r[2]) / 6 + (r[3] + r[4]) / 6 + r[5];
-            }
+    if (job.failed) return PAG_WINOGRAD_OUT_OF_MEMORY;
+    // gw = G^T S G for every (o, c), with S the chunks' sum; 8 output channels at a time.
+    float taps[72];
+    for (int64_t c = 0; c < p.ci; c++)
+        for (int64_t o = 0; o < p.co; o += 8) {
+            job.L->gather_filters(job.s + c * p.os + o, p.cs * p.os, job.chunks, (int64_t)per, taps);
+            for (int64_t l = 0; l < 8 && o + l < p.co; l++)
+                for (int k = 0; k < 9; k++) gw[((o + l) * p.ci + c) * 9 + k] = taps[8 * k + l];
         }
-    free(job.s);
     if (gbias) {
         int64_t plane = p.oh * p.ow;
         for (int64_t o = 0; o < p.co; o++) {

@@ -92,45 +92,60 @@ static inline void V(output_adjoint)(const V(v8) *g, V(v8) *z) {
 
 // Copies channels [0, ch) of one NCHW image (ch x rows x cols) into an HWC buffer of
 // prows x pcols x cstride floats with its top-left pixel at (top, left); everything else 0.
+// Reads each channel's plane front to back; the buffer (one image) stays in L2 for the writes.
 static void V(to_hwc)(const float *img, int64_t ch, int64_t rows, int64_t cols, float *buf,
                       int64_t prows, int64_t pcols, int64_t cstride, int64_t top, int64_t left) {
-    memset(buf, 0, (size_t)(prows * pcols * cstride) * sizeof(float));
-    for (int64_t c = 0; c < ch; c++) {
-        const float *src = img + c * rows * cols;
-        for (int64_t r = 0; r < rows; r++) {
-            int64_t pr = r + top;
-            if (pr < 0 || pr >= prows) continue;
-            float *dst = buf + (pr * pcols) * cstride + c;
-            for (int64_t q = 0; q < cols; q++) {
-                int64_t pq = q + left;
-                if (pq >= 0 && pq < pcols) dst[pq * cstride] = src[r * cols + q];
-            }
-        }
+    int64_t r0 = top < 0 ? -top : 0, r1 = rows < prows - top ? rows : prows - top;  // rows kept
+    int64_t q0 = left < 0 ? -left : 0, q1 = cols < pcols - left ? cols : pcols - left;
+    size_t pixel = (size_t)cstride * sizeof(float);
+    // Zero what the copy leaves: rows above and below, the columns beside, the padding channels.
+    memset(buf, 0, (size_t)((r0 + top) * pcols) * pixel);
+    memset(buf + (r1 + top) * pcols * cstride, 0, (size_t)((prows - r1 - top) * pcols) * pixel);
+    for (int64_t r = r0; r < r1; r++) {
+        float *line = buf + (r + top) * pcols * cstride;
+        memset(line, 0, (size_t)(q0 + left) * pixel);
+        memset(line + (q1 + left) * cstride, 0, (size_t)(pcols - q1 - left) * pixel);
+        if (ch < cstride)
+            for (int64_t q = q0; q < q1; q++)
+                memset(line + (q + left) * cstride + ch, 0, (size_t)(cstride - ch) * sizeof(float));
     }
+    for (int64_t c = 0; c < ch; c++)
+        for (int64_t r = r0; r < r1; r++) {
+            const float *src = img + (c * rows + r) * cols;
+            float *dst = buf + ((r + top) * pcols + left) * cstride + c;
+            for (int64_t q = q0; q < q1; q++) dst[q * cstride] = src[q];
+        }
 }
 
-// V[xi][t][c] for the tiles [t0, t0 + nt) of one image, from its HWC copy (cs channels per pixel).
-static void V(transform_inputs)(const float *hwc, int64_t pcols, int64_t cs, int64_t tw, int64_t t0,
-                                int64_t nt, int64_t tb, float *vb) {
+// Where tile t of a block lies: images of tpi tiles each (tw per row), one after the other.
+#define TILE_AT(t, tpi, tw, g, ty, tx) int64_t g = (t) / (tpi), ty = (t) % (tpi) / (tw), tx = (t) % (tpi) % (tw)
+
+// V[xi][t][c] for the tiles [t0, t0 + nt) of a group of images, from their HWC copies (cs channels
+// per pixel, image_stride floats from one image to the next).
+static void V(transform_inputs)(const float *hwc, int64_t image_stride, int64_t pcols, int64_t cs, int64_t tw,
+                                int64_t tpi, int64_t t0, int64_t nt, int64_t tb, float *vb) {
     V(v8) d[36];
     for (int64_t t = 0; t < nt; t++) {
-        int64_t ty = (t0 + t) / tw, tx = (t0 + t) % tw;
+        TILE_AT(t0 + t, tpi, tw, g, ty, tx);
+        const float *img = hwc + g * image_stride;
         for (int64_t c = 0; c < cs; c += 8) {
             for (int i = 0; i < 6; i++)
-                for (int j = 0; j < 6; j++) d[6 * i + j] = V(load8)(hwc + ((ty * 4 + i) * pcols + tx * 4 + j) * cs + c);
+                for (int j = 0; j < 6; j++) d[6 * i + j] = V(load8)(img + ((ty * 4 + i) * pcols + tx * 4 + j) * cs + c);
             V(input_transform)(d);
             for (int xi = 0; xi < 36; xi++) V(store8)(vb + (xi * tb + t) * cs + c, d[xi]);
         }
     }
 }
 
-// M[xi][t][o] = sum_c V[xi][t][c] U[xi][c][o] for t < tb (a multiple of 6), o < os (of 16).
-static void V(multiply)(const float *vb, const float *u, int64_t tb, int64_t cs, int64_t os, float *mb) {
+// M[xi][t][o] = sum_c V[xi][t][c] U[xi][c][o] for t < nt rounded up to 6 (at most tb), o < os (of 16).
+// Output channels outermost, so a column block of U[xi] (cs x 16) stays in L1 while every tile
+// of the block passes; V[xi] (tb x cs) is sized to stay in L2.
+static void V(multiply)(const float *vb, const float *u, int64_t tb, int64_t nt, int64_t cs, int64_t os, float *mb) {
     for (int xi = 0; xi < 36; xi++) {
         const float *vx = vb + xi * tb * cs, *ux = u + xi * cs * os;
         float *mx = mb + xi * tb * os;
-        for (int64_t t = 0; t < tb; t += 6) {
-            for (int64_t o = 0; o < os; o += 16) {
+        for (int64_t o = 0; o < os; o += 16) {
+            for (int64_t t = 0; t < nt; t += 6) {
                 V(v8) acc[6][2];
                 for (int i = 0; i < 6; i++) acc[i][0] = acc[i][1] = V(splat)(0.f);
                 for (int64_t c = 0; c < cs; c++) {
@@ -150,15 +165,17 @@ static void V(multiply)(const float *vb, const float *u, int64_t tb, int64_t cs,
     }
 }
 
-// y tiles [t0, t0 + nt) of one NCHW output image (o channels, oh x ow) from M, plus bias.
+// The output tiles [t0, t0 + nt) of a group of NCHW images (o_count channels, oh x ow each) from
+// M, plus bias.
 static void V(transform_outputs)(const float *mb, int64_t tb, int64_t os, int64_t o_count,
-                                 const float *bias, int64_t tw, int64_t t0, int64_t nt, int64_t oh,
-                                 int64_t ow, float *y) {
+                                 const float *bias, int64_t tw, int64_t tpi, int64_t t0, int64_t nt,
+                                 int64_t oh, int64_t ow, float *y) {
     V(v8) m[36], r[16];
     float lanes[16][8];
     for (int64_t t = 0; t < nt; t++) {
-        int64_t ty = (t0 + t) / tw, tx = (t0 + t) % tw;
+        TILE_AT(t0 + t, tpi, tw, g, ty, tx);
         int64_t rows = oh - ty * 4 < 4 ? oh - ty * 4 : 4, cols = ow - tx * 4 < 4 ? ow - tx * 4 : 4;
+        float *img = y + g * o_count * oh * ow;
         for (int64_t o = 0; o < o_count; o += 8) {
             for (int xi = 0; xi < 36; xi++) m[xi] = V(load8)(mb + (xi * tb + t) * os + o);
             V(output_transform)(m, r);
@@ -166,7 +183,7 @@ static void V(transform_outputs)(const float *mb, int64_t tb, int64_t os, int64_
             for (int p = 0; p < 16; p++) memcpy(lanes[p], &r[p], sizeof lanes[p]);
             for (int64_t k = 0; k < lanes_used; k++) {
                 float b = bias ? bias[o + k] : 0.f;
-                float *plane = y + (o + k) * oh * ow + ty * 4 * ow + tx * 4;
+                float *plane = img + (o + k) * oh * ow + ty * 4 * ow + tx * 4;
                 for (int64_t i = 0; i < rows; i++)
                     for (int64_t j = 0; j < cols; j++) plane[i * ow + j] = lanes[4 * i + j][k] + b;
             }
@@ -174,25 +191,26 @@ static void V(transform_outputs)(const float *mb, int64_t tb, int64_t os, int64_
     }
 }
 
-// Z[xi][t][o] = (A g A^T)[xi] for the tiles [t0, t0 + nt), from the HWC copy of gy (os per pixel,
-// zero beyond the output's edge).
-static void V(transform_output_grads)(const float *hwc, int64_t pcols, int64_t os, int64_t tw,
-                                      int64_t t0, int64_t nt, int64_t tb, float *zb) {
+// Z[xi][t][o] = (A g A^T)[xi] for the tiles [t0, t0 + nt), from the HWC copies of gy (os per
+// pixel, zero beyond the output's edge, image_stride floats apart).
+static void V(transform_output_grads)(const float *hwc, int64_t image_stride, int64_t pcols, int64_t os,
+                                      int64_t tw, int64_t tpi, int64_t t0, int64_t nt, int64_t tb, float *zb) {
     V(v8) g[16], z[36];
     for (int64_t t = 0; t < nt; t++) {
-        int64_t ty = (t0 + t) / tw, tx = (t0 + t) % tw;
+        TILE_AT(t0 + t, tpi, tw, im, ty, tx);
+        const float *img = hwc + im * image_stride;
         for (int64_t o = 0; o < os; o += 8) {
             for (int i = 0; i < 4; i++)
-                for (int j = 0; j < 4; j++) g[4 * i + j] = V(load8)(hwc + ((ty * 4 + i) * pcols + tx * 4 + j) * os + o);
+                for (int j = 0; j < 4; j++) g[4 * i + j] = V(load8)(img + ((ty * 4 + i) * pcols + tx * 4 + j) * os + o);
             V(output_adjoint)(g, z);
             for (int xi = 0; xi < 36; xi++) V(store8)(zb + (xi * tb + t) * os + o, z[xi]);
         }
     }
 }
 
-// S[xi][c][o] += sum_t V[xi][t][c] Z[xi][t][o] over t < nt.
+// S[xi][c][o] += sum_t V[xi][t][c] Z[xi][t][o] over t < nt (S = that sum when `first`).
 static void V(accumulate_products)(const float *vb, const float *zb, int64_t tb, int64_t nt, int64_t cs,
-                                   int64_t os, float *s) {
+                                   int64_t os, int first, float *s) {
     for (int xi = 0; xi < 36; xi++) {
         const float *vx = vb + xi * tb * cs, *zx = zb + xi * tb * os;
         float *sx = s + xi * cs * os;
@@ -200,8 +218,8 @@ static void V(accumulate_products)(const float *vb, const float *zb, int64_t tb,
             for (int64_t o = 0; o < os; o += 16) {
                 V(v8) acc[4][2];
                 for (int i = 0; i < 4; i++) {
-                    acc[i][0] = V(load8)(sx + (c + i) * os + o);
-                    acc[i][1] = V(load8)(sx + (c + i) * os + o + 8);
+                    acc[i][0] = first ? V(splat)(0.f) : V(load8)(sx + (c + i) * os + o);
+                    acc[i][1] = first ? V(splat)(0.f) : V(load8)(sx + (c + i) * os + o + 8);
                 }
                 for (int64_t t = 0; t < nt; t++) {
                     V(v8) z0 = V(load8)(zx + t * os + o), z1 = V(load8)(zx + t * os + o + 8);
@@ -220,7 +238,59 @@ static void V(accumulate_products)(const float *vb, const float *zb, int64_t tb,
     }
 }
 
+
+// U[xi][c][o .. o + 8) = (G g G^T)[xi] for 8 filters g (lanes), gathered by the caller:
+// taps[8 k + l] is tap k (row-major 3x3) of lane l's filter. u points at U[0][c][o]; xi_stride = cs * os.
+static void V(transform_filters)(const float *taps, float *u, int64_t xi_stride) {
+    V(v8) t[18], g[9];
+    for (int k = 0; k < 9; k++) g[k] = V(load8)(taps + 8 * k);
+    V(v8) q4 = V(splat)(0.25f), s6 = V(splat)(1.f / 6), s24 = V(splat)(1.f / 24), f2 = V(splat)(2.f),
+          f4 = V(splat)(4.f);
+    for (int j = 0; j < 3; j++) {  // G g: 6 rows of 3
+        V(v8) g0 = g[j], g1 = g[3 + j], g2 = g[6 + j];
+        t[j] = g0 * q4;
+        t[3 + j] = -(g0 + g1 + g2) * s6;
+        t[6 + j] = -(g0 - g1 + g2) * s6;
+        t[9 + j] = (g0 + f2 * g1 + f4 * g2) * s24;
+        t[12 + j] = (g0 - f2 * g1 + f4 * g2) * s24;
+        t[15 + j] = g2;
+    }
+    for (int i = 0; i < 6; i++) {  // (G g) G^T
+        V(v8) g0 = t[3 * i], g1 = t[3 * i + 1], g2 = t[3 * i + 2];
+        V(v8) r[6] = {g0 * q4, -(g0 + g1 + g2) * s6, -(g0 - g1 + g2) * s6, (g0 + f2 * g1 + f4 * g2) * s24,
+                      (g0 - f2 * g1 + f4 * g2) * s24, g2};
+        for (int j = 0; j < 6; j++) V(store8)(u + (6 * i + j) * xi_stride, r[j]);
+    }
+}
+
+// The adjoint of transform_filters: 9 taps (G^T S G) for 8 lanes, from S[xi][c][o .. o + 8)
+// summed over `parts` partial sums chunk_stride floats apart (in order).
+// taps[8 k + l] receives tap k of lane l.
+static void V(gather_filters)(const float *s, int64_t xi_stride, int64_t parts, int64_t part_stride, float *taps) {
+    V(v8) t[18], sum[36], gw[9];
+    V(v8) s6 = V(splat)(1.f / 6), s12 = V(splat)(1.f / 12), s24 = V(splat)(1.f / 24), q4 = V(splat)(0.25f);
+    for (int xi = 0; xi < 36; xi++) {
+        sum[xi] = V(load8)(s + xi * xi_stride);
+        for (int64_t k = 1; k < parts; k++) sum[xi] += V(load8)(s + k * part_stride + xi * xi_stride);
+    }
+    for (int j = 0; j < 6; j++) {  // G^T S: 3 rows of 6
+        V(v8) s0 = sum[j], s1 = sum[6 + j], s2 = sum[12 + j], s3 = sum[18 + j], s4 = sum[24 + j], s5 = sum[30 + j];
+        t[j] = s0 * q4 - (s1 + s2) * s6 + (s3 + s4) * s24;
+        t[6 + j] = (s2 - s1) * s6 + (s3 - s4) * s12;
+        t[12 + j] = (s3 + s4 - s1 - s2) * s6 + s5;
+    }
+    for (int i = 0; i < 3; i++) {
+        const V(v8) *r = t + 6 * i;
+        gw[3 * i] = r[0] * q4 - (r[1] + r[2]) * s6 + (r[3] + r[4]) * s24;
+        gw[3 * i + 1] = (r[2] - r[1]) * s6 + (r[3] - r[4]) * s12;
+        gw[3 * i + 2] = (r[3] + r[4] - r[1] - r[2]) * s6 + r[5];
+    }
+    for (int k = 0; k < 9; k++) V(store8)(taps + 8 * k, gw[k]);
+}
+
+#undef TILE_AT
+
 static const struct wino_loops V(wino_loops) = {
     V(to_hwc), V(transform_inputs), V(multiply), V(transform_outputs), V(transform_output_grads),
-    V(accumulate_products),
+    V(accumulate_products), V(transform_filters), V(gather_filters),
 };
