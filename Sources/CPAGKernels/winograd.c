@@ -291,10 +291,7 @@ int pag_winograd_backward_weights(const pag_conv_shape *sh, const float *x, cons
         int64_t plane = p.oh * p.ow;
         for (int64_t o = 0; o < p.co; o++) {
             double acc = 0;
-            for (int64_t i = 0; i < p.n; i++) {
-                const float *g = gy + (i * p.co + o) * plane;
-                for (int64_t q = 0; q < plane; q++) acc += g[q];
-            }
+            for (int64_t i = 0; i < p.n; i++) acc += pag_simd_sum(gy + (i * p.co + o) * plane, plane);
             gbias[o] = (float)acc;
         }
     }

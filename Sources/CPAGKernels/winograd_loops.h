@@ -90,9 +90,27 @@ static inline void V(output_adjoint)(const V(v8) *g, V(v8) *z) {
     }
 }
 
+// r[i][j] -> r[j][i] for an 8 x 8 block (unpack, shuffle, then swap 128-bit halves).
+static inline void V(transpose8)(V(v8) *r) {
+    V(v8) t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+        t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+    }
+    for (int i = 0; i < 8; i += 4)
+        for (int k = 0; k < 2; k++) {
+            u[i + 2 * k] = __builtin_shufflevector(t[i + k], t[i + 2 + k], 0, 1, 8, 9, 4, 5, 12, 13);
+            u[i + 2 * k + 1] = __builtin_shufflevector(t[i + k], t[i + 2 + k], 2, 3, 10, 11, 6, 7, 14, 15);
+        }
+    for (int j = 0; j < 4; j++) {
+        r[j] = __builtin_shufflevector(u[j], u[4 + j], 0, 1, 2, 3, 8, 9, 10, 11);
+        r[4 + j] = __builtin_shufflevector(u[j], u[4 + j], 4, 5, 6, 7, 12, 13, 14, 15);
+    }
+}
+
 // Copies channels [0, ch) of one NCHW image (ch x rows x cols) into an HWC buffer of
 // prows x pcols x cstride floats with its top-left pixel at (top, left); everything else 0.
-// Reads each channel's plane front to back; the buffer (one image) stays in L2 for the writes.
+// Blocks of 8 channels x 8 pixels are transposed in registers; the ragged edges go one by one.
 static void V(to_hwc)(const float *img, int64_t ch, int64_t rows, int64_t cols, float *buf,
                       int64_t prows, int64_t pcols, int64_t cstride, int64_t top, int64_t left) {
     int64_t r0 = top < 0 ? -top : 0, r1 = rows < prows - top ? rows : prows - top;  // rows kept
@@ -101,6 +119,7 @@ static void V(to_hwc)(const float *img, int64_t ch, int64_t rows, int64_t cols, 
     // Zero what the copy leaves: rows above and below, the columns beside, the padding channels.
     memset(buf, 0, (size_t)((r0 + top) * pcols) * pixel);
     memset(buf + (r1 + top) * pcols * cstride, 0, (size_t)((prows - r1 - top) * pcols) * pixel);
+    int64_t c8 = ch / 8 * 8;
     for (int64_t r = r0; r < r1; r++) {
         float *line = buf + (r + top) * pcols * cstride;
         memset(line, 0, (size_t)(q0 + left) * pixel);
@@ -108,13 +127,22 @@ static void V(to_hwc)(const float *img, int64_t ch, int64_t rows, int64_t cols, 
         if (ch < cstride)
             for (int64_t q = q0; q < q1; q++)
                 memset(line + (q + left) * cstride + ch, 0, (size_t)(cstride - ch) * sizeof(float));
-    }
-    for (int64_t c = 0; c < ch; c++)
-        for (int64_t r = r0; r < r1; r++) {
-            const float *src = img + (c * rows + r) * cols;
-            float *dst = buf + ((r + top) * pcols + left) * cstride + c;
-            for (int64_t q = q0; q < q1; q++) dst[q * cstride] = src[q];
+        const float *src = img + r * cols;
+        float *dst = line + left * cstride;
+        for (int64_t c = 0; c < c8; c += 8) {
+            int64_t q = q0;
+            for (; q + 8 <= q1; q += 8) {
+                V(v8) b[8];
+                for (int k = 0; k < 8; k++) b[k] = V(load8)(src + (c + k) * rows * cols + q);
+                V(transpose8)(b);
+                for (int k = 0; k < 8; k++) V(store8)(dst + (q + k) * cstride + c, b[k]);
+            }
+            for (; q < q1; q++)
+                for (int64_t k = 0; k < 8; k++) dst[q * cstride + c + k] = src[(c + k) * rows * cols + q];
         }
+        for (int64_t c = c8; c < ch; c++)
+            for (int64_t q = q0; q < q1; q++) dst[q * cstride + c] = src[c * rows * cols + q];
+    }
 }
 
 // Where tile t of a block lies: images of tpi tiles each (tw per row), one after the other.
@@ -171,7 +199,6 @@ static void V(transform_outputs)(const float *mb, int64_t tb, int64_t os, int64_
                                  const float *bias, int64_t tw, int64_t tpi, int64_t t0, int64_t nt,
                                  int64_t oh, int64_t ow, float *y) {
     V(v8) m[36], r[16];
-    float lanes[16][8];
     for (int64_t t = 0; t < nt; t++) {
         TILE_AT(t0 + t, tpi, tw, g, ty, tx);
         int64_t rows = oh - ty * 4 < 4 ? oh - ty * 4 : 4, cols = ow - tx * 4 < 4 ? ow - tx * 4 : 4;
@@ -179,13 +206,23 @@ static void V(transform_outputs)(const float *mb, int64_t tb, int64_t os, int64_
         for (int64_t o = 0; o < o_count; o += 8) {
             for (int xi = 0; xi < 36; xi++) m[xi] = V(load8)(mb + (xi * tb + t) * os + o);
             V(output_transform)(m, r);
-            int64_t lanes_used = o_count - o < 8 ? o_count - o : 8;
-            for (int p = 0; p < 16; p++) memcpy(lanes[p], &r[p], sizeof lanes[p]);
-            for (int64_t k = 0; k < lanes_used; k++) {
-                float b = bias ? bias[o + k] : 0.f;
+            int64_t lanes = o_count - o < 8 ? o_count - o : 8;
+            if (bias) {
+                float b[8] = {0};
+                memcpy(b, bias + o, (size_t)lanes * sizeof(float));
+                V(v8) bv = V(load8)(b);
+                for (int p = 0; p < 16; p++) r[p] += bv;
+            }
+            // Pixels x channels -> channels x pixels: r[k] holds rows 0-1 of channel k, r[8 + k] rows 2-3.
+            V(transpose8)(r);
+            V(transpose8)(r + 8);
+            for (int64_t k = 0; k < lanes; k++) {
                 float *plane = img + (o + k) * oh * ow + ty * 4 * ow + tx * 4;
-                for (int64_t i = 0; i < rows; i++)
-                    for (int64_t j = 0; j < cols; j++) plane[i * ow + j] = lanes[4 * i + j][k] + b;
+                for (int64_t i = 0; i < rows; i++) {
+                    const float *row = (const float *)&r[(i / 2) * 8 + k] + (i % 2) * 4;
+                    if (cols == 4) memcpy(plane + i * ow, row, 4 * sizeof(float));  // one 128-bit store
+                    else for (int64_t j = 0; j < cols; j++) plane[i * ow + j] = row[j];
+                }
             }
         }
     }
