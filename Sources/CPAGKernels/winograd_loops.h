@@ -119,7 +119,6 @@ static void V(to_hwc)(const float *img, int64_t ch, int64_t rows, int64_t cols, 
     // Zero what the copy leaves: rows above and below, the columns beside, the padding channels.
     memset(buf, 0, (size_t)((r0 + top) * pcols) * pixel);
     memset(buf + (r1 + top) * pcols * cstride, 0, (size_t)((prows - r1 - top) * pcols) * pixel);
-    int64_t c8 = ch / 8 * 8;
     for (int64_t r = r0; r < r1; r++) {
         float *line = buf + (r + top) * pcols * cstride;
         memset(line, 0, (size_t)(q0 + left) * pixel);
@@ -127,22 +126,29 @@ static void V(to_hwc)(const float *img, int64_t ch, int64_t rows, int64_t cols, 
         if (ch < cstride)
             for (int64_t q = q0; q < q1; q++)
                 memset(line + (q + left) * cstride + ch, 0, (size_t)(cstride - ch) * sizeof(float));
-        const float *src = img + r * cols;
-        float *dst = line + left * cstride;
-        for (int64_t c = 0; c < c8; c += 8) {
+    }
+    // 8 channel planes at a time, each read front to back (8 long streams for the prefetcher).
+    int64_t c8 = ch / 8 * 8, plane = rows * cols;
+    for (int64_t c = 0; c < c8; c += 8)
+        for (int64_t r = r0; r < r1; r++) {
+            const float *src = img + c * plane + r * cols;
+            float *dst = buf + ((r + top) * pcols + left) * cstride + c;
             int64_t q = q0;
             for (; q + 8 <= q1; q += 8) {
                 V(v8) b[8];
-                for (int k = 0; k < 8; k++) b[k] = V(load8)(src + (c + k) * rows * cols + q);
+                for (int k = 0; k < 8; k++) b[k] = V(load8)(src + k * plane + q);
                 V(transpose8)(b);
-                for (int k = 0; k < 8; k++) V(store8)(dst + (q + k) * cstride + c, b[k]);
+                for (int k = 0; k < 8; k++) V(store8)(dst + (q + k) * cstride, b[k]);
             }
             for (; q < q1; q++)
-                for (int64_t k = 0; k < 8; k++) dst[q * cstride + c + k] = src[(c + k) * rows * cols + q];
+                for (int64_t k = 0; k < 8; k++) dst[q * cstride + k] = src[k * plane + q];
         }
-        for (int64_t c = c8; c < ch; c++)
-            for (int64_t q = q0; q < q1; q++) dst[q * cstride + c] = src[c * rows * cols + q];
-    }
+    for (int64_t c = c8; c < ch; c++)
+        for (int64_t r = r0; r < r1; r++) {
+            const float *src = img + c * plane + r * cols;
+            float *dst = buf + ((r + top) * pcols + left) * cstride + c;
+            for (int64_t q = q0; q < q1; q++) dst[q * cstride] = src[q];
+        }
 }
 
 // Where tile t of a block lies: images of tpi tiles each (tw per row), one after the other.
