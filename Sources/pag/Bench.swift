@@ -55,7 +55,7 @@ struct Bench: ParsableCommand {
     @Option(help: "Comma-separated workloads to run (default: all).")
     var only: String?
 
-    @Option(help: "Convolution algorithm: direct (oneDNN direct, as PyTorch) or fast (adds Winograd for 3x3 layers with >= 16 channels).")
+    @Option(help: "Convolution algorithm: direct (oneDNN direct, as PyTorch) or fast (adds Winograd F(4,3) for 3x3 stride-1 layers with >= 16 channels: pag's own, or oneDNN's for wide layers on AVX-512).")
     var convAlgorithm: String = "direct"
 
     @Flag(help: "Print a JSON list (one object per workload, then peak-rss) instead of a table.")

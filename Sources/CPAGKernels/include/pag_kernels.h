@@ -42,9 +42,10 @@ int64_t pag_kernels_cache_size(void);
 /// How convolutions are computed. PAG_CONV_AUTO (the default) uses oneDNN's direct algorithm and
 /// picks, per shape and op, the layout that measured fastest: oneDNN's blocked layouts with
 /// reorders from/to NCHW/OIHW almost everywhere, plain NCHW for backward-data with C < 8.
-/// PAG_CONV_FAST is AUTO plus Winograd F(4,3) for 3x3 stride-1 layers with C, O >= 16: oneDNN's
-/// where it has one (AVX-512), pag's own (pag_winograd.h, no reorders) elsewhere; 1.2-2.5x faster
-/// there, with rounding error a few times direct's (~1e-6 relative). The others force one
+/// PAG_CONV_FAST is AUTO plus Winograd F(4,3) for 3x3 stride-1 layers with C, O >= 16: pag's own
+/// (pag_winograd.h, no reorders) where oneDNN has none (below AVX-512) and for layers of at most
+/// 32 x 64 channels, oneDNN's for larger ones on AVX-512; 1.2-2.5x faster there, with rounding
+/// error a few times direct's (~1e-6 relative). The others force one
 /// strategy everywhere, for benchmarks and tests; a forced strategy the shape does not support
 /// falls back to the next (Winograd -> blocked -> plain; pag's Winograd -> AUTO).
 enum {
