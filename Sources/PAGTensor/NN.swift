@@ -78,7 +78,11 @@ extension Tensor {
         guard training, p > 0 else { return self }
         let mask = Tensor(uninitialized: shape)
         let keep = 1 / (1 - p)
-        for i in 0..<count { mask.pointer[i] = rng.nextFloat() < p ? 0 : keep }
+        // The pointer and the generator in locals, so the state stays in registers.
+        let m = mask.pointer
+        var g = rng
+        for i in 0..<count { m[i] = g.nextFloat() < p ? 0 : keep }
+        rng = g
         return self * mask
     }
 
