@@ -11,6 +11,7 @@
 //   while other threads are executing.
 #define _POSIX_C_SOURCE 200809L
 #include "pag_kernels.h"
+#include "pag_narrow.h"
 #include "pag_winograd.h"
 
 #include <dnnl.h>
@@ -589,6 +590,13 @@ int pag_kernels_onednn_has_winograd(void) {
     return g_onednn_winograd;
 }
 
+// 1 when this call goes to narrow.c: fewer than 8 output channels, unless a strategy is forced.
+static int narrow(const pag_conv_shape *s) {
+    int policy = atomic_load(&g_policy);
+    return (policy == PAG_CONV_AUTO || policy == PAG_CONV_FAST || policy == PAG_CONV_PAG_WINOGRAD) &&
+           pag_narrow_supports(s);
+}
+
 // 1 when this call goes to pag's own Winograd (pag_winograd.h) instead of oneDNN. Under FAST:
 // always where oneDNN has no Winograd; where it has one (AVX-512), for layers of at most 32 x 64
 // channels, where pag's (no reorders) measured 5-25% faster than oneDNN's with its reorders
@@ -613,6 +621,7 @@ int pag_conv2d_forward(const pag_conv_shape *s, const float *x, const float *w, 
     }
     if (!x || !w || !y) return dnnl_invalid_arguments;
     if (own_winograd(s)) return pag_winograd_forward(s, x, w, bias, y);
+    if (narrow(s)) return pag_narrow_forward(s, x, w, bias, y);
     return conv_execute(s, OP_FWD, bias != NULL, (void *)x, (void *)w, y, (void *)bias);
 }
 
@@ -625,6 +634,7 @@ int pag_conv2d_backward_data(const pag_conv_shape *s, const float *gy, const flo
     }
     if (!gy || !w || !gx) return dnnl_invalid_arguments;
     if (own_winograd(s)) return pag_winograd_backward_data(s, gy, w, gx);
+    if (narrow(s)) return pag_narrow_backward_data(s, gy, w, gx);
     return conv_execute(s, OP_BWD_DATA, 0, gx, (void *)w, (void *)gy, NULL);
 }
 
@@ -648,6 +658,7 @@ int pag_conv2d_backward_weights(const pag_conv_shape *s, const float *x, const f
     }
     if (!x || !gy || !gw) return dnnl_invalid_arguments;
     if (own_winograd(s)) return pag_winograd_backward_weights(s, x, gy, gw, gbias);
+    if (narrow(s)) return pag_narrow_backward_weights(s, x, gy, gw, gbias);
     return conv_execute(s, OP_BWD_WEIGHTS, gbias != NULL, (void *)x, gw, (void *)gy, gbias);
 }
 
