@@ -12,6 +12,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include "pag_kernels.h"
 #include "pag_narrow.h"
+#include "pag_simd.h"
 #include "pag_winograd.h"
 
 #include <dnnl.h>
@@ -645,21 +646,22 @@ int pag_conv2d_backward_weights(const pag_conv_shape *s, const float *x, const f
         if ((s->o * s->c > 0 && !gw) || (gbias && s->n * s->o * s->oh * s->ow > 0 && !gy))
             return dnnl_invalid_arguments;
         if (s->o * s->c > 0) memset(gw, 0, sizeof(float) * (size_t)(s->o * s->c * s->kh * s->kw));
-        if (gbias) {  // sum of gy over N, OH, OW (gy is empty unless only C is zero)
-            int64_t plane = s->oh * s->ow;
-            for (int64_t o = 0; o < s->o; o++) {
-                double acc = 0;
-                for (int64_t n = 0; n < s->n; n++)
-                    for (int64_t i = 0; i < plane; i++) acc += gy[(n * s->o + o) * plane + i];
-                gbias[o] = (float)acc;
-            }
-        }
+        if (gbias) pag_conv_bias_gradient(s, gy, gbias);  // gy is empty unless only C is zero
         return dnnl_success;
     }
     if (!x || !gy || !gw) return dnnl_invalid_arguments;
     if (own_winograd(s)) return pag_winograd_backward_weights(s, x, gy, gw, gbias);
     if (narrow(s)) return pag_narrow_backward_weights(s, x, gy, gw, gbias);
     return conv_execute(s, OP_BWD_WEIGHTS, gbias != NULL, (void *)x, gw, (void *)gy, gbias);
+}
+
+void pag_conv_bias_gradient(const pag_conv_shape *s, const float *gy, float *gbias) {
+    int64_t plane = s->oh * s->ow;
+    for (int64_t o = 0; o < s->o; o++) {
+        double acc = 0;
+        for (int64_t n = 0; n < s->n; n++) acc += pag_simd_sum(gy + (n * s->o + o) * plane, plane);
+        gbias[o] = (float)acc;
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -171,14 +171,7 @@ int pag_narrow_backward_weights(const pag_conv_shape *s, const float *x, const f
             for (int64_t k = 0; k < job.chunks; k++) acc += job.parts[k * size + i];
             gw[i] = acc;
         }
-        if (gbias) {
-            int64_t plane = s->oh * s->ow;
-            for (int64_t o = 0; o < s->o; o++) {
-                double acc = 0;
-                for (int64_t n = 0; n < s->n; n++) acc += pag_simd_sum(gy + (n * s->o + o) * plane, plane);
-                gbias[o] = (float)acc;
-            }
-        }
+        if (gbias) pag_conv_bias_gradient(s, gy, gbias);
     }
     free(job.parts);
     return job.failed ? PAG_NARROW_OUT_OF_MEMORY : 0;

@@ -287,13 +287,6 @@ int pag_winograd_backward_weights(const pag_conv_shape *sh, const float *x, cons
             for (int64_t l = 0; l < 8 && o + l < p.co; l++)
                 for (int k = 0; k < 9; k++) gw[((o + l) * p.ci + c) * 9 + k] = taps[8 * k + l];
         }
-    if (gbias) {
-        int64_t plane = p.oh * p.ow;
-        for (int64_t o = 0; o < p.co; o++) {
-            double acc = 0;
-            for (int64_t i = 0; i < p.n; i++) acc += pag_simd_sum(gy + (i * p.co + o) * plane, plane);
-            gbias[o] = (float)acc;
-        }
-    }
+    if (gbias) pag_conv_bias_gradient(sh, gy, gbias);
     return 0;
 }

@@ -34,6 +34,10 @@ int pag_conv2d_backward_data(const pag_conv_shape *s, const float *gy, const flo
 int pag_conv2d_backward_weights(const pag_conv_shape *s, const float *x, const float *gy,
                                 float *gw, float *gbias);
 
+/// gbias[o] = sum of gy[N, O, OH, OW] over N, OH, OW (each plane with the SIMD sum, in Double
+/// across images): the bias gradient every backward-weights path shares.
+void pag_conv_bias_gradient(const pag_conv_shape *s, const float *gy, float *gbias);
+
 /// Drops every cached oneDNN primitive (tests use it to check that caching is not required).
 void pag_kernels_clear_cache(void);
 /// Number of cached primitives (for tests and the benchmark report).
