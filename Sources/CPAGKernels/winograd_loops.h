@@ -42,12 +42,14 @@ static inline void V(input_transform)(V(v8) *d) {
     }
 }
 
-// m (36 vectors, 6x6) -> A^T m A (16 vectors, 4x4 row-major).
-static inline void V(output_transform)(const V(v8) *m, V(v8) *y) {
+// m (36 vectors, 6x6, vector xi at m + xi * stride floats) -> A^T m A (16 vectors, 4x4
+// row-major). Each column is loaded as it is used, so few values are live at a time.
+static inline void V(output_transform)(const float *m, int64_t stride, V(v8) *y) {
     V(v8) t[24];  // A^T m: 4 rows of 6
     V(v8) f2 = V(splat)(2.f), f4 = V(splat)(4.f), f8 = V(splat)(8.f);
     for (int j = 0; j < 6; j++) {
-        V(v8) a0 = m[j], a1 = m[6 + j], a2 = m[12 + j], a3 = m[18 + j], a4 = m[24 + j], a5 = m[30 + j];
+        V(v8) a0 = V(load8)(m + j * stride), a1 = V(load8)(m + (6 + j) * stride), a2 = V(load8)(m + (12 + j) * stride),
+              a3 = V(load8)(m + (18 + j) * stride), a4 = V(load8)(m + (24 + j) * stride), a5 = V(load8)(m + (30 + j) * stride);
         V(v8) p12 = a1 + a2, m12 = a1 - a2, p34 = a3 + a4, m34 = a3 - a4;
         t[j] = a0 + p12 + p34;
         t[6 + j] = m12 + f2 * m34;
@@ -204,14 +206,13 @@ static void V(multiply)(const float *vb, const float *u, int64_t tb, int64_t nt,
 static void V(transform_outputs)(const float *mb, int64_t tb, int64_t os, int64_t o_count,
                                  const float *bias, int64_t tw, int64_t tpi, int64_t t0, int64_t nt,
                                  int64_t oh, int64_t ow, float *y) {
-    V(v8) m[36], r[16];
+    V(v8) r[16];
     for (int64_t t = 0; t < nt; t++) {
         TILE_AT(t0 + t, tpi, tw, g, ty, tx);
         int64_t rows = oh - ty * 4 < 4 ? oh - ty * 4 : 4, cols = ow - tx * 4 < 4 ? ow - tx * 4 : 4;
         float *img = y + g * o_count * oh * ow;
         for (int64_t o = 0; o < o_count; o += 8) {
-            for (int xi = 0; xi < 36; xi++) m[xi] = V(load8)(mb + (xi * tb + t) * os + o);
-            V(output_transform)(m, r);
+            V(output_transform)(mb + t * os + o, tb * os, r);
             int64_t lanes = o_count - o < 8 ? o_count - o : 8;
             if (bias) {
                 float b[8] = {0};
