@@ -39,8 +39,9 @@ int pag_narrow_supports(const pag_conv_shape *s) {
            s->oh == s->h + 2 * s->ph - s->kh + 1 && s->ow == s->w + 2 * s->pw - s->kw + 1;
 }
 
-// A plane of `rows` x `cols` copied into a zeroed (rows + 2 top) x (cols + 2 left) one, plus kw
-// floats of slack at the end for the wrapped columns of the last row.
+// A plane of `rows` x `cols` copied into a zeroed one of (top + rows + extra_rows) x
+// (left + cols + extra_cols). The callers zero kw more floats after it: the wrapped columns of
+// the last row read them.
 static void pad_plane(const float *src, int64_t rows, int64_t cols, int64_t top, int64_t left,
                       int64_t extra_rows, int64_t extra_cols, float *dst) {
     int64_t pcols = cols + left + extra_cols;

@@ -49,7 +49,8 @@ int64_t pag_kernels_cache_size(void);
 /// PAG_CONV_FAST is AUTO plus Winograd F(4,3) for 3x3 stride-1 layers with C, O >= 16: pag's own
 /// (pag_winograd.h, no reorders) where oneDNN has none (below AVX-512) and for layers of at most
 /// 32 x 64 channels, oneDNN's for larger ones on AVX-512; 1.2-2.5x faster there, with rounding
-/// error a few times direct's (~1e-6 relative). The others force one
+/// error a few times direct's (~1e-6 relative). As with any Winograd, a NaN or infinity in the
+/// input spreads to the whole 4x4 output tile around it (direct: to the outputs that see it). The others force one
 /// strategy everywhere, for benchmarks and tests; a forced strategy the shape does not support
 /// falls back to the next (Winograd -> blocked -> plain; pag's Winograd -> AUTO).
 enum {
