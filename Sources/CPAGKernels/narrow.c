@@ -8,6 +8,7 @@
 #include "pag_kernels.h"
 #include "pag_simd.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,7 +55,7 @@ typedef struct narrow_job {
     const float *in, *w, *bias;  // in: x (forward) or gy (backward-data)
     float *out;
     int backward_data;
-    int failed;
+    atomic_int failed;  // set by any worker that cannot allocate; read after the parallel region
 } narrow_job;
 
 // out[image] = sum over taps of w * shifted padded input planes (forward, or backward-data with
@@ -123,7 +124,7 @@ typedef struct weights_job {
     const float *x, *gy;
     float *parts;  // one O x C x KH x KW partial sum per chunk
     int64_t chunks;
-    int failed;
+    atomic_int failed;  // set by any worker that cannot allocate; read after the parallel region
 } weights_job;
 
 // gw partial sum over the images of chunk k: dot products of each output-gradient plane (zero in

@@ -8,6 +8,7 @@
 #include "pag_simd.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -161,7 +162,7 @@ typedef struct forward_job {
     const float *x, *u, *bias;
     float *y;
     int64_t chunks;
-    int failed;
+    atomic_int failed;  // set by any worker that cannot allocate; read after the parallel region
 } forward_job;
 
 static void forward_chunk(void *ctx, int64_t k) {
@@ -188,7 +189,7 @@ static void forward_chunk(void *ctx, int64_t k) {
             }
         }
     } else {
-        j->failed = 1;  // a plain int: only ever set, read after the parallel region
+        j->failed = 1;
     }
     free(hwc);
     free(vb);
@@ -224,7 +225,7 @@ typedef struct weights_job {
     const float *x, *gy;
     float *s;  // one S[36][cs][os] per chunk
     int64_t chunks;
-    int failed;
+    atomic_int failed;  // set by any worker that cannot allocate; read after the parallel region
 } weights_job;
 
 static void weights_chunk(void *ctx, int64_t k) {

@@ -13,6 +13,7 @@ public struct ShapeError: Error, CustomStringConvertible, Equatable {
 public enum ShapeRules {
     /// Runs a rule inside the engine, where a broken rule is a bug of the caller.
     @inline(__always)
+    @discardableResult
     static func require<T>(_ rule: () throws -> T) -> T {
         do { return try rule() } catch { preconditionFailure("\(error)") }
     }
