@@ -12,29 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#pragma clang diagnostic ignored "-Wpsabi"  // 8-float vectors between static functions only
-
-#define V(name) name##_baseline
-#include "narrow_loops.h"
-#undef V
-
-#if defined(__x86_64__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
-#define V(name) name##_avx2
-#include "narrow_loops.h"
-#undef V
-#pragma clang attribute pop
-#endif
-
-typedef void (*axpy_fn)(int64_t, float, const float *, float *);
-
-static axpy_fn axpy(void) {
-#if defined(__x86_64__)
-    if (pag_isa() >= PAG_ISA_AVX2) return axpy_avx2;
-#endif
-    return axpy_baseline;
-}
-
 int pag_narrow_supports(const pag_conv_shape *s) {
     return s->o >= 1 && s->o < 8 && s->sh == 1 && s->sw == 1 && s->ph < s->kh && s->pw < s->kw &&
            s->oh == s->h + 2 * s->ph - s->kh + 1 && s->ow == s->w + 2 * s->pw - s->kw + 1;
@@ -63,7 +40,6 @@ typedef struct narrow_job {
 static void narrow_image(void *ctx, int64_t n) {
     narrow_job *j = ctx;
     const pag_conv_shape *s = j->s;
-    axpy_fn ax = axpy();
     int bd = j->backward_data;
     // Input planes (ci of them, ih x iw), padded by (py, px); output planes co x (oh2 x ow2).
     int64_t ci = bd ? s->o : s->c, co = bd ? s->c : s->o;
@@ -89,7 +65,7 @@ static void narrow_image(void *ctx, int64_t n) {
                     float wt = bd ? j->w[((c * s->c + o) * s->kh + s->kh - 1 - kh) * s->kw + s->kw - 1 - kw]
                                   : j->w[((o * s->c + c) * s->kh + kh) * s->kw + kw];
                     // The last row's wrapped columns read past the plane: the kw floats of slack.
-                    ax(len, wt, pad + kh * pcols + kw, acc + o * len);
+                    pag_simd_axpy(len, wt, pad + kh * pcols + kw, acc + o * len);
                 }
     }
     for (int64_t o = 0; o < co; o++) {

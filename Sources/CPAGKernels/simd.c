@@ -14,6 +14,7 @@ typedef struct pag_simd_ops {
     void (*binary)(int, int64_t, int64_t, const float *, int64_t, int64_t, const float *, int64_t, int64_t, float *, float, float);
     float (*sum)(const float *, int64_t);
     float (*dot)(const float *, float, const float *, float, int64_t);
+    void (*axpy)(int64_t, float, const float *, float *);
     void (*accumulate)(int64_t, const float *, int64_t, float *, int64_t);
     void (*lincomb)(int64_t, int64_t, int64_t, int64_t, int, const float *, const float *, const float *,
                     const float *, const float *, const float *, const float *, float *);
@@ -111,6 +112,8 @@ void pag_simd_binary(int op, int64_t rows, int64_t n, const float *a, int64_t ra
 }
 float pag_simd_sum(const float *p, int64_t n) { return OPS->sum(p, n); }
 float pag_simd_dot(const float *a, float ma, const float *b, float mb, int64_t n) { return OPS->dot(a, ma, b, mb, n); }
+void pag_simd_axpy(int64_t n, float a, const float *x, float *y) { OPS->axpy(n, a, x, y); }
+
 void pag_simd_accumulate(int64_t n, const float *src, int64_t si, float *dst, int64_t so) {
     OPS->accumulate(n, src, si, dst, so);
 }

@@ -40,6 +40,10 @@ static float V(dot)(const float *a, float ma, const float *b, float mb, int64_t 
     return s;
 }
 
+static void V(axpy)(int64_t n, float a, const float *restrict x, float *restrict y) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}
+
 static void V(accumulate)(int64_t n, const float *restrict src, int64_t si, float *restrict dst, int64_t so) {
     if (so == 0) {
         if (si == 1 && n >= 16) {
@@ -292,7 +296,7 @@ static void V(adam)(int64_t n, float *restrict p, const float *restrict g, float
 }
 
 static const pag_simd_ops V(ops) = {
-    V(unary), V(binary), V(sum), V(dot), V(accumulate), V(lincomb), V(maxpool2x2),
+    V(unary), V(binary), V(sum), V(dot), V(axpy), V(accumulate), V(lincomb), V(maxpool2x2),
     V(avgpool), V(avgpool_adjoint), V(log_softmax), V(sgd), V(adam),
 };
 

@@ -120,6 +120,19 @@ final class InstructionSetTests: XCTestCase {
         }
     }
 
+    /// y += a x (narrow convolutions' inner loop), on lengths around the vector widths; the
+    /// variants may fuse the multiply and the add.
+    func testAxpyAgrees() {
+        let x = input([1000], seed: 11, specials: false), y = input([1000], seed: 12, specials: false)
+        compareVariants("axpy", exact: false, rtol: 1e-6) {
+            [1, 7, 15, 16, 17, 33, 1000].map { n -> Tensor in
+                let out = y.copy()
+                pag_simd_axpy(Int64(n), -0.37, x.pointer, out.pointer)
+                return out
+            }
+        }
+    }
+
     func testBatchNormAgreesThroughDoubleBackward() throws {
         for shape in [[16, 12, 9, 7], [32, 64, 16, 16], [64, 10]] {
             let x0 = input(shape, seed: 11, specials: false)

@@ -72,6 +72,8 @@ float pag_simd_sum(const float *p, int64_t n);
 float pag_simd_dot(const float *a, float ma, const float *b, float mb, int64_t n);
 /// dst[i * so] += src[i * si] for i < n; with so == 0, dst[0] += the sum of the n values.
 void pag_simd_accumulate(int64_t n, const float *src, int64_t si, float *dst, int64_t so);
+/// y[i] += a * x[i] for i < n (x and y do not overlap).
+void pag_simd_axpy(int64_t n, float a, const float *x, float *y);
 
 /// Batch-norm style per-channel affine combination over `planes` planes of `hw` values starting at
 /// plane index `first` of an [N, C, HW] layout: dst = k0[c] s0 + k1[c] s1 + k2[c] s2 + z[c]
