@@ -87,6 +87,17 @@ extension Tensor {
 public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
     case direct, fast
 
+    /// Which kernels the algorithm in effect uses on this machine, for benchmark reports. pag's
+    /// Winograd has baseline and AVX2 variants (the AVX2 one on AVX-512 machines too).
+    public static var kernels: String {
+        let narrow = "under 8 output channels: pag's narrow kernels"
+        guard current == .fast else { return "direct (oneDNN; \(narrow))" }
+        let variant = InstructionSet.current.rawValue >= InstructionSet.avx2.rawValue ? "avx2" : "baseline"
+        return pag_kernels_onednn_has_winograd() != 0
+            ? "fast (3x3: Winograd F(4,3), pag's \(variant) variant up to 32 x 64 channels, oneDNN's above; \(narrow))"
+            : "fast (3x3: Winograd F(4,3), pag's \(variant) variant; \(narrow))"
+    }
+
     /// The algorithm in effect (process-wide).
     public static var current: ConvolutionAlgorithm {
         get { pag_kernels_get_conv_policy() == Int32(PAG_CONV_FAST) ? .fast : .direct }

@@ -102,7 +102,8 @@ struct Bench: ParsableCommand {
                 return o
             }
             var last: [String: Any] = ["name": "peak-rss", "peak_rss_mb": peak, "threads": threads,
-                                        "isa": InstructionSet.current.description, "onednn_isa": InstructionSet.oneDNN]
+                                        "isa": InstructionSet.current.description, "onednn_isa": InstructionSet.oneDNN,
+                                        "convolutions": ConvolutionAlgorithm.kernels]
             if let v = env["GOMP_SPINCOUNT"] { last["gomp_spincount"] = v }
             if let v = env["OMP_WAIT_POLICY"] { last["omp_wait_policy"] = v }
             list.append(last)
@@ -114,6 +115,7 @@ struct Bench: ParsableCommand {
                 .compactMap { $0 }.joined(separator: ", ")
             print("threads: \(threads) (OpenMP\(policy.isEmpty ? "" : "; " + policy))")
             print("instruction set: \(InstructionSet.current) (CPU: \(InstructionSet.cpuBest); PAG_ISA caps it), oneDNN: \(InstructionSet.oneDNN)")
+            print("convolutions: \(ConvolutionAlgorithm.kernels)")
         }
     }
 }
