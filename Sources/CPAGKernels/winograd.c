@@ -1,6 +1,7 @@
 // winograd.c: pag's own Winograd F(4x4, 3x3) convolutions (see winograd_loops.h for the method).
-// kernels.c uses them for the `fast` policy where oneDNN 2.6 has no Winograd (below AVX-512):
-// 3x3, stride 1, padding at most 2, C and O >= 16. One variant per instruction set, chosen from
+// kernels.c uses them for the `fast` policy (everywhere below AVX-512, where oneDNN 2.6 has no
+// Winograd; for layers of at most 32 x 64 channels on AVX-512): 3x3, stride 1, padding at most 2,
+// C and O >= 16, outputs of at least 64 pixels. A baseline and an AVX2 variant, chosen from
 // pag_isa() on every call, like the engine's other loops.
 #include "pag_winograd.h"
 
