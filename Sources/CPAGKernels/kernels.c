@@ -563,33 +563,8 @@ static int shape_ok(const pag_conv_shape *s) {
 // oneDNN rejects zero-sized tensors; the results are trivial then.
 static int degenerate(const pag_conv_shape *s) { return s->n == 0 || s->c == 0 || s->o == 0; }
 
-static pthread_once_t g_winograd_once = PTHREAD_ONCE_INIT;
-static int g_onednn_winograd;
-
-// Asks oneDNN for a Winograd forward on a small shape it would take if it had one at all.
-static void probe_winograd(void) {
-    pthread_once(&g_once, init_once);
-    if (g_engine_status != dnnl_success) return;
-    dnnl_dims_t xd = {1, 16, 8, 8}, wd = {16, 16, 3, 3}, yd = {1, 16, 8, 8}, one = {1, 1}, pad = {1, 1};
-    dnnl_memory_desc_t x, w, y;
-    dnnl_convolution_desc_t d;
-    dnnl_primitive_desc_t pd = NULL;
-    if (dnnl_memory_desc_init_by_tag(&x, 4, xd, dnnl_f32, dnnl_format_tag_any) ||
-        dnnl_memory_desc_init_by_tag(&w, 4, wd, dnnl_f32, dnnl_format_tag_any) ||
-        dnnl_memory_desc_init_by_tag(&y, 4, yd, dnnl_f32, dnnl_format_tag_any) ||
-        dnnl_convolution_forward_desc_init(&d, dnnl_forward_training, dnnl_convolution_winograd, &x, &w, NULL, &y,
-                                           one, pad, pad))
-        return;
-    if (dnnl_primitive_desc_create(&pd, &d, NULL, g_engine, NULL) == dnnl_success) {
-        g_onednn_winograd = 1;
-        dnnl_primitive_desc_destroy(pd);
-    }
-}
-
-int pag_kernels_onednn_has_winograd(void) {
-    pthread_once(&g_winograd_once, probe_winograd);
-    return g_onednn_winograd;
-}
+// oneDNN 2.6 has its Winograd exactly where it has its AVX-512 kernels.
+int pag_kernels_onednn_has_winograd(void) { return onednn_avx512(); }
 
 // 1 when this call goes to narrow.c: fewer than 8 output channels, unless a strategy is forced.
 static int narrow(const pag_conv_shape *s) {

@@ -18,12 +18,12 @@ int pag_narrow_supports(const pag_conv_shape *s) {
 }
 
 // A plane of `rows` x `cols` copied into a zeroed one of (top + rows + extra_rows) x
-// (left + cols + extra_cols). The callers zero kw more floats after it: the wrapped columns of
-// the last row read them.
+// (left + cols + extra_cols), followed by `slack` zeros (the wrapped columns of the last row
+// read up to kw floats past the plane).
 static void pad_plane(const float *src, int64_t rows, int64_t cols, int64_t top, int64_t left,
-                      int64_t extra_rows, int64_t extra_cols, float *dst) {
+                      int64_t extra_rows, int64_t extra_cols, int64_t slack, float *dst) {
     int64_t pcols = cols + left + extra_cols;
-    memset(dst, 0, sizeof(float) * (size_t)((rows + top + extra_rows) * pcols));
+    memset(dst, 0, sizeof(float) * (size_t)((rows + top + extra_rows) * pcols + slack));
     for (int64_t r = 0; r < rows; r++) memcpy(dst + (r + top) * pcols + left, src + r * cols, sizeof(float) * (size_t)cols);
 }
 
@@ -57,14 +57,12 @@ static void narrow_image(void *ctx, int64_t n) {
     memset(acc, 0, sizeof(float) * (size_t)(co * oh2 * pcols));
     int64_t len = oh2 * pcols;
     for (int64_t c = 0; c < ci; c++) {
-        pad_plane(j->in + (n * ci + c) * ih * iw, ih, iw, py, px, py, px, pad);
-        memset(pad + prows * pcols, 0, sizeof(float) * (size_t)s->kw);
+        pad_plane(j->in + (n * ci + c) * ih * iw, ih, iw, py, px, py, px, s->kw, pad);
         for (int64_t o = 0; o < co; o++)
             for (int64_t kh = 0; kh < s->kh; kh++)
                 for (int64_t kw = 0; kw < s->kw; kw++) {
                     float wt = bd ? j->w[((c * s->c + o) * s->kh + s->kh - 1 - kh) * s->kw + s->kw - 1 - kw]
                                   : j->w[((o * s->c + c) * s->kh + kh) * s->kw + kw];
-                    // The last row's wrapped columns read past the plane: the kw floats of slack.
                     pag_simd_axpy(len, wt, pad + kh * pcols + kw, acc + o * len);
                 }
     }
@@ -82,7 +80,7 @@ static void narrow_image(void *ctx, int64_t n) {
 
 static int run_images(narrow_job *job) {
     pag_parallel_for(job->s->n, narrow_image, job);
-    return job->failed ? PAG_NARROW_OUT_OF_MEMORY : 0;
+    return job->failed ? PAG_KERNELS_OUT_OF_MEMORY : 0;
 }
 
 int pag_narrow_forward(const pag_conv_shape *s, const float *x, const float *w, const float *bias, float *y) {
@@ -122,10 +120,9 @@ static void weights_chunk(void *ctx, int64_t k) {
     }
     for (int64_t n = s->n * k / j->chunks; n < s->n * (k + 1) / j->chunks; n++) {
         for (int64_t o = 0; o < s->o; o++)
-            pad_plane(j->gy + (n * s->o + o) * s->oh * s->ow, s->oh, s->ow, 0, 0, 0, pcols - s->ow, g + o * len);
+            pad_plane(j->gy + (n * s->o + o) * s->oh * s->ow, s->oh, s->ow, 0, 0, 0, pcols - s->ow, 0, g + o * len);
         for (int64_t c = 0; c < s->c; c++) {
-            pad_plane(j->x + (n * s->c + c) * s->h * s->w, s->h, s->w, s->ph, s->pw, s->ph, s->pw, pad);
-            memset(pad + prows * pcols, 0, sizeof(float) * (size_t)s->kw);
+            pad_plane(j->x + (n * s->c + c) * s->h * s->w, s->h, s->w, s->ph, s->pw, s->ph, s->pw, s->kw, pad);
             for (int64_t o = 0; o < s->o; o++)
                 for (int64_t t = 0; t < taps; t++)
                     part[(o * s->c + c) * taps + t] +=
@@ -141,7 +138,7 @@ int pag_narrow_backward_weights(const pag_conv_shape *s, const float *x, const f
     int64_t size = s->o * s->c * s->kh * s->kw;
     weights_job job = {s, x, gy, NULL, s->n < 8 ? s->n : 8, 0};
     job.parts = malloc(sizeof(float) * (size_t)(size * job.chunks));
-    if (!job.parts) return PAG_NARROW_OUT_OF_MEMORY;
+    if (!job.parts) return PAG_KERNELS_OUT_OF_MEMORY;
     pag_parallel_for(job.chunks, weights_chunk, &job);
     if (!job.failed) {
         for (int64_t i = 0; i < size; i++) {
@@ -152,5 +149,5 @@ int pag_narrow_backward_weights(const pag_conv_shape *s, const float *x, const f
         if (gbias) pag_conv_bias_gradient(s, gy, gbias);
     }
     free(job.parts);
-    return job.failed ? PAG_NARROW_OUT_OF_MEMORY : 0;
+    return job.failed ? PAG_KERNELS_OUT_OF_MEMORY : 0;
 }

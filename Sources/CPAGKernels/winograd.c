@@ -77,11 +77,31 @@ static pass make_pass(int64_t n, int64_t ci, int64_t h, int64_t w, int64_t co, i
     return p;
 }
 
-// Images per group: enough for a block of tiles, at most those of the chunk.
-static int64_t group_size(const pass *p, int64_t images) {
-    int64_t g = p->tb / (p->th * p->tw);
-    if (g < 1) g = 1;
-    return g < images ? g : images;
+// Items (images, channels) split into at most `chunks` contiguous ranges; chunk k is [first(k), first(k + 1)).
+static int64_t chunk_start(int64_t n, int64_t chunks, int64_t k) { return n * k / chunks; }
+
+// How chunk k (of `chunks`) of a pass's images is walked: its images [first, end), in groups of
+// `group` copied to HWC (prows x pcols x cs floats each, `stride` apart), tpi tiles per image.
+typedef struct chunk_walk {
+    int64_t first, end, group, prows, pcols, stride, tpi;
+} chunk_walk;
+
+static chunk_walk walk_chunk(const pass *p, int64_t chunks, int64_t k) {
+    chunk_walk c = {chunk_start(p->n, chunks, k), chunk_start(p->n, chunks, k + 1), 0, p->th * 4 + 2, p->tw * 4 + 2, 0,
+                    p->th * p->tw};
+    c.stride = c.prows * c.pcols * p->cs;
+    c.group = p->tb / c.tpi;  // enough images for a block of tiles, at least one, at most the chunk's
+    if (c.group < 1) c.group = 1;
+    if (c.group > c.end - c.first) c.group = c.end - c.first;
+    return c;
+}
+
+// The input images [i, i + images) of the pass into the group's HWC buffer.
+static void copy_inputs(const struct wino_loops *L, const pass *p, const chunk_walk *c, const float *x, int64_t i,
+                        int64_t images, float *hwc) {
+    for (int64_t g = 0; g < images; g++)
+        L->to_hwc(x + (i + g) * p->ci * p->h * p->w, p->ci, p->h, p->w, hwc + g * c->stride, c->prows, c->pcols, p->cs,
+                  p->ph, p->pw);
 }
 
 // A buffer of the calling thread's, kept between calls: U and S of ResNet's 512-channel layers
@@ -116,9 +136,6 @@ static float *thread_buffer(int slot, size_t floats) {
     }
     return b->p[slot];
 }
-
-// Items (images, channels) split into at most `chunks` contiguous ranges; chunk k is [first(k), first(k + 1)).
-static int64_t chunk_start(int64_t n, int64_t chunks, int64_t k) { return n * k / chunks; }
 
 typedef struct filters_job {
     const pass *p;
@@ -169,24 +186,20 @@ typedef struct forward_job {
 static void forward_chunk(void *ctx, int64_t k) {
     forward_job *j = ctx;
     const pass *p = j->p;
-    int64_t first = chunk_start(p->n, j->chunks, k), end = chunk_start(p->n, j->chunks, k + 1);
-    int64_t prows = p->th * 4 + 2, pcols = p->tw * 4 + 2, stride = prows * pcols * p->cs;
-    int64_t tpi = p->th * p->tw, group = group_size(p, end - first);
-    float *hwc = malloc((size_t)(group * stride) * sizeof(float));
+    chunk_walk c = walk_chunk(p, j->chunks, k);
+    float *hwc = malloc((size_t)(c.group * c.stride) * sizeof(float));
     float *vb = calloc((size_t)(36 * p->tb * p->cs), sizeof(float));
     float *mb = malloc((size_t)(36 * p->tb * p->os) * sizeof(float));
     if (hwc && vb && mb) {
-        for (int64_t i = first; i < end; i += group) {
-            int64_t images = end - i < group ? end - i : group, tiles = images * tpi;
-            for (int64_t g = 0; g < images; g++)
-                j->L->to_hwc(j->x + (i + g) * p->ci * p->h * p->w, p->ci, p->h, p->w, hwc + g * stride, prows, pcols,
-                             p->cs, p->ph, p->pw);
+        for (int64_t i = c.first; i < c.end; i += c.group) {
+            int64_t images = c.end - i < c.group ? c.end - i : c.group, tiles = images * c.tpi;
+            copy_inputs(j->L, p, &c, j->x, i, images, hwc);
             float *yi = j->y + i * p->co * p->oh * p->ow;
             for (int64_t t0 = 0; t0 < tiles; t0 += p->tb) {
                 int64_t nt = tiles - t0 < p->tb ? tiles - t0 : p->tb;
-                j->L->transform_inputs(hwc, stride, pcols, p->cs, p->tw, tpi, t0, nt, p->tb, vb);
+                j->L->transform_inputs(hwc, c.stride, c.pcols, p->cs, p->tw, c.tpi, t0, nt, p->tb, vb);
                 j->L->multiply(vb, j->u, p->tb, nt, p->cs, p->os, mb);
-                j->L->transform_outputs(mb, p->tb, p->os, p->co, j->bias, p->tw, tpi, t0, nt, p->oh, p->ow, yi);
+                j->L->transform_outputs(mb, p->tb, p->os, p->co, j->bias, p->tw, c.tpi, t0, nt, p->oh, p->ow, yi);
             }
         }
     } else {
@@ -201,13 +214,13 @@ static int run_forward(const pass *p, const float *x, const float *u, const floa
     int64_t threads = pag_parallel_threads();
     forward_job job = {p, loops(), x, u, bias, y, p->n < threads ? p->n : threads, 0};
     pag_parallel_for(job.chunks, forward_chunk, &job);
-    return job.failed ? PAG_WINOGRAD_OUT_OF_MEMORY : 0;
+    return job.failed ? PAG_KERNELS_OUT_OF_MEMORY : 0;
 }
 
 int pag_winograd_forward(const pag_conv_shape *s, const float *x, const float *w, const float *bias, float *y) {
     pass p = make_pass(s->n, s->c, s->h, s->w, s->o, s->ph, s->pw);
     float *u = transform_weights(&p, w, 0);
-    if (!u) return PAG_WINOGRAD_OUT_OF_MEMORY;
+    if (!u) return PAG_KERNELS_OUT_OF_MEMORY;
     return run_forward(&p, x, u, bias, y);
 }
 
@@ -216,7 +229,7 @@ int pag_winograd_backward_data(const pag_conv_shape *s, const float *gy, const f
     // the weights turned 180 degrees and O, C swapped.
     pass p = make_pass(s->n, s->o, s->oh, s->ow, s->c, 2 - s->ph, 2 - s->pw);
     float *u = transform_weights(&p, w, 1);
-    if (!u) return PAG_WINOGRAD_OUT_OF_MEMORY;
+    if (!u) return PAG_KERNELS_OUT_OF_MEMORY;
     return run_forward(&p, gy, u, NULL, gx);
 }
 
@@ -232,29 +245,25 @@ typedef struct weights_job {
 static void weights_chunk(void *ctx, int64_t k) {
     weights_job *j = ctx;
     const pass *p = j->p;
-    int64_t first = chunk_start(p->n, j->chunks, k), end = chunk_start(p->n, j->chunks, k + 1);
-    int64_t prows = p->th * 4 + 2, pcols = p->tw * 4 + 2, stride = prows * pcols * p->cs;
-    int64_t gstride = p->th * 4 * p->tw * 4 * p->os;
-    int64_t tpi = p->th * p->tw, group = group_size(p, end - first);
-    float *hwc = malloc((size_t)(group * stride) * sizeof(float));
-    float *ghwc = malloc((size_t)(group * gstride) * sizeof(float));
+    chunk_walk c = walk_chunk(p, j->chunks, k);
+    int64_t gstride = p->th * 4 * p->tw * 4 * p->os;  // gy's HWC copy: the output grid, no border
+    float *hwc = malloc((size_t)(c.group * c.stride) * sizeof(float));
+    float *ghwc = malloc((size_t)(c.group * gstride) * sizeof(float));
     float *vb = calloc((size_t)(36 * p->tb * p->cs), sizeof(float));
     float *zb = calloc((size_t)(36 * p->tb * p->os), sizeof(float));
     float *s = j->s + k * 36 * p->cs * p->os;
     if (hwc && ghwc && vb && zb) {
-        for (int64_t i = first; i < end; i += group) {
-            int64_t images = end - i < group ? end - i : group, tiles = images * tpi;
-            for (int64_t g = 0; g < images; g++) {
-                j->L->to_hwc(j->x + (i + g) * p->ci * p->h * p->w, p->ci, p->h, p->w, hwc + g * stride, prows, pcols,
-                             p->cs, p->ph, p->pw);
+        for (int64_t i = c.first; i < c.end; i += c.group) {
+            int64_t images = c.end - i < c.group ? c.end - i : c.group, tiles = images * c.tpi;
+            copy_inputs(j->L, p, &c, j->x, i, images, hwc);
+            for (int64_t g = 0; g < images; g++)
                 j->L->to_hwc(j->gy + (i + g) * p->co * p->oh * p->ow, p->co, p->oh, p->ow, ghwc + g * gstride,
                              p->th * 4, p->tw * 4, p->os, 0, 0);
-            }
             for (int64_t t0 = 0; t0 < tiles; t0 += p->tb) {
                 int64_t nt = tiles - t0 < p->tb ? tiles - t0 : p->tb;
-                j->L->transform_inputs(hwc, stride, pcols, p->cs, p->tw, tpi, t0, nt, p->tb, vb);
-                j->L->transform_output_grads(ghwc, gstride, p->tw * 4, p->os, p->tw, tpi, t0, nt, p->tb, zb);
-                j->L->accumulate_products(vb, zb, p->tb, nt, p->cs, p->os, i == first && t0 == 0, s);
+                j->L->transform_inputs(hwc, c.stride, c.pcols, p->cs, p->tw, c.tpi, t0, nt, p->tb, vb);
+                j->L->transform_output_grads(ghwc, gstride, p->tw * 4, p->os, p->tw, c.tpi, t0, nt, p->tb, zb);
+                j->L->accumulate_products(vb, zb, p->tb, nt, p->cs, p->os, i == c.first && t0 == 0, s);
             }
         }
     } else {
@@ -278,9 +287,9 @@ int pag_winograd_backward_weights(const pag_conv_shape *sh, const float *x, cons
     int64_t chunks = large ? 2 : 8;
     weights_job job = {&p, loops(), x, gy, NULL, p.n < chunks ? p.n : chunks, 0};
     job.s = thread_buffer(BUF_S, per * (size_t)job.chunks);
-    if (!job.s) return PAG_WINOGRAD_OUT_OF_MEMORY;
+    if (!job.s) return PAG_KERNELS_OUT_OF_MEMORY;
     pag_parallel_for(job.chunks, weights_chunk, &job);
-    if (job.failed) return PAG_WINOGRAD_OUT_OF_MEMORY;
+    if (job.failed) return PAG_KERNELS_OUT_OF_MEMORY;
     // gw = G^T S G for every (o, c), with S the chunks' sum; 8 output channels at a time.
     float taps[72];
     for (int64_t c = 0; c < p.ci; c++)

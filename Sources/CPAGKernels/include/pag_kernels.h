@@ -34,6 +34,10 @@ int pag_conv2d_backward_data(const pag_conv_shape *s, const float *gy, const flo
 int pag_conv2d_backward_weights(const pag_conv_shape *s, const float *x, const float *gy,
                                 float *gw, float *gbias);
 
+/// The status pag's own kernels (pag_winograd.h, pag_narrow.h) return when they cannot allocate:
+/// dnnl_out_of_memory's value, so callers read every kernel's status the same way.
+enum { PAG_KERNELS_OUT_OF_MEMORY = 1 };
+
 /// gbias[o] = sum of gy[N, O, OH, OW] over N, OH, OW (each plane with the SIMD sum, in Double
 /// across images): the bias gradient every backward-weights path shares.
 void pag_conv_bias_gradient(const pag_conv_shape *s, const float *gy, float *gbias);

@@ -9,8 +9,6 @@
 extern "C" {
 #endif
 
-enum { PAG_NARROW_OUT_OF_MEMORY = 1 };  // dnnl_out_of_memory's value
-
 /// 1 when the shape is one these functions compute: O < 8, stride 1, padding below the kernel size.
 int pag_narrow_supports(const pag_conv_shape *s);
 /// The same contracts as pag_conv2d_forward / _backward_data / _backward_weights.

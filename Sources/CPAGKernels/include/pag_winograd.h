@@ -8,8 +8,6 @@
 extern "C" {
 #endif
 
-enum { PAG_WINOGRAD_OUT_OF_MEMORY = 1 };  // dnnl_out_of_memory's value
-
 /// 1 when the shape is one these functions compute: 3x3, stride 1, padding 0...2, C and O >= 16.
 int pag_winograd_supports(const pag_conv_shape *s);
 /// The same contracts as pag_conv2d_forward / _backward_data / _backward_weights.
