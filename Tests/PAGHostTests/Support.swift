@@ -1,4 +1,5 @@
 import Foundation
+import PAGLab
 import PAGTestSupport
 import XCTest
 
@@ -29,16 +30,9 @@ enum Support {
         let out = Pipe(), err = Pipe()
         p.standardOutput = out; p.standardError = err
         try p.run()
-        // Read both pipes while the child runs so a full pipe cannot block it.
-        let errData = DataBox()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { errData.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        let outData = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
-        p.waitUntilExit()
+        let (outData, errData) = readOutputs(of: p, stdout: out, stderr: err)
         return Run(status: p.terminationStatus, signaled: p.terminationReason == .uncaughtSignal,
-                   stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData.data, as: UTF8.self))
+                   stdout: String(decoding: outData, as: UTF8.self), stderr: String(decoding: errData, as: UTF8.self))
     }
 
     /// Compiles one C file into a shared library with `cflags`; fails the test on compiler errors.
@@ -81,10 +75,4 @@ enum Support {
         }
         return try run(pag, args)
     }
-}
-
-/// What the stderr reader writes on its own thread; read only after the DispatchGroup's wait,
-/// which orders the two.
-private final class DataBox: @unchecked Sendable {
-    var data = Data()
 }

@@ -54,15 +54,9 @@ public final class SlurmExecutor {
         let out = Pipe(), err = Pipe()
         p.standardOutput = out; p.standardError = err
         do { try p.run() } catch { throw SlurmError.command("cannot run \(exe): \(error)") }
-        // stderr is read on another thread while stdout is read here, so neither pipe can fill up.
-        final class Collected: @unchecked Sendable { var data = Data() }
-        let errText = Collected()
-        let g = DispatchGroup(); g.enter()
-        DispatchQueue.global().async { errText.data = err.fileHandleForReading.readDataToEndOfFile(); g.leave() }
-        let o = out.fileHandleForReading.readDataToEndOfFile()
-        g.wait(); p.waitUntilExit()
+        let (o, e) = readOutputs(of: p, stdout: out, stderr: err)
         guard p.terminationStatus == 0 else {
-            throw SlurmError.command("\(exe) \(args.joined(separator: " ")): \(String(decoding: errText.data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))")
+            throw SlurmError.command("\(exe) \(args.joined(separator: " ")): \(String(decoding: e, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))")
         }
         return String(decoding: o, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
