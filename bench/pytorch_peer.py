@@ -61,8 +61,7 @@ class LeNet(nn.Module):
 
     def forward(self, x):
         x = F.relu(self.conv1(x))
-        x = F.relu(self.conv2(x))
-        x = F.max_pool2d(x, 2)
+        x = F.relu(F.max_pool2d(self.conv2(x), 2))  # pool then ReLU, as pag's lenet
         x = x.flatten(1)
         x = F.relu(self.fc1(x))
         return self.fc2(x)
@@ -81,7 +80,7 @@ class LeNetDropout(nn.Module):
         self.fc2 = nn.Linear(128, 10)
 
     def forward(self, x):
-        x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
+        x = F.relu(F.max_pool2d(self.conv2(F.relu(self.conv1(x))), 2))  # pool then ReLU, as pag's lenet
         x = F.relu(self.fc1(torch.flatten(self.dropout1(x), 1)))
         return self.fc2(self.dropout2(x))
 

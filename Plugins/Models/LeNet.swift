@@ -53,7 +53,10 @@ struct LeNet: ModelPlugin {
 
     func forward(_ x: Tensor, train: Bool) throws -> Tensor {
         var h = try conv1(x, train: train).relu()
-        h = try conv2(h, train: train).relu().maxPool2d(kernel: 2)
+        // Pool, then ReLU: the reference's relu-then-pool gives the same values and gradients
+        // (max and ReLU commute, and a window whose max is not positive passes no gradient
+        // either way), with the ReLU on a quarter of the pixels.
+        h = try conv2(h, train: train).maxPool2d(kernel: 2).relu()
         if train && p1 > 0 { h = try h.dropout(p: p1, training: true) }
         h = try fc1(h.flattened(), train: train).relu()
         if train && p2 > 0 { h = try h.dropout(p: p2, training: true) }

@@ -113,6 +113,35 @@ final class OpGradientTests: XCTestCase {
         XCTAssertEqual(small.avgPool2d(kernel: 2).values, [3.25, 2.5, 3.5, 3.75])
     }
 
+    /// The lenet plugin pools before its ReLU: relu(maxpool(x)) must give the values, the
+    /// gradients and the double-backward gradients of the reference's maxpool(relu(x)), also for
+    /// windows with no positive value and windows with ties.
+    func testPoolThenReluMatchesReluThenPool() throws {
+        var vals = (0..<144).map { Float($0 % 13) - 8 }  // mostly negative, with repeats
+        var rng = RandomGenerator(seed: 11)
+        vals.shuffle(using: &rng)
+        for (i, v) in zip([0, 1, 6, 7], [-1, -2, -3, -4] as [Float]) { vals[i] = v }  // window (0, 0): all negative
+        for (i, v) in zip([14, 15, 20, 21], [0, -2, 0, -1] as [Float]) { vals[i] = v }  // window (1, 1): a tie at 0
+        let x = Tensor(vals, shape: [2, 2, 6, 6])
+        let weights = randomInput([2, 2, 3, 3], seed: 12)
+        func loss(_ order: (Tensor) -> Tensor) throws -> (Tensor, Tensor, Tensor) {
+            let xi = x.detached(); xi.requiresGrad = true
+            let y = order(xi + xi.square() * 0.1)  // smooth before the pool, so second order is not 0
+            let l = (y * weights).sum()
+            let g = try grad(of: [l], wrt: [xi], createGraph: true)[0]
+            // Second order: the gradient of a function of the first gradient (gradnorm's shape).
+            let gg = try grad(of: [(g * x).sum().square()], wrt: [xi])[0]
+            return (y, g, gg)
+        }
+        let reference = try loss { $0.relu().maxPool2d(kernel: 2) }
+        let pooled = try loss { $0.maxPool2d(kernel: 2).relu() }
+        XCTAssertEqual(pooled.0.values, reference.0.values)
+        XCTAssertEqual(pooled.1.values, reference.1.values)
+        XCTAssertEqual(pooled.2.values, reference.2.values)
+        XCTAssertEqual(reference.0.values[0], 0)  // the all-negative window
+        XCTAssertGreaterThan(reference.1.values.filter { $0 != 0 }.count, 8)
+    }
+
     func testReductionsAndShapes() throws {
         let x = randomInput([2, 3, 4], seed: 18)
         try gc.check("sum all", [x]) { $0[0].sum() }
