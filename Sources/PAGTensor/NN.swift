@@ -77,12 +77,9 @@ extension Tensor {
         precondition(p >= 0 && p < 1, "dropout: probability \(p) outside [0, 1)")
         guard training, p > 0 else { return self }
         let mask = Tensor(uninitialized: shape)
-        let keep = 1 / (1 - p)
-        // The pointer and the generator in locals, so the state stays in registers.
-        let m = mask.pointer
-        var g = rng
-        for i in 0..<count { m[i] = g.nextFloat() < p ? 0 : keep }
-        rng = g
+        // One word of the generator seeds the mask's own vectorized lanes (pag_simd.h), so a call
+        // advances `rng` by one step whatever the size.
+        pag_simd_dropout_mask(rng.nextUInt64(), Int64(count), p, 1 / (1 - p), mask.pointer)
         return self * mask
     }
 
