@@ -18,14 +18,13 @@
 
 struct wino_loops {
     void (*to_hwc)(const float *, int64_t, int64_t, int64_t, float *, int64_t, int64_t, int64_t, int64_t, int64_t);
-    void (*transform_inputs)(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                             float *);
-    void (*multiply)(const float *, const float *, int64_t, int64_t, int64_t, int64_t, float *);
-    void (*transform_outputs)(const float *, int64_t, int64_t, int64_t, const float *, int64_t, int64_t, int64_t,
-                              int64_t, int64_t, int64_t, float *);
+    void (*transform_inputs)(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, float *);
+    void (*multiply)(const float *, const float *, int64_t, int64_t, int64_t, float *);
+    void (*transform_outputs)(const float *, int64_t, int64_t, const float *, int64_t, int64_t, int64_t, int64_t,
+                              int64_t, int64_t, float *);
     void (*transform_output_grads)(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                                   int64_t, float *);
-    void (*accumulate_products)(const float *, const float *, int64_t, int64_t, int64_t, int64_t, int, float *);
+                                   float *);
+    void (*accumulate_products)(const float *, const float *, int64_t, int64_t, int64_t, int, float *);
     void (*transform_filters)(const float *, float *, int64_t);
     void (*gather_filters)(const float *, int64_t, int64_t, int64_t, float *);
 };
@@ -197,9 +196,9 @@ static void forward_chunk(void *ctx, int64_t k) {
             float *yi = j->y + i * p->co * p->oh * p->ow;
             for (int64_t t0 = 0; t0 < tiles; t0 += p->tb) {
                 int64_t nt = tiles - t0 < p->tb ? tiles - t0 : p->tb;
-                j->L->transform_inputs(hwc, c.stride, c.pcols, p->cs, p->tw, c.tpi, t0, nt, p->tb, vb);
-                j->L->multiply(vb, j->u, p->tb, nt, p->cs, p->os, mb);
-                j->L->transform_outputs(mb, p->tb, p->os, p->co, j->bias, p->tw, c.tpi, t0, nt, p->oh, p->ow, yi);
+                j->L->transform_inputs(hwc, c.stride, c.pcols, p->cs, p->tw, c.tpi, t0, nt, vb);
+                j->L->multiply(vb, j->u, nt, p->cs, p->os, mb);
+                j->L->transform_outputs(mb, p->os, p->co, j->bias, p->tw, c.tpi, t0, nt, p->oh, p->ow, yi);
             }
         }
     } else {
@@ -261,9 +260,9 @@ static void weights_chunk(void *ctx, int64_t k) {
                              p->th * 4, p->tw * 4, p->os, 0, 0);
             for (int64_t t0 = 0; t0 < tiles; t0 += p->tb) {
                 int64_t nt = tiles - t0 < p->tb ? tiles - t0 : p->tb;
-                j->L->transform_inputs(hwc, c.stride, c.pcols, p->cs, p->tw, c.tpi, t0, nt, p->tb, vb);
-                j->L->transform_output_grads(ghwc, gstride, p->tw * 4, p->os, p->tw, c.tpi, t0, nt, p->tb, zb);
-                j->L->accumulate_products(vb, zb, p->tb, nt, p->cs, p->os, i == c.first && t0 == 0, s);
+                j->L->transform_inputs(hwc, c.stride, c.pcols, p->cs, p->tw, c.tpi, t0, nt, vb);
+                j->L->transform_output_grads(ghwc, gstride, p->tw * 4, p->os, p->tw, c.tpi, t0, nt, zb);
+                j->L->accumulate_products(vb, zb, nt, p->cs, p->os, i == c.first && t0 == 0, s);
             }
         }
     } else {

@@ -7,6 +7,9 @@
 //   V[xi][t][c]  = (B^T d B)[xi]  input transform of each 6x6 input patch d (c padded to 8)
 //   M[xi][t][o]  = sum_c V[xi][t][c] U[xi][c][o]        36 small matrix products
 //   y tile       = A^T M A (+ bias)                     output transform
+// V, M (and Z below) are stored tile-major, [t][channel / 8][xi][channel % 8] (VEC_AT): the 36
+// vectors a transform reads or writes are contiguous, at offsets the compiler knows, instead of
+// 36 pointers a block apart that spill out of the registers.
 // with U[xi][c][o] = (G g G^T)[xi] computed once per call. Backward-data is the same forward
 // with the weights turned 180 degrees and transposed (O <-> C) and padding 2 - p. Backward-weights
 // is the adjoint of the forward's arithmetic:
@@ -156,10 +159,13 @@ static void V(to_hwc)(const float *img, int64_t ch, int64_t rows, int64_t cols, 
 // Where tile t of a block lies: images of tpi tiles each (tw per row), one after the other.
 #define TILE_AT(t, tpi, tw, g, ty, tx) int64_t g = (t) / (tpi), ty = (t) % (tpi) / (tw), tx = (t) % (tpi) % (tw)
 
+// Vector xi of tile t, channels [8 k8, 8 k8 + 8), in a tile-major block of n8 channel octets.
+#define VEC_AT(buf, t, k8, n8, xi) ((buf) + (((t) * (n8) + (k8)) * 36 + (xi)) * 8)
+
 // V[xi][t][c] for the tiles [t0, t0 + nt) of a group of images, from their HWC copies (cs channels
 // per pixel, image_stride floats from one image to the next).
 static void V(transform_inputs)(const float *hwc, int64_t image_stride, int64_t pcols, int64_t cs, int64_t tw,
-                                int64_t tpi, int64_t t0, int64_t nt, int64_t tb, float *vb) {
+                                int64_t tpi, int64_t t0, int64_t nt, float *vb) {
     V(v8) d[36];
     for (int64_t t = 0; t < nt; t++) {
         TILE_AT(t0 + t, tpi, tw, g, ty, tx);
@@ -168,33 +174,41 @@ static void V(transform_inputs)(const float *hwc, int64_t image_stride, int64_t 
             for (int i = 0; i < 6; i++)
                 for (int j = 0; j < 6; j++) d[6 * i + j] = V(load8)(img + ((ty * 4 + i) * pcols + tx * 4 + j) * cs + c);
             V(input_transform)(d);
-            for (int xi = 0; xi < 36; xi++) V(store8)(vb + (xi * tb + t) * cs + c, d[xi]);
+            float *v = VEC_AT(vb, t, c / 8, cs / 8, 0);
+            for (int xi = 0; xi < 36; xi++) V(store8)(v + 8 * xi, d[xi]);
         }
     }
 }
 
-// M[xi][t][o] = sum_c V[xi][t][c] U[xi][c][o] for t < nt rounded up to 6 (at most tb), o < os (of 16).
-// Output channels outermost, so a column block of U[xi] (cs x 16) stays in L1 while every tile
-// of the block passes; V[xi] (tb x cs) is sized to stay in L2.
-static void V(multiply)(const float *vb, const float *u, int64_t tb, int64_t nt, int64_t cs, int64_t os, float *mb) {
+// M[xi][t][o] = sum_c V[xi][t][c] U[xi][c][o] for t < nt rounded up to 6 (at most the block), o < os
+// (of 16). Output channels outermost, so a column block of U[xi] (cs x 16) stays in L1 while every
+// tile of the block passes; the V block is sized to stay in L2. The sum runs over c in order.
+static void V(multiply)(const float *vb, const float *u, int64_t nt, int64_t cs, int64_t os, float *mb) {
+    int64_t c8s = cs / 8, o8s = os / 8;
     for (int xi = 0; xi < 36; xi++) {
-        const float *vx = vb + xi * tb * cs, *ux = u + xi * cs * os;
-        float *mx = mb + xi * tb * os;
+        const float *ux = u + xi * cs * os;
         for (int64_t o = 0; o < os; o += 16) {
             for (int64_t t = 0; t < nt; t += 6) {
                 V(v8) acc[6][2];
                 for (int i = 0; i < 6; i++) acc[i][0] = acc[i][1] = V(splat)(0.f);
-                for (int64_t c = 0; c < cs; c++) {
-                    V(v8) u0 = V(load8)(ux + c * os + o), u1 = V(load8)(ux + c * os + o + 8);
-                    for (int i = 0; i < 6; i++) {
-                        V(v8) v = V(splat)(vx[(t + i) * cs + c]);
-                        acc[i][0] += v * u0;
-                        acc[i][1] += v * u1;
+                for (int64_t c8 = 0; c8 < c8s; c8++) {
+                    const float *v0 = VEC_AT(vb, t, c8, c8s, xi), *uc = ux + c8 * 8 * os + o;
+                    int64_t tile = 36 * 8 * c8s;  // from one tile's vector to the next tile's
+                    // Unrolled, some clang versions keep several channels' loads live and spill
+                    // the 12 accumulators.
+#pragma clang loop unroll(disable)
+                    for (int cc = 0; cc < 8; cc++) {
+                        V(v8) u0 = V(load8)(uc + cc * os), u1 = V(load8)(uc + cc * os + 8);
+                        for (int i = 0; i < 6; i++) {
+                            V(v8) v = V(splat)(v0[i * tile + cc]);
+                            acc[i][0] += v * u0;
+                            acc[i][1] += v * u1;
+                        }
                     }
                 }
                 for (int i = 0; i < 6; i++) {
-                    V(store8)(mx + (t + i) * os + o, acc[i][0]);
-                    V(store8)(mx + (t + i) * os + o + 8, acc[i][1]);
+                    V(store8)(VEC_AT(mb, t + i, o / 8, o8s, xi), acc[i][0]);
+                    V(store8)(VEC_AT(mb, t + i, o / 8 + 1, o8s, xi), acc[i][1]);
                 }
             }
         }
@@ -203,16 +217,17 @@ static void V(multiply)(const float *vb, const float *u, int64_t tb, int64_t nt,
 
 // The output tiles [t0, t0 + nt) of a group of NCHW images (o_count channels, oh x ow each) from
 // M, plus bias.
-static void V(transform_outputs)(const float *mb, int64_t tb, int64_t os, int64_t o_count,
+static void V(transform_outputs)(const float *mb, int64_t os, int64_t o_count,
                                  const float *bias, int64_t tw, int64_t tpi, int64_t t0, int64_t nt,
                                  int64_t oh, int64_t ow, float *y) {
+    typedef float v4 __attribute__((vector_size(16), aligned(4)));
     V(v8) r[16];
     for (int64_t t = 0; t < nt; t++) {
         TILE_AT(t0 + t, tpi, tw, g, ty, tx);
         int64_t rows = oh - ty * 4 < 4 ? oh - ty * 4 : 4, cols = ow - tx * 4 < 4 ? ow - tx * 4 : 4;
-        float *img = y + g * o_count * oh * ow;
+        float *img = y + g * o_count * oh * ow + ty * 4 * ow + tx * 4;
         for (int64_t o = 0; o < o_count; o += 8) {
-            V(output_transform)(mb + t * os + o, tb * os, r);
+            V(output_transform)(VEC_AT(mb, t, o / 8, os / 8, 0), 8, r);
             int64_t lanes = o_count - o < 8 ? o_count - o : 8;
             if (bias) {
                 float b[8] = {0};
@@ -223,14 +238,27 @@ static void V(transform_outputs)(const float *mb, int64_t tb, int64_t os, int64_
             // Pixels x channels -> channels x pixels: r[k] holds rows 0-1 of channel k, r[8 + k] rows 2-3.
             V(transpose8)(r);
             V(transpose8)(r + 8);
-            for (int64_t k = 0; k < lanes; k++) {
-                float *plane = img + (o + k) * oh * ow + ty * 4 * ow + tx * 4;
-                for (int64_t i = 0; i < rows; i++) {
-                    const float *row = (const float *)&r[(i / 2) * 8 + k] + (i % 2) * 4;
-                    if (cols == 4) memcpy(plane + i * ow, row, 4 * sizeof(float));  // one 128-bit store
-                    else for (int64_t j = 0; j < cols; j++) plane[i * ow + j] = row[j];
+            float *plane = img + o * oh * ow;
+            if (rows == 4 && cols == 4 && lanes == 8) {
+                // A whole tile: four 128-bit stores per channel. Not unrolled: unrolled, the 32
+                // store addresses become 32 pointers that spill out of the registers.
+#pragma clang loop unroll(disable)
+                for (int k = 0; k < 8; k++, plane += oh * ow) {
+                    v4 q0 = __builtin_shufflevector(r[k], r[k], 0, 1, 2, 3), q1 = __builtin_shufflevector(r[k], r[k], 4, 5, 6, 7),
+                       q2 = __builtin_shufflevector(r[8 + k], r[8 + k], 0, 1, 2, 3),
+                       q3 = __builtin_shufflevector(r[8 + k], r[8 + k], 4, 5, 6, 7);
+                    memcpy(plane, &q0, 16);
+                    memcpy(plane + ow, &q1, 16);
+                    memcpy(plane + 2 * ow, &q2, 16);
+                    memcpy(plane + 3 * ow, &q3, 16);
                 }
+                continue;
             }
+            float edge[16][8];  // an edge tile or the last channels: through memory, as far as they reach
+            memcpy(edge, r, sizeof edge);
+            for (int64_t k = 0; k < lanes; k++, plane += oh * ow)
+                for (int64_t i = 0; i < rows; i++)
+                    for (int64_t j = 0; j < cols; j++) plane[i * ow + j] = edge[(i / 2) * 8 + k][(i % 2) * 4 + j];
         }
     }
 }
@@ -238,7 +266,7 @@ static void V(transform_outputs)(const float *mb, int64_t tb, int64_t os, int64_
 // Z[xi][t][o] = (A g A^T)[xi] for the tiles [t0, t0 + nt), from the HWC copies of gy (os per
 // pixel, zero beyond the output's edge, image_stride floats apart).
 static void V(transform_output_grads)(const float *hwc, int64_t image_stride, int64_t pcols, int64_t os,
-                                      int64_t tw, int64_t tpi, int64_t t0, int64_t nt, int64_t tb, float *zb) {
+                                      int64_t tw, int64_t tpi, int64_t t0, int64_t nt, float *zb) {
     V(v8) g[16], z[36];
     for (int64_t t = 0; t < nt; t++) {
         TILE_AT(t0 + t, tpi, tw, im, ty, tx);
@@ -247,16 +275,17 @@ static void V(transform_output_grads)(const float *hwc, int64_t image_stride, in
             for (int i = 0; i < 4; i++)
                 for (int j = 0; j < 4; j++) g[4 * i + j] = V(load8)(img + ((ty * 4 + i) * pcols + tx * 4 + j) * os + o);
             V(output_adjoint)(g, z);
-            for (int xi = 0; xi < 36; xi++) V(store8)(zb + (xi * tb + t) * os + o, z[xi]);
+            float *zt = VEC_AT(zb, t, o / 8, os / 8, 0);
+            for (int xi = 0; xi < 36; xi++) V(store8)(zt + 8 * xi, z[xi]);
         }
     }
 }
 
-// S[xi][c][o] += sum_t V[xi][t][c] Z[xi][t][o] over t < nt (S = that sum when `first`).
-static void V(accumulate_products)(const float *vb, const float *zb, int64_t tb, int64_t nt, int64_t cs,
-                                   int64_t os, int first, float *s) {
+// S[xi][c][o] += sum_t V[xi][t][c] Z[xi][t][o] over t < nt in order (S = that sum when `first`).
+static void V(accumulate_products)(const float *vb, const float *zb, int64_t nt, int64_t cs, int64_t os, int first,
+                                   float *s) {
+    int64_t c8s = cs / 8, o8s = os / 8;
     for (int xi = 0; xi < 36; xi++) {
-        const float *vx = vb + xi * tb * cs, *zx = zb + xi * tb * os;
         float *sx = s + xi * cs * os;
         for (int64_t c = 0; c < cs; c += 4) {
             for (int64_t o = 0; o < os; o += 16) {
@@ -265,10 +294,11 @@ static void V(accumulate_products)(const float *vb, const float *zb, int64_t tb,
                     acc[i][0] = first ? V(splat)(0.f) : V(load8)(sx + (c + i) * os + o);
                     acc[i][1] = first ? V(splat)(0.f) : V(load8)(sx + (c + i) * os + o + 8);
                 }
-                for (int64_t t = 0; t < nt; t++) {
-                    V(v8) z0 = V(load8)(zx + t * os + o), z1 = V(load8)(zx + t * os + o + 8);
+                const float *vt = VEC_AT(vb, 0, c / 8, c8s, xi) + c % 8, *zt = VEC_AT(zb, 0, o / 8, o8s, xi);
+                for (int64_t t = 0; t < nt; t++, vt += 36 * 8 * c8s, zt += 36 * 8 * o8s) {
+                    V(v8) z0 = V(load8)(zt), z1 = V(load8)(zt + 36 * 8);
                     for (int i = 0; i < 4; i++) {
-                        V(v8) v = V(splat)(vx[t * cs + c + i]);
+                        V(v8) v = V(splat)(vt[i]);
                         acc[i][0] += v * z0;
                         acc[i][1] += v * z1;
                     }
@@ -333,6 +363,7 @@ static void V(gather_filters)(const float *s, int64_t xi_stride, int64_t parts, 
 }
 
 #undef TILE_AT
+#undef VEC_AT
 
 static const struct wino_loops V(wino_loops) = {
     V(to_hwc), V(transform_inputs), V(multiply), V(transform_outputs), V(transform_output_grads),
