@@ -138,15 +138,22 @@ static void V(to_hwc)(const float *img, int64_t ch, int64_t rows, int64_t cols, 
         for (int64_t r = r0; r < r1; r++) {
             const float *src = img + c * plane + r * cols;
             float *dst = buf + ((r + top) * pcols + left) * cstride + c;
-            int64_t q = q0;
-            for (; q + 8 <= q1; q += 8) {
+            for (int64_t q = q0; q < q1; q += 8) {
+                // The last block of a row overlaps the one before it rather than going pixel by
+                // pixel (it rewrites the same values); only rows under 8 pixels go one by one.
+                if (q + 8 > q1) {
+                    if (q1 - q0 < 8) {
+                        for (; q < q1; q++)
+                            for (int64_t k = 0; k < 8; k++) dst[q * cstride + k] = src[k * plane + q];
+                        break;
+                    }
+                    q = q1 - 8;
+                }
                 V(v8) b[8];
                 for (int k = 0; k < 8; k++) b[k] = V(load8)(src + k * plane + q);
                 V(transpose8)(b);
                 for (int k = 0; k < 8; k++) V(store8)(dst + (q + k) * cstride, b[k]);
             }
-            for (; q < q1; q++)
-                for (int64_t k = 0; k < 8; k++) dst[q * cstride + k] = src[k * plane + q];
         }
     for (int64_t c = c8; c < ch; c++)
         for (int64_t r = r0; r < r1; r++) {
