@@ -24,7 +24,6 @@ typedef struct pag_simd_ops {
     void (*log_softmax)(int64_t, int64_t, int64_t, int64_t, const float *, float *);
     void (*sgd)(int64_t, float *, const float *, float *, float, float, float, float, int, int);
     void (*adam)(int64_t, float *, const float *, float *, float *, float, float, float, float, float, float);
-    void (*dropout_mask)(uint64_t *, int64_t, int32_t, float, float *);
 } pag_simd_ops;
 
 #define V(name) name##_baseline
@@ -115,19 +114,16 @@ float pag_simd_sum(const float *p, int64_t n) { return OPS->sum(p, n); }
 float pag_simd_dot(const float *a, float ma, const float *b, float mb, int64_t n) { return OPS->dot(a, ma, b, mb, n); }
 void pag_simd_axpy(int64_t n, float a, const float *x, float *y) { OPS->axpy(n, a, x, y); }
 
-void pag_simd_dropout_mask(uint64_t seed, int64_t n, float p, float keep, float *out) {
-    // 8 lanes seeded by splitmix64 from one word, as RandomGenerator seeds its state.
-    uint64_t state[32], sm = seed;
-    for (int w = 0; w < 4; w++)
-        for (int lane = 0; lane < 8; lane++) {
-            uint64_t z = (sm += 0x9E3779B97F4A7C15ull);
-            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-            z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-            state[w * 8 + lane] = z ^ (z >> 31);
-        }
-    // u = bits / 2^24 < p  <=>  bits < ceil(p 2^24), exactly.
-    int32_t threshold = (int32_t)ceil((double)p * 16777216.0);
-    OPS->dropout_mask(state, n, threshold, keep, out);
+void pag_dropout_mask(uint64_t state[4], int64_t n, float p, float keep, float *out) {
+    // RandomGenerator.nextFloat, n times: xoshiro256**, the top 24 bits of each output.
+    uint64_t s0 = state[0], s1 = state[1], s2 = state[2], s3 = state[3];
+    for (int64_t i = 0; i < n; i++) {
+        uint64_t x = s1 * 5, r = ((x << 7) | (x >> 57)) * 9, t = s1 << 17;
+        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t;
+        s3 = (s3 << 45) | (s3 >> 19);
+        out[i] = (float)(r >> 40) * (1.0f / 16777216.0f) < p ? 0.f : keep;
+    }
+    state[0] = s0; state[1] = s1; state[2] = s2; state[3] = s3;
 }
 
 void pag_simd_accumulate(int64_t n, const float *src, int64_t si, float *dst, int64_t so) {

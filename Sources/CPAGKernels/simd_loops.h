@@ -44,40 +44,6 @@ static void V(axpy)(int64_t n, float a, const float *restrict x, float *restrict
     for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
-// Dropout mask from 8 xoshiro256** lanes (state: s0[8], s1[8], s2[8], s3[8]). Each step gives 16
-// uniforms of 24 bits: elements 16k..16k+7 are the high bits of lanes 0-7, 16k+8..16k+15 the next
-// 24 bits. Integer arithmetic and an integer threshold, so every variant writes the same mask.
-typedef uint64_t V(u64x8) __attribute__((vector_size(64), aligned(8)));
-typedef int32_t V(i32x8) __attribute__((vector_size(32), aligned(4)));
-
-static void V(dropout_mask)(uint64_t *state, int64_t n, int32_t threshold, float keep, float *out) {
-    V(u64x8) s0, s1, s2, s3;
-    __builtin_memcpy(&s0, state, 64);
-    __builtin_memcpy(&s1, state + 8, 64);
-    __builtin_memcpy(&s2, state + 16, 64);
-    __builtin_memcpy(&s3, state + 24, 64);
-    int32_t keep_bits;
-    __builtin_memcpy(&keep_bits, &keep, 4);
-    for (int64_t i = 0; i < n; i += 16) {
-        V(u64x8) x = (s1 << 2) + s1;  // s1 * 5
-        x = (x << 7) | (x >> 57);
-        V(u64x8) r = (x << 3) + x;    // * 9
-        V(u64x8) t = s1 << 17;
-        s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t;
-        s3 = (s3 << 45) | (s3 >> 19);
-        V(i32x8) hi = __builtin_convertvector(r >> 40, V(i32x8));
-        V(i32x8) lo = __builtin_convertvector((r >> 16) & 0xFFFFFF, V(i32x8));
-        // u < p keeps nothing: the bits of keep where u >= p, 0 elsewhere.
-        V(i32x8) m[2] = {(hi >= threshold) & keep_bits, (lo >= threshold) & keep_bits};
-        if (i + 16 <= n) __builtin_memcpy(out + i, m, 64);
-        else __builtin_memcpy(out + i, m, (size_t)(n - i) * 4);
-    }
-    __builtin_memcpy(state, &s0, 64);
-    __builtin_memcpy(state + 8, &s1, 64);
-    __builtin_memcpy(state + 16, &s2, 64);
-    __builtin_memcpy(state + 24, &s3, 64);
-}
-
 static void V(accumulate)(int64_t n, const float *restrict src, int64_t si, float *restrict dst, int64_t so) {
     if (so == 0) {
         if (si == 1 && n >= 16) {
@@ -331,7 +297,7 @@ static void V(adam)(int64_t n, float *restrict p, const float *restrict g, float
 
 static const pag_simd_ops V(ops) = {
     V(unary), V(binary), V(sum), V(dot), V(axpy), V(accumulate), V(lincomb), V(maxpool2x2),
-    V(avgpool), V(avgpool_adjoint), V(log_softmax), V(sgd), V(adam), V(dropout_mask),
+    V(avgpool), V(avgpool_adjoint), V(log_softmax), V(sgd), V(adam),
 };
 
 #undef PAG_MAX

@@ -77,9 +77,7 @@ extension Tensor {
         precondition(p >= 0 && p < 1, "dropout: probability \(p) outside [0, 1)")
         guard training, p > 0 else { return self }
         let mask = Tensor(uninitialized: shape)
-        // One word of the generator seeds the mask's own vectorized lanes (pag_simd.h), so a call
-        // advances `rng` by one step whatever the size.
-        pag_simd_dropout_mask(rng.nextUInt64(), Int64(count), p, 1 / (1 - p), mask.pointer)
+        rng.fillDropoutMask(mask.pointer, count: count, p: p, keep: 1 / (1 - p))
         return self * mask
     }
 

@@ -133,54 +133,6 @@ final class InstructionSetTests: XCTestCase {
         }
     }
 
-    func testDropoutMaskAgreesAndFollowsItsDefinition() {
-        compareVariants("dropout mask", exact: true) {
-            [1, 15, 16, 17, 1000, 4099].flatMap { n in
-                [Float(0.1), 0.5, 0.9].map { p -> Tensor in
-                    let out = Tensor.zeros([n])
-                    pag_simd_dropout_mask(0xC0FFEE &+ UInt64(n), Int64(n), p, 1 / (1 - p), out.pointer)
-                    return out
-                }
-            }
-        }
-        // The definition, written out: 8 xoshiro256** lanes seeded by splitmix64, 24-bit
-        // uniforms, the high bits of the 8 lanes first and then their next 24 bits.
-        let seed: UInt64 = 42, n = 100, p: Float = 0.3
-        var sm = seed, state = [UInt64](repeating: 0, count: 32)
-        for i in 0..<32 {
-            sm &+= 0x9E37_79B9_7F4A_7C15
-            var z = sm
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            state[i] = z ^ (z >> 31)
-        }
-        var expected: [Float] = []
-        while expected.count < n {
-            var high: [UInt64] = [], next: [UInt64] = []
-            for l in 0..<8 {
-                var (s0, s1, s2, s3) = (state[l], state[8 + l], state[16 + l], state[24 + l])
-                let r = ((s1 &* 5) << 7 | (s1 &* 5) >> 57) &* 9
-                let t = s1 << 17
-                s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3; s2 ^= t
-                s3 = (s3 << 45) | (s3 >> 19)
-                (state[l], state[8 + l], state[16 + l], state[24 + l]) = (s0, s1, s2, s3)
-                high.append(r >> 40); next.append((r >> 16) & 0xFF_FFFF)
-            }
-            expected += (high + next).map { Float($0) / 16_777_216 < p ? 0 : 1 / (1 - p) }
-        }
-        let got = Tensor.zeros([n])
-        pag_simd_dropout_mask(seed, Int64(n), p, 1 / (1 - p), got.pointer)
-        XCTAssertEqual(got.values, Array(expected[0..<n]))
-        // Each of the 16 positions of a step drops at the rate p (4.5 standard deviations).
-        let big = 1 << 20, mask = Tensor.zeros([big])
-        pag_simd_dropout_mask(7, Int64(big), 0.25, 4 / 3, mask.pointer)
-        for position in 0..<16 {
-            let dropped = stride(from: position, to: big, by: 16).filter { mask.pointer[$0] == 0 }.count
-            XCTAssertEqual(Double(dropped) / Double(big / 16), 0.25, accuracy: 4.5 * (0.25 * 0.75 / Double(big / 16)).squareRoot(),
-                           "position \(position)")
-        }
-    }
-
     func testBatchNormAgreesThroughDoubleBackward() throws {
         for shape in [[16, 12, 9, 7], [32, 64, 16, 16], [64, 10]] {
             let x0 = input(shape, seed: 11, specials: false)

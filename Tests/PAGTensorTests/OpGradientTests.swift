@@ -217,6 +217,20 @@ final class OpGradientTests: XCTestCase {
         XCTAssertEqual(ones.dropout(p: 0.25, training: false, rng: &r1).values, ones.values)
     }
 
+    /// The C loop behind dropout draws exactly nextFloat's stream and leaves the generator where
+    /// that many draws leave it.
+    func testDropoutMaskIsTheGeneratorsStream() {
+        for (n, p) in [(1, Float(0.5)), (17, 0.1), (1000, 0.9)] {
+            var fast = RandomGenerator(seed: 9, stream: "mask"), slow = fast
+            let out = UnsafeMutablePointer<Float>.allocate(capacity: n)
+            defer { out.deallocate() }
+            fast.fillDropoutMask(out, count: n, p: p, keep: 1 / (1 - p))
+            let expected = (0..<n).map { _ in slow.nextFloat() < p ? 0 : 1 / (1 - p) }
+            XCTAssertEqual(Array(UnsafeBufferPointer(start: out, count: n)), expected)
+            XCTAssertEqual(fast.nextUInt64(), slow.nextUInt64())
+        }
+    }
+
     func testDetachStopsGradients() throws {
         let x = Tensor([1, 2, 3], shape: [3], requiresGrad: true)
         let y = (x * x).sum() + (x.detached() * x).sum()

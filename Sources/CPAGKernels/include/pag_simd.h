@@ -74,10 +74,10 @@ float pag_simd_dot(const float *a, float ma, const float *b, float mb, int64_t n
 void pag_simd_accumulate(int64_t n, const float *src, int64_t si, float *dst, int64_t so);
 /// y[i] += a * x[i] for i < n (x and y do not overlap).
 void pag_simd_axpy(int64_t n, float a, const float *x, float *y);
-/// A dropout mask: out[i] = 0 with probability p, else keep. The uniforms come from 8 xoshiro256**
-/// lanes seeded from `seed` (splitmix64), 24 bits each, two per 64-bit output; the mask depends
-/// only on (seed, n, p), never on the instruction set.
-void pag_simd_dropout_mask(uint64_t seed, int64_t n, float p, float keep, float *out);
+/// A dropout mask: out[i] = 0 where the i-th uniform of the xoshiro256** generator `state`
+/// (RandomGenerator's s0..s3, advanced in place by n draws) is below p, else keep. Scalar
+/// integer code, the same on every machine: the stream RandomGenerator.nextFloat gives.
+void pag_dropout_mask(uint64_t state[4], int64_t n, float p, float keep, float *out);
 
 /// Batch-norm style per-channel affine combination over `planes` planes of `hw` values starting at
 /// plane index `first` of an [N, C, HW] layout: dst = k0[c] s0 + k1[c] s1 + k2[c] s2 + z[c]
