@@ -88,6 +88,25 @@ final class ExperimentTests: XCTestCase {
         XCTAssertNotNil(j.robustness)
     }
 
+    /// The local executor starts fits and training before any measurement, the report last,
+    /// and keeps the graph's order among tasks of one kind.
+    func testStartOrderPutsTrainingBeforeMeasurements() throws {
+        guard Self.registry.plugins.contains(where: { $0.name == "lenet" }) else { throw XCTSkip("model plugins not built next to the tests") }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("pag-order-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let graph = try TaskGraph.build(ExperimentSpec.defaultExperiment, outDir: out, registry: Self.registry)
+        let order: [ExperimentTask] = LocalExecutor.startOrder(graph.tasks)
+        XCTAssertEqual(order.count, graph.tasks.count)
+        let kinds: [ExperimentTask.Kind] = order.map { $0.kind }
+        XCTAssertEqual(kinds.first, ExperimentTask.Kind.fit)
+        XCTAssertEqual(kinds.last, ExperimentTask.Kind.report)
+        let lastTrain = try XCTUnwrap(kinds.lastIndex(of: .train)), firstMeasure = try XCTUnwrap(kinds.firstIndex(of: .measure))
+        XCTAssertLessThan(lastTrain, firstMeasure)
+        func ids(_ tasks: [ExperimentTask], _ kind: ExperimentTask.Kind) -> [String] { tasks.filter { $0.kind == kind }.map { $0.id } }
+        XCTAssertEqual(ids(order, .train), ids(graph.tasks, .train))
+        XCTAssertEqual(ids(order, .measure), ids(graph.tasks, .measure))
+    }
+
     func testSVGChart() {
         let svg = SVGChart.lineChart(title: "t <1>", xLabel: "x", yLabel: "y", y2Label: "y2",
                                      series: [.init(name: "a", xs: [0.01, 0.1, 1], ys: [1, 2, 3], color: "#000"),

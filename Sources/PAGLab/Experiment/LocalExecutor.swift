@@ -33,7 +33,7 @@ public final class LocalExecutor {
     /// a task before them failed.
     public func run(_ graph: TaskGraph, spec: ExperimentSpec) throws -> (failed: [String], skipped: [String]) {
         Self.installInterruptHandler()
-        var pending = graph.tasks.filter { $0.kind == .report ? true : graph.state($0) != .done }
+        var pending = Self.startOrder(graph.tasks.filter { $0.kind == .report ? true : graph.state($0) != .done })
         for t in graph.tasks where !pending.contains(where: { $0.id == t.id }) { log("\(t.id): reusing") }
         var finished: [String: Bool] = [:]   // id -> succeeded
         for t in graph.tasks where graph.state(t) == .done { finished[t.id] = true }
@@ -95,6 +95,21 @@ public final class LocalExecutor {
             }
         }
         return (failed, skipped)
+    }
+
+    /// The order in which ready tasks start: those with the longest chain of tasks waiting on
+    /// them first (fits and training before measurements, the report last), the graph's order
+    /// among equals. The measurements then fill the cores at the end, where a training run
+    /// started last would leave a core idle while it and its measurement finish.
+    public static func startOrder(_ tasks: [ExperimentTask]) -> [ExperimentTask] {
+        var height: [String: Int] = [:]
+        func visit(_ id: String) -> Int {
+            if let h = height[id] { return h }
+            let h = tasks.filter { $0.dependencies.contains(id) }.map { visit($0.id) + 1 }.max() ?? 0
+            height[id] = h
+            return h
+        }
+        return tasks.enumerated().sorted { (visit($0.element.id), -$0.offset) > (visit($1.element.id), -$1.offset) }.map(\.element)
     }
 
     func start(_ t: ExperimentTask, graph: TaskGraph) throws -> Child {
