@@ -24,15 +24,12 @@ final class Storage {
     deinit { free(pointer) }
 
     /// Large activations are allocated and freed every step. glibc would hand them back to the
-    /// kernel with munmap and page-fault (and zero) them in again on the next step; keeping them
-    /// in the heap makes a training step several milliseconds faster, and a measurement's
-    /// scoring pass half a second. So no allocation is mmapped (M_MMAP_MAX 0: an M_MMAP_THRESHOLD
-    /// above 32 MB is refused, and any set threshold stops glibc from raising it by itself), and
-    /// the heap's top is kept up to 1 GB.
+    /// kernel with munmap and page-fault them in again on the next step; keeping them in the heap
+    /// makes a training step several milliseconds faster.
     static let configureAllocatorOnce: Void = {
         #if canImport(Glibc)
-        let mmapMax = c_mallopt(-4 /* M_MMAP_MAX */, 0), trim = c_mallopt(-1 /* M_TRIM_THRESHOLD */, 1 << 30)
-        assert(mmapMax == 1 && trim == 1, "mallopt refused a setting")
+        _ = c_mallopt(-3 /* M_MMAP_THRESHOLD */, 1 << 30)
+        _ = c_mallopt(-1 /* M_TRIM_THRESHOLD */, 1 << 30)
         #endif
     }()
 }
