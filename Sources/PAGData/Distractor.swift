@@ -90,11 +90,15 @@ public final class DistractorDataset: Dataset {
     public let info: DatasetInfo
     public let split: Split
     public let labels: [Int]
-    /// The composed images as bytes, 56*28 per sample.
-    public let bytes: [UInt8]
     public let distractors: [Distractor]
+    /// The 28x28 images the objects come from.
+    let base: ByteImageDataset
+    /// Each sample's glyph (rendered once per letter and size at init; read-only after).
+    let glyphs: [Int: LetterRenderer.Glyph]
 
-    /// Builds the variant of `base` (shape [1, 28, 28]); `seed` fixes halves and letters.
+    /// Builds the variant of `base` (shape [1, 28, 28]); `seed` fixes halves and letters. Only
+    /// the choices are made here; each image is composed when a batch asks for it, so loading
+    /// the 60,000 training images costs their random draws, not 94 MB of pixels.
     public init(base: ByteImageDataset, seed: UInt64, renderer: LetterRenderer, name: String? = nil) throws {
         let s = DistractorDataset.side
         guard base.info.sampleShape == [1, s, s] else {
@@ -105,43 +109,58 @@ public final class DistractorDataset: Dataset {
                            normalization: base.info.normalization, hasSignalMask: true)
         split = base.split
         labels = base.labels
+        self.base = base
         var rng = RandomGenerator(seed: seed, stream: "distractor/\(base.split.rawValue)")
-        let n = base.count, half = s * s
-        var out = [UInt8](repeating: 0, count: n * 2 * half)
-        var ds: [Distractor] = []
-        ds.reserveCapacity(n)
-        base.bytes.withUnsafeBufferPointer { src in
-            out.withUnsafeMutableBufferPointer { dst in
-                for i in 0..<n {
-                    let signalHalf = rng.nextInt(below: 2)
-                    let letter = rng.nextInt(below: 26)
-                    let size = DistractorDataset.sizes.lowerBound + rng.nextInt(below: DistractorDataset.sizes.count)
-                    let g = renderer.glyph(letter: letter, size: size)
-                    // Place the glyph anywhere it fits; a glyph larger than the half is cropped
-                    // around its centre (x or y negative).
-                    let x = g.width <= s ? rng.nextInt(below: s - g.width + 1) : -(g.width - s) / 2
-                    let y = g.rows <= s ? rng.nextInt(below: s - g.rows + 1) : -(g.rows - s) / 2
-                    let image = dst.baseAddress! + i * 2 * half
-                    (image + signalHalf * half).update(from: src.baseAddress! + i * half, count: half)
-                    let letterHalf = image + (1 - signalHalf) * half
-                    for r in 0..<g.rows where y + r >= 0 && y + r < s {
-                        for c in 0..<g.width where x + c >= 0 && x + c < s {
-                            letterHalf[(y + r) * s + x + c] = g.pixels[r * g.width + c]
-                        }
-                    }
-                    ds.append(Distractor(signalHalf: signalHalf, letter: letter, size: size, x: x, y: y))
-                }
-            }
+        var ds: [Distractor] = [], glyphs: [Int: LetterRenderer.Glyph] = [:]
+        ds.reserveCapacity(base.count)
+        for _ in 0..<base.count {
+            let signalHalf = rng.nextInt(below: 2)
+            let letter = rng.nextInt(below: 26)
+            let size = DistractorDataset.sizes.lowerBound + rng.nextInt(below: DistractorDataset.sizes.count)
+            let g = renderer.glyph(letter: letter, size: size)
+            glyphs[letter << 8 | size] = g
+            // Place the glyph anywhere it fits; a glyph larger than the half is cropped around
+            // its centre (x or y negative).
+            let x = g.width <= s ? rng.nextInt(below: s - g.width + 1) : -(g.width - s) / 2
+            let y = g.rows <= s ? rng.nextInt(below: s - g.rows + 1) : -(g.rows - s) / 2
+            ds.append(Distractor(signalHalf: signalHalf, letter: letter, size: size, x: x, y: y))
         }
-        bytes = out
         distractors = ds
+        self.glyphs = glyphs
     }
 
     public var count: Int { labels.count }
 
+    /// Sample `index` as bytes (56 x 28): the object in its half, the letter in the other.
+    func compose(_ index: Int, into image: UnsafeMutablePointer<UInt8>) {
+        let s = DistractorDataset.side, half = s * s, d = distractors[index], g = glyphs[d.letter << 8 | d.size]!
+        base.bytes.withUnsafeBufferPointer { src in
+            (image + d.signalHalf * half).update(from: src.baseAddress! + index * half, count: half)
+        }
+        let letterHalf = image + (1 - d.signalHalf) * half
+        letterHalf.update(repeating: 0, count: half)
+        for r in 0..<g.rows where d.y + r >= 0 && d.y + r < s {
+            for c in 0..<g.width where d.x + c >= 0 && d.x + c < s {
+                letterHalf[(d.y + r) * s + d.x + c] = g.pixels[r * g.width + c]
+            }
+        }
+    }
+
+    /// All composed images as bytes, 56*28 per sample (tests and exports; batches compose only
+    /// what they take).
+    public var bytes: [UInt8] {
+        [UInt8](unsafeUninitializedCapacity: count * info.sampleSize) { buf, done in
+            for i in 0..<count { compose(i, into: buf.baseAddress! + i * info.sampleSize) }
+            done = count * info.sampleSize
+        }
+    }
+
     public func writeSample(_ index: Int, to out: UnsafeMutablePointer<Float>, augment: Bool, rng: inout RandomGenerator) {
         let n = info.sampleSize
-        bytes.withUnsafeBufferPointer { all in info.normalization.apply(all.baseAddress! + index * n, count: n, to: out) }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: n) { image in
+            compose(index, into: image.baseAddress!)
+            info.normalization.apply(image.baseAddress!, count: n, to: out)
+        }
     }
 
     public func writeSignalMask(_ index: Int, to out: UnsafeMutablePointer<Float>) {

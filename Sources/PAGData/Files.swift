@@ -50,7 +50,9 @@ enum Files {
             let isize = Int(input[n - 4]) | Int(input[n - 3]) << 8 | Int(input[n - 2]) << 16 | Int(input[n - 1]) << 24
             capacity = max(capacity, min(isize, 16 * n) + 1)
         }
-        var out = [UInt8](repeating: 0, count: capacity)
+        // Not zero-filled: inflate writes every byte before it counts as produced, and the tail
+        // past `produced` is cut off at the end.
+        var out = [UInt8](unsafeUninitializedCapacity: capacity) { _, count in count = capacity }
         var produced = 0
         var stream = z_stream()
         guard pag_inflate_init(&stream) == Z_OK else { throw DataError("\(path): zlib could not start") }

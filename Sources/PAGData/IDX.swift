@@ -14,11 +14,20 @@ public struct IDXArray: Equatable {
     /// Reads `path`, raw or gzip'd; every way the file can be wrong is a `DataError` naming
     /// the file and the fault.
     public static func read(_ path: String) throws -> IDXArray {
-        try parse(Files.readMaybeGzip(path), path: path)
+        var data = try Files.readMaybeGzip(path)
+        let (dims, header) = try layout(data, path: path)
+        data.removeFirst(header)  // in place: the 47 MB of Fashion-MNIST are not copied again
+        return IDXArray(dims: dims, bytes: data)
     }
 
     /// Parses IDX bytes already in memory; `path` names them in errors.
     public static func parse(_ data: [UInt8], path: String) throws -> IDXArray {
+        let (dims, header) = try layout(data, path: path)
+        return IDXArray(dims: dims, bytes: Array(data[header...]))
+    }
+
+    /// The dimensions and the header's size of IDX bytes, after every check of the format.
+    static func layout(_ data: [UInt8], path: String) throws -> (dims: [Int], header: Int) {
         guard data.count >= 4 else {
             throw DataError("\(path): truncated IDX file: \(data.count) bytes, shorter than the 4-byte header")
         }
@@ -57,7 +66,7 @@ public struct IDXArray: Equatable {
         guard have == expected else {
             throw DataError("\(path): corrupt IDX file: \(have - expected) bytes after the \(expected) data bytes of dimensions \(shape)")
         }
-        return IDXArray(dims: dims, bytes: Array(data[header...]))
+        return (dims, header)
     }
 
     /// The IDX encoding of this array (uncompressed), for writing test files.
