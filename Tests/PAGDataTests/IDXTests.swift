@@ -27,6 +27,32 @@ final class IDXTests: XCTestCase {
         XCTAssertEqual(try IDXArray.read(dir + "/b.gz"), a)
     }
 
+    /// With PAG_GUNZIP_CACHE (what `pag run` gives its tasks), the first read leaves the
+    /// decompressed bytes there and the next reads them instead of inflating; a source that
+    /// changes gets a new entry; a raw file gets none.
+    func testGunzipCacheKeepsOneCopyPerSourceVersion() throws {
+        let dir = try temporaryDirectory(self), cache = dir + "/cache"
+        try FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: false)
+        setenv("PAG_GUNZIP_CACHE", cache, 1)
+        defer { unsetenv("PAG_GUNZIP_CACHE") }
+        let a = sampleArray()
+        try write(gzip(a.encoded(), dir: dir), to: dir + "/a.idx.gz")
+        XCTAssertEqual(try IDXArray.read(dir + "/a.idx.gz"), a)
+        let entries = try FileManager.default.contentsOfDirectory(atPath: cache).filter { $0.hasSuffix(".raw") }
+        XCTAssertEqual(entries.count, 1)
+        XCTAssertEqual(FileManager.default.contents(atPath: cache + "/" + entries[0]).map { [UInt8]($0) }, a.encoded())
+        XCTAssertEqual(try IDXArray.read(dir + "/a.idx.gz"), a)  // from the copy
+        // A new version of the source (other size and time) is read from itself, not the old copy.
+        let b = IDXArray(dims: [2, 3], bytes: [1, 2, 3, 4, 5, 6])
+        try write(gzip(b.encoded(), dir: dir), to: dir + "/a.idx.gz")
+        try FileManager.default.setAttributes([.modificationDate: Date(timeIntervalSinceNow: 10)], ofItemAtPath: dir + "/a.idx.gz")
+        XCTAssertEqual(try IDXArray.read(dir + "/a.idx.gz"), b)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: cache).filter { $0.hasSuffix(".raw") }.count, 2)
+        try write(a.encoded(), to: dir + "/raw.idx")
+        XCTAssertEqual(try IDXArray.read(dir + "/raw.idx"), a)
+        XCTAssertEqual(try FileManager.default.contentsOfDirectory(atPath: cache).filter { $0.hasSuffix(".raw") }.count, 2)
+    }
+
     func testTruncatedAndCorruptFiles() throws {
         let dir = try temporaryDirectory(self)
         let enc = sampleArray().encoded()   // 16-byte header + 24 data bytes
