@@ -94,7 +94,7 @@ let package = Package(
         .testTarget(name: "PAGPluginsTests", dependencies: ["PAGLab", "PAGTensor", "pag", "PAGTestSupport"], path: "Tests/PAGPluginsTests"),
         // The torch cross-check runs only where /work/venv-torch or $PAG_TORCH_PYTHON exists.
         .testTarget(name: "PAGFormatsTests", dependencies: ["PAGFormats", "PAGTestSupport"], path: "Tests/PAGFormatsTests"),
-        .testTarget(name: "PAGTrainingTests", dependencies: ["PAGLab", "PAGData", "PAGFormats", "PAGTensor"], path: "Tests/PAGTrainingTests"),
+        .testTarget(name: "PAGTrainingTests", dependencies: ["PAGLab", "PAGData", "PAGFormats", "PAGTensor", "PAGTestSupport"], path: "Tests/PAGTrainingTests"),
         // Loads libPAGManifolds.so from the build folder: oracle / pca / autoencoder on the synthetic set.
         .testTarget(name: "PAGManifoldTests", dependencies: ["PAGLab", "PAGData", "PAGTensor", "PAGTestSupport"], path: "Tests/PAGManifoldTests"),
         // Measurements and `pag run` (the end-to-end test loads the model plugins built beside it).

@@ -59,11 +59,35 @@ public func builtPluginRegistry(libraries: [String]) -> Result<PluginRegistry, S
 
 /// Creates a fresh empty folder `<system temporary folder>/<prefix>-<UUID>` and returns its path.
 /// `registerCleanup`, when given, receives a closure that removes the folder (pass XCTestCase's
-/// addTeardownBlock to have it removed when the test ends).
+/// addTeardownBlock to have it removed when the test ends); without it the folder is removed
+/// when the test process exits.
 public func createTemporaryDirectory(prefix: String,
                                      registerCleanup: ((@escaping () -> Void) -> Void)? = nil) throws -> String {
     let path = NSTemporaryDirectory() + "\(prefix)-\(UUID().uuidString)"
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
-    registerCleanup? { try? FileManager.default.removeItem(atPath: path) }
+    if let registerCleanup {
+        registerCleanup { try? FileManager.default.removeItem(atPath: path) }
+    } else {
+        removeAtExit(path)
+    }
     return path
+}
+
+/// A temporary path (not created) removed, if it exists, when the test process exits.
+public func temporaryPath(prefix: String) -> String {
+    let path = NSTemporaryDirectory() + "\(prefix)-\(UUID().uuidString)"
+    removeAtExit(path)
+    return path
+}
+
+nonisolated(unsafe) private var pathsToRemoveAtExit: [String] = []
+private let pathsLock = NSLock()
+private let installExitCleanup: Void = {
+    atexit { pathsLock.lock(); let paths = pathsToRemoveAtExit; pathsLock.unlock()
+             for p in paths { try? FileManager.default.removeItem(atPath: p) } }
+}()
+
+private func removeAtExit(_ path: String) {
+    _ = installExitCleanup
+    pathsLock.lock(); pathsToRemoveAtExit.append(path); pathsLock.unlock()
 }

@@ -4,6 +4,7 @@ import PAGData
 import PAGFormats
 import PAGLab
 import PAGTensor
+import PAGTestSupport
 
 /// The trainer end to end on the synthetic data set with the built model and objective plugins.
 final class TrainerTests: XCTestCase {
@@ -11,8 +12,7 @@ final class TrainerTests: XCTestCase {
     static let registry = PluginRegistry.besideExecutable()
 
     func tempDir(_ name: String) -> String {
-        let d = FileManager.default.temporaryDirectory.appendingPathComponent("pag-train-\(name)-\(UUID().uuidString)").path
-        return d
+        temporaryPath(prefix: "pag-train-\(name)")
     }
 
     func config(objective: String = "ce", epochs: Int = 2, seed: UInt64 = 1) -> TrainingConfig {
