@@ -39,9 +39,11 @@ enum Files {
     /// not its name). With `PAG_GUNZIP_CACHE` set to a folder (`pag run` sets one for its
     /// tasks), a decompressed copy is kept there and read by the next process: each task of an
     /// experiment would otherwise inflate Fashion-MNIST's 26 MB again, 0.15 s.
-    static func readMaybeGzip(_ path: String) throws -> [UInt8] {
+    /// `check` vets a cached copy: one it refuses (damaged since it was written) is replaced
+    /// from the source, so an error always names a real data file.
+    static func readMaybeGzip(_ path: String, check: ([UInt8]) throws -> Void = { _ in }) throws -> [UInt8] {
         let cached = cachePath(for: path)
-        if let cached, exists(cached), let bytes = try? read(cached) { return bytes }
+        if let cached, exists(cached), let bytes = try? read(cached), (try? check(bytes)) != nil { return bytes }
         let raw = try read(path)
         guard isGzip(raw) else { return raw }
         let bytes = try gunzip(raw, path: path)

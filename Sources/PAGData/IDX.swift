@@ -14,7 +14,7 @@ public struct IDXArray: Equatable {
     /// Reads `path`, raw or gzip'd; every way the file can be wrong is a `DataError` naming
     /// the file and the fault.
     public static func read(_ path: String) throws -> IDXArray {
-        var data = try Files.readMaybeGzip(path)
+        var data = try Files.readMaybeGzip(path) { _ = try layout($0, path: path) }
         let (dims, header) = try layout(data, path: path)
         data.removeFirst(header)  // in place: the 47 MB of Fashion-MNIST are not copied again
         return IDXArray(dims: dims, bytes: data)

@@ -42,6 +42,10 @@ final class IDXTests: XCTestCase {
         XCTAssertEqual(entries.count, 1)
         XCTAssertEqual(FileManager.default.contents(atPath: cache + "/" + entries[0]).map { [UInt8]($0) }, a.encoded())
         XCTAssertEqual(try IDXArray.read(dir + "/a.idx.gz"), a)  // from the copy
+        // A copy damaged after it was written is replaced from the source, not reported.
+        try write([0, 0, 8, 3, 0, 0], to: cache + "/" + entries[0])
+        XCTAssertEqual(try IDXArray.read(dir + "/a.idx.gz"), a)
+        XCTAssertEqual(FileManager.default.contents(atPath: cache + "/" + entries[0]).map { [UInt8]($0) }, a.encoded())
         // A new version of the source (other size and time) is read from itself, not the old copy.
         let b = IDXArray(dims: [2, 3], bytes: [1, 2, 3, 4, 5, 6])
         try write(gzip(b.encoded(), dir: dir), to: dir + "/a.idx.gz")
