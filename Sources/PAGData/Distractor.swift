@@ -37,10 +37,13 @@ public final class LetterRenderer {
         if library != nil { FT_Done_FreeType(library) }
     }
 
+    /// One number per (letter, size), for tables of glyphs.
+    static func key(letter: Int, size: Int) -> Int { letter << 8 | size }
+
     /// Letter `letter` (0 = "A" ... 25 = "Z") at a pixel size of `size` per em.
     public func glyph(letter: Int, size: Int) -> Glyph {
         precondition(letter >= 0 && letter < 26 && size > 0 && size < 256)
-        let key = letter << 8 | size
+        let key = Self.key(letter: letter, size: size)
         if let g = cache[key] { return g }
         var g = Glyph(rows: 0, width: 0, pixels: [])
         if FT_Set_Pixel_Sizes(face, 0, FT_UInt(size)) == 0,
@@ -118,7 +121,7 @@ public final class DistractorDataset: Dataset {
             let letter = rng.nextInt(below: 26)
             let size = DistractorDataset.sizes.lowerBound + rng.nextInt(below: DistractorDataset.sizes.count)
             let g = renderer.glyph(letter: letter, size: size)
-            glyphs[letter << 8 | size] = g
+            glyphs[LetterRenderer.key(letter: letter, size: size)] = g
             // Place the glyph anywhere it fits; a glyph larger than the half is cropped around
             // its centre (x or y negative).
             let x = g.width <= s ? rng.nextInt(below: s - g.width + 1) : -(g.width - s) / 2
@@ -133,7 +136,7 @@ public final class DistractorDataset: Dataset {
 
     /// Sample `index` as bytes (56 x 28): the object in its half, the letter in the other.
     func compose(_ index: Int, into image: UnsafeMutablePointer<UInt8>) {
-        let s = DistractorDataset.side, half = s * s, d = distractors[index], g = glyphs[d.letter << 8 | d.size]!
+        let s = DistractorDataset.side, half = s * s, d = distractors[index], g = glyphs[LetterRenderer.key(letter: d.letter, size: d.size)]!
         base.bytes.withUnsafeBufferPointer { src in
             (image + d.signalHalf * half).update(from: src.baseAddress! + index * half, count: half)
         }

@@ -63,7 +63,7 @@ public func builtPluginRegistry(libraries: [String]) -> Result<PluginRegistry, S
 /// when the test process exits.
 public func createTemporaryDirectory(prefix: String,
                                      registerCleanup: ((@escaping () -> Void) -> Void)? = nil) throws -> String {
-    let path = NSTemporaryDirectory() + "\(prefix)-\(UUID().uuidString)"
+    let path = freshTemporaryPath(prefix)
     try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
     if let registerCleanup {
         registerCleanup { try? FileManager.default.removeItem(atPath: path) }
@@ -75,10 +75,12 @@ public func createTemporaryDirectory(prefix: String,
 
 /// A temporary path (not created) removed, if it exists, when the test process exits.
 public func temporaryPath(prefix: String) -> String {
-    let path = NSTemporaryDirectory() + "\(prefix)-\(UUID().uuidString)"
+    let path = freshTemporaryPath(prefix)
     removeAtExit(path)
     return path
 }
+
+private func freshTemporaryPath(_ prefix: String) -> String { NSTemporaryDirectory() + "\(prefix)-\(UUID().uuidString)" }
 
 nonisolated(unsafe) private var pathsToRemoveAtExit: [String] = []
 private let pathsLock = NSLock()

@@ -30,20 +30,21 @@ public final class LocalExecutor {
     struct Child { let task: ExperimentTask; let process: Process; let started: Date; var timedOut = false }
 
     /// A folder for the tasks' decompressed data files (PAG_GUNZIP_CACHE), made for one run and
-    /// removed after it (or by the Ctrl-C handler), so the tasks inflate each gzip'd data file
-    /// once between them.
-    var dataCache: String? {
-        didSet { Self.lock.lock(); Self.dataCacheInUse = dataCache; Self.lock.unlock() }
-    }
-    nonisolated(unsafe) static var dataCacheInUse: String?
+    /// removed after it (or by the Ctrl-C handler, hence static like `running`), so the tasks
+    /// inflate each gzip'd data file once between them. Read and written under `lock`.
+    nonisolated(unsafe) static var dataCache: String?
 
     /// Runs what is not done; returns the ids of the tasks that failed or were skipped because
     /// a task before them failed.
     public func run(_ graph: TaskGraph, spec: ExperimentSpec) throws -> (failed: [String], skipped: [String]) {
         Self.installInterruptHandler()
         let cache = FileManager.default.temporaryDirectory.appendingPathComponent("pag-data-\(getpid())-\(UInt32.random(in: 0...UInt32.max))").path
-        dataCache = (try? FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: false)) != nil ? cache : nil
-        defer { if let dataCache { try? FileManager.default.removeItem(atPath: dataCache) }; dataCache = nil }
+        let made = (try? FileManager.default.createDirectory(atPath: cache, withIntermediateDirectories: false)) != nil
+        Self.lock.lock(); Self.dataCache = made ? cache : nil; Self.lock.unlock()
+        defer {
+            Self.lock.lock(); Self.dataCache = nil; Self.lock.unlock()
+            if made { try? FileManager.default.removeItem(atPath: cache) }
+        }
         var pending = Self.startOrder(graph.tasks.filter { $0.kind == .report ? true : graph.state($0) != .done })
         for t in graph.tasks where !pending.contains(where: { $0.id == t.id }) { log("\(t.id): reusing") }
         var finished: [String: Bool] = [:]   // id -> succeeded
@@ -129,7 +130,8 @@ public final class LocalExecutor {
         p.arguments = ["task", graph.outDir, t.id] + extraArguments
         var env = ProcessInfo.processInfo.environment
         env["OMP_NUM_THREADS"] = String(threadsPerTask)
-        if let dataCache { env["PAG_GUNZIP_CACHE"] = dataCache }
+        Self.lock.lock(); let cache = Self.dataCache; Self.lock.unlock()
+        if let cache { env["PAG_GUNZIP_CACHE"] = cache }
         p.environment = env
         let logPath = TaskGraph.logPath(graph.outDir, t.id)
         try FileManager.default.createDirectory(atPath: (logPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
@@ -170,7 +172,7 @@ public final class LocalExecutor {
             signal(sig, SIG_IGN)
             let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
             s.setEventHandler {
-                lock.lock(); interrupted = true; let pids = running, cache = dataCacheInUse; lock.unlock()
+                lock.lock(); interrupted = true; let pids = running, cache = dataCache; lock.unlock()
                 for pid in pids { kill(pid, SIGTERM) }
                 FileHandle.standardError.write(Data("interrupted: stopped \(pids.count) task(s); run again to go on\n".utf8))
                 usleep(200_000)
