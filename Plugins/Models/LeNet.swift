@@ -55,8 +55,9 @@ struct LeNet: ModelPlugin {
         var h = try conv1(x, train: train).relu()
         // Pool, then ReLU: the reference's relu-then-pool gives the same values and gradients
         // (max and ReLU commute, and a window whose max is not positive passes no gradient
-        // either way), with the ReLU on a quarter of the pixels.
-        h = try conv2(h, train: train).maxPool2d(kernel: 2).relu()
+        // either way), with the ReLU on a quarter of the pixels. The pool is fused into the
+        // convolution (one host call; the full-size output is never stored).
+        h = try conv2.maxPooled2x2(h, train: train).relu()
         if train && p1 > 0 { h = try h.dropout(p: p1, training: true) }
         h = try fc1(h.flattened(), train: train).relu()
         if train && p2 > 0 { h = try h.dropout(p: p2, training: true) }

@@ -601,6 +601,13 @@ int pag_conv2d_forward(const pag_conv_shape *s, const float *x, const float *w, 
     return conv_execute(s, OP_FWD, bias != NULL, (void *)x, (void *)w, y, (void *)bias);
 }
 
+int pag_conv2d_forward_maxpool2x2(const pag_conv_shape *s, const float *x, const float *w, const float *bias,
+                                  float *y, int32_t *idx) {
+    if (!shape_ok(s) || degenerate(s) || s->oh < 2 || s->ow < 2 || !own_winograd(s)) return PAG_KERNELS_UNFUSED;
+    if (!x || !w || !y) return dnnl_invalid_arguments;
+    return pag_winograd_forward_maxpool2x2(s, x, w, bias, y, idx);
+}
+
 int pag_conv2d_backward_data(const pag_conv_shape *s, const float *gy, const float *w, float *gx) {
     if (!shape_ok(s)) return dnnl_invalid_arguments;
     if (degenerate(s)) {

@@ -22,6 +22,8 @@ struct wino_loops {
     void (*multiply)(const float *, const float *, int64_t, int64_t, int64_t, float *);
     void (*transform_outputs)(const float *, int64_t, int64_t, const float *, int64_t, int64_t, int64_t, int64_t,
                               int64_t, int64_t, float *);
+    void (*transform_outputs_pooled)(const float *, int64_t, int64_t, const float *, int64_t, int64_t, int64_t,
+                                     int64_t, int64_t, int64_t, float *, int32_t *);
     void (*transform_output_grads)(const float *, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
                                    float *);
     void (*accumulate_products)(const float *, const float *, int64_t, int64_t, int64_t, int, float *);
@@ -178,6 +180,8 @@ typedef struct forward_job {
     const struct wino_loops *L;
     const float *x, *u, *bias;
     float *y;
+    int32_t *idx;  // with pool: the winners' positions (or NULL)
+    int pool;      // 1: y is the output max-pooled 2x2
     int64_t chunks;
     atomic_int failed;  // set by any worker that cannot allocate; read after the parallel region
 } forward_job;
@@ -193,12 +197,17 @@ static void forward_chunk(void *ctx, int64_t k) {
         for (int64_t i = c.first; i < c.end; i += c.group) {
             int64_t images = c.end - i < c.group ? c.end - i : c.group, tiles = images * c.tpi;
             copy_inputs(j->L, p, &c, j->x, i, images, hwc);
-            float *yi = j->y + i * p->co * p->oh * p->ow;
+            int64_t image = j->pool ? p->co * (p->oh / 2) * (p->ow / 2) : p->co * p->oh * p->ow;
+            float *yi = j->y + i * image;
             for (int64_t t0 = 0; t0 < tiles; t0 += p->tb) {
                 int64_t nt = tiles - t0 < p->tb ? tiles - t0 : p->tb;
                 j->L->transform_inputs(hwc, c.stride, c.pcols, p->cs, p->tw, c.tpi, t0, nt, vb);
                 j->L->multiply(vb, j->u, nt, p->cs, p->os, mb);
-                j->L->transform_outputs(mb, p->os, p->co, j->bias, p->tw, c.tpi, t0, nt, p->oh, p->ow, yi);
+                if (j->pool)
+                    j->L->transform_outputs_pooled(mb, p->os, p->co, j->bias, p->tw, c.tpi, t0, nt, p->oh, p->ow, yi,
+                                                   j->idx ? j->idx + i * image : NULL);
+                else
+                    j->L->transform_outputs(mb, p->os, p->co, j->bias, p->tw, c.tpi, t0, nt, p->oh, p->ow, yi);
             }
         }
     } else {
@@ -209,18 +218,29 @@ static void forward_chunk(void *ctx, int64_t k) {
     free(mb);
 }
 
-static int run_forward(const pass *p, const float *x, const float *u, const float *bias, float *y) {
+static int run_forward(const pass *p, const float *x, const float *u, const float *bias, float *y, int pool,
+                       int32_t *idx) {
     int64_t threads = pag_parallel_threads();
-    forward_job job = {p, loops(), x, u, bias, y, p->n < threads ? p->n : threads, 0};
+    forward_job job = {p, loops(), x, u, bias, y, idx, pool, p->n < threads ? p->n : threads, 0};
     pag_parallel_for(job.chunks, forward_chunk, &job);
     return job.failed ? PAG_KERNELS_OUT_OF_MEMORY : 0;
 }
 
-int pag_winograd_forward(const pag_conv_shape *s, const float *x, const float *w, const float *bias, float *y) {
+static int forward(const pag_conv_shape *s, const float *x, const float *w, const float *bias, float *y, int pool,
+                   int32_t *idx) {
     pass p = make_pass(s->n, s->c, s->h, s->w, s->o, s->ph, s->pw);
     float *u = transform_weights(&p, w, 0);
     if (!u) return PAG_KERNELS_OUT_OF_MEMORY;
-    return run_forward(&p, x, u, bias, y);
+    return run_forward(&p, x, u, bias, y, pool, idx);
+}
+
+int pag_winograd_forward(const pag_conv_shape *s, const float *x, const float *w, const float *bias, float *y) {
+    return forward(s, x, w, bias, y, 0, NULL);
+}
+
+int pag_winograd_forward_maxpool2x2(const pag_conv_shape *s, const float *x, const float *w, const float *bias,
+                                    float *y, int32_t *idx) {
+    return forward(s, x, w, bias, y, 1, idx);
 }
 
 int pag_winograd_backward_data(const pag_conv_shape *s, const float *gy, const float *w, float *gx) {
@@ -229,7 +249,7 @@ int pag_winograd_backward_data(const pag_conv_shape *s, const float *gy, const f
     pass p = make_pass(s->n, s->o, s->oh, s->ow, s->c, 2 - s->ph, 2 - s->pw);
     float *u = transform_weights(&p, w, 1);
     if (!u) return PAG_KERNELS_OUT_OF_MEMORY;
-    return run_forward(&p, gy, u, NULL, gx);
+    return run_forward(&p, gy, u, NULL, gx, 0, NULL);
 }
 
 typedef struct weights_job {

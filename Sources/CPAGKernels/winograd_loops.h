@@ -270,6 +270,99 @@ static void V(transform_outputs)(const float *mb, int64_t os, int64_t o_count,
     }
 }
 
+// The pairs of lo (channels 0, 1, 4, 5) and hi (2, 3, 6, 7) to 8 channel planes, `plane` floats
+// apart: 8 bytes each, bits as they are (transform_outputs_pooled stores positions this way too).
+static inline void V(store_pairs)(float *dst, int64_t plane, const float *lo, const float *hi) {
+    static const int lane[8] = {0, 2, 0, 2, 4, 6, 4, 6};  // channel k's pair in lo (k % 4 < 2) or hi
+    for (int k = 0; k < 8; k++) memcpy(dst + k * plane, ((k & 2) ? hi : lo) + lane[k], 8);
+}
+
+// transform_outputs with a 2x2 max pool (stride 2) behind it: the tiles [t0, t0 + nt) of a group
+// of images go, pooled, into NCHW images of (oh / 2) x (ow / 2), and the winners' positions in the
+// oh x ow plane into idx (unless NULL). The same rule as maxpool2x2 in simd_loops.h: the first
+// largest in row-major window order, and a NaN wins its window. A tile's 4x4 pixels hold its
+// 2x2 windows whole (tiles start at multiples of 4), so only a quarter of the output is stored.
+static inline __attribute__((always_inline)) void V(pooled_tiles)(const float *mb, int64_t os, int64_t o_count,
+                                                                  const float *bias, int64_t tw, int64_t tpi,
+                                                                  int64_t t0, int64_t nt, int64_t oh, int64_t ow,
+                                                                  float *y, int32_t *idx, const int with_idx) {
+    typedef int32_t i8 __attribute__((vector_size(32), aligned(4)));
+    const int64_t ph = oh / 2, pw = ow / 2, plane = ph * pw;
+    V(v8) r[16];
+    for (int64_t t = 0; t < nt; t++) {
+        TILE_AT(t0 + t, tpi, tw, g, ty, tx);
+        // The pooled rows and columns of this tile: 2, or fewer at the bottom and right edges.
+        int64_t prows = ph - ty * 2 < 2 ? ph - ty * 2 : 2, pcols = pw - tx * 2 < 2 ? pw - tx * 2 : 2;
+        if (prows <= 0 || pcols <= 0) continue;
+        int64_t at = g * o_count * plane + ty * 2 * pw + tx * 2;
+        for (int64_t o = 0; o < o_count; o += 8) {
+            V(output_transform)(VEC_AT(mb, t, o / 8, os / 8, 0), 8, r);
+            int64_t lanes = o_count - o < 8 ? o_count - o : 8;
+            if (bias) {
+                float b[8] = {0};
+                memcpy(b, bias + o, (size_t)lanes * sizeof(float));
+                V(v8) bv = V(load8)(b);
+                for (int p = 0; p < 16; p++) r[p] += bv;
+            }
+            V(v8) best[4];
+            i8 won[4];
+            for (int a = 0; a < 2; a++)
+                for (int b = 0; b < 2; b++) {  // the window at pooled (a, b)
+                    const V(v8) *q = r + 8 * a + 2 * b;  // the window's top-left pixel; +1 right, +4 below
+                    int32_t first = (int32_t)((ty * 4 + 2 * a) * ow + tx * 4 + 2 * b);
+                    const int32_t offset[4] = {0, 1, (int32_t)ow, (int32_t)ow + 1};
+                    V(v8) m = q[0];
+                    i8 w = (i8){0, 0, 0, 0, 0, 0, 0, 0} + first, nan = (i8)(q[0] != q[0]);
+                    for (int k = 1; k < 4; k++) {
+                        V(v8) v = q[k == 1 ? 1 : k == 2 ? 4 : 5];
+                        i8 gt = (i8)(v > m);
+                        m = (V(v8))(((i8)v & gt) | ((i8)m & ~gt));
+                        if (with_idx) w = ((first + offset[k]) & gt) | (w & ~gt);
+                        nan |= (i8)(v != v);
+                    }
+                    m = (V(v8))(((i8)m & ~nan) | ((i8)V(splat)(__builtin_nanf("")) & nan));
+                    best[2 * a + b] = m;
+                    won[2 * a + b] = w;
+                }
+            if (prows == 2 && pcols == 2 && lanes == 8) {
+                // Each channel's two pooled rows are pairs of (left, right): interleave the
+                // windows, then one 64-bit store per row and channel (values, then positions).
+                for (int a = 0; a < 2; a++) {
+                    V(v8) lo = __builtin_shufflevector(best[2 * a], best[2 * a + 1], 0, 8, 1, 9, 4, 12, 5, 13),
+                          hi = __builtin_shufflevector(best[2 * a], best[2 * a + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+                    float *row = y + at + o * plane + a * pw;
+                    V(store_pairs)(row, plane, (const float *)&lo, (const float *)&hi);
+                    if (with_idx) {
+                        i8 wl = __builtin_shufflevector(won[2 * a], won[2 * a + 1], 0, 8, 1, 9, 4, 12, 5, 13),
+                           wh = __builtin_shufflevector(won[2 * a], won[2 * a + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+                        V(store_pairs)((float *)(idx + at + o * plane + a * pw), plane, (const float *)&wl,
+                                       (const float *)&wh);
+                    }
+                }
+                continue;
+            }
+            for (int64_t k = 0; k < lanes; k++) {  // an edge tile or the last channels
+                int64_t c = at + (o + k) * plane;
+                for (int64_t a = 0; a < prows; a++)
+                    for (int64_t b = 0; b < pcols; b++) {
+                        y[c + a * pw + b] = best[2 * a + b][k];
+                        if (with_idx) idx[c + a * pw + b] = won[2 * a + b][k];
+                    }
+            }
+        }
+    }
+}
+
+static void V(transform_outputs_pooled)(const float *mb, int64_t os, int64_t o_count, const float *bias, int64_t tw,
+                                        int64_t tpi, int64_t t0, int64_t nt, int64_t oh, int64_t ow, float *y,
+                                        int32_t *idx) {
+    // Two copies: without positions (no gradient wanted) the blends for them go too.
+    if (idx)
+        V(pooled_tiles)(mb, os, o_count, bias, tw, tpi, t0, nt, oh, ow, y, idx, 1);
+    else
+        V(pooled_tiles)(mb, os, o_count, bias, tw, tpi, t0, nt, oh, ow, y, NULL, 0);
+}
+
 // Z[xi][t][o] = (A g A^T)[xi] for the tiles [t0, t0 + nt), from the HWC copies of gy (os per
 // pixel, zero beyond the output's edge, image_stride floats apart).
 static void V(transform_output_grads)(const float *hwc, int64_t image_stride, int64_t pcols, int64_t os,
@@ -373,6 +466,6 @@ static void V(gather_filters)(const float *s, int64_t xi_stride, int64_t parts, 
 #undef VEC_AT
 
 static const struct wino_loops V(wino_loops) = {
-    V(to_hwc), V(transform_inputs), V(multiply), V(transform_outputs), V(transform_output_grads),
+    V(to_hwc), V(transform_inputs), V(multiply), V(transform_outputs), V(transform_outputs_pooled), V(transform_output_grads),
     V(accumulate_products), V(transform_filters), V(gather_filters),
 };

@@ -81,7 +81,8 @@ public enum Benchmarks {
         let f2 = param([10, 128], fanIn: 128, rng: &rng), f2b = param([10], fanIn: 128, rng: &rng)
         return Net(params: [c1, c1b, c2, c2b, f1, f1b, f2, f2b]) { x in
             var h = Tensor.conv2d(x, weight: c1, bias: c1b).relu()
-            h = Tensor.conv2d(h, weight: c2, bias: c2b).maxPool2d(kernel: 2).relu().flatten()  // as the lenet plugin
+            // As the lenet plugin: pool (fused into the convolution where pag's Winograd runs), then ReLU.
+            h = Tensor.conv2dMaxPool2x2(h, weight: c2, bias: c2b, stride: (1, 1), padding: (0, 0)).relu().flatten()
             h = Tensor.linear(h, weight: f1, bias: f1b).relu()
             return Tensor.linear(h, weight: f2, bias: f2b)
         }

@@ -97,6 +97,12 @@ public final class Conv2d: Layer {
         try x.conv2d(weight: weight.tensor(x.context), bias: bias?.tensor(x.context),
                      stride: stride, padding: padding)
     }
+
+    /// The layer followed by a 2x2 max pool (stride 2), in one host call: `self(x).maxPool2d(kernel: 2)`.
+    public func maxPooled2x2(_ x: Tensor, train: Bool) throws -> Tensor {
+        try x.conv2dMaxPool2x2(weight: weight.tensor(x.context), bias: bias?.tensor(x.context),
+                               stride: stride, padding: padding)
+    }
 }
 
 /// Batch normalization of [N, C] or [N, C, H, W] input with running statistics

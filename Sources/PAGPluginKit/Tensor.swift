@@ -129,6 +129,15 @@ public struct Tensor {
                              Int32(padding.0), Int32(padding.1)), "conv2d")
     }
 
+    /// `conv2d(...).maxPool2d(kernel: 2)` in one host call (ABI 1.4): the same values and
+    /// gradients, faster where the host pools the convolution's output tiles as they are made.
+    public func conv2dMaxPool2x2(weight: Tensor, bias: Tensor? = nil, stride: (Int, Int) = (1, 1),
+                                 padding: (Int, Int) = (0, 0)) throws -> Tensor {
+        try wrap(host.pointee.conv2d_max_pool2x2(ctx, handle, weight.handle, bias?.handle, Int32(stride.0),
+                                                 Int32(stride.1), Int32(padding.0), Int32(padding.1)),
+                 "conv2d_max_pool2x2")
+    }
+
     /// Max pooling over kernel × kernel windows; stride nil means the kernel size.
     public func maxPool2d(kernel: Int, stride: Int? = nil, padding: Int = 0) throws -> Tensor {
         try wrap(host.pointee.max_pool2d(ctx, handle, Int32(kernel), Int32(stride ?? 0), Int32(padding)), "max_pool2d")

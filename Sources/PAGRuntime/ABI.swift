@@ -19,6 +19,8 @@ public enum ABI {
         // 1.3 appended the diffusion U-Net operations to pag_host (silu ... positional_embedding);
         // no plugin struct grew.
         3: Sizes(descriptor: 80, model: 32, objective: 32, manifold: 56, score: 48),
+        // 1.4 appended conv2d_max_pool2x2 to pag_host; no plugin struct grew.
+        4: Sizes(descriptor: 80, model: 32, objective: 32, manifold: 56, score: 48),
     ]
     /// The row of the newest minor version at or below `minor` (structs that did not grow in a
     /// minor version keep their earlier minimum).

@@ -103,6 +103,16 @@ extension HostTable {
                 }
             }
         }
+        h.conv2d_max_pool2x2 = { c, x, w, b, sh, sw, ph, pw in
+            withContext(c) { ctx in
+                ctx.op("conv2d_max_pool2x2") {
+                    let input = try ctx.tensor(x, "conv2d_max_pool2x2", 1), weight = try ctx.tensor(w, "conv2d_max_pool2x2", 2)
+                    let bias = try ctx.optionalTensor(b, "conv2d_max_pool2x2", 3)
+                    try Check.conv2d(input.shape, weight.shape, bias?.shape, stride: (sh, sw), pad: (ph, pw), pooled: true)
+                    return Tensor.conv2dMaxPool2x2(input, weight: weight, bias: bias, stride: (Int(sh), Int(sw)), padding: (Int(ph), Int(pw)))
+                }
+            }
+        }
         h.max_pool2d = { c, x, k, s, p in pool(c, x, k, s, p, "max_pool2d") { $0.maxPool2d(kernel: $1, stride: $2, padding: $3) } }
         h.avg_pool2d = { c, x, k, s, p in pool(c, x, k, s, p, "avg_pool2d") { $0.avgPool2d(kernel: $1, stride: $2, padding: $3) } }
         h.global_avg_pool2d = { c, x in

@@ -60,9 +60,12 @@ enum Check {
         try rule { try ShapeRules.linear(x, w, b) }
     }
 
-    static func conv2d(_ x: [Int], _ w: [Int], _ b: [Int]?, stride: (Int32, Int32), pad: (Int32, Int32)) throws {
-        guard x.count != 4 || w.count != 4 || (!x.contains(0) && !w.contains(0)) else { throw fail("conv2d", "empty input \(x) or weight \(w)") }
-        try rule { try ShapeRules.conv2d(x, w, b, stride: (Int(stride.0), Int(stride.1)), padding: (Int(pad.0), Int(pad.1))) }
+    static func conv2d(_ x: [Int], _ w: [Int], _ b: [Int]?, stride: (Int32, Int32), pad: (Int32, Int32),
+                       pooled: Bool = false) throws {
+        let op: StaticString = pooled ? "conv2d_max_pool2x2" : "conv2d"
+        guard x.count != 4 || w.count != 4 || (!x.contains(0) && !w.contains(0)) else { throw fail(op, "empty input \(x) or weight \(w)") }
+        let (s, p) = ((Int(stride.0), Int(stride.1)), (Int(pad.0), Int(pad.1)))
+        try rule { pooled ? try ShapeRules.conv2dMaxPool2x2(x, w, b, stride: s, padding: p) : try ShapeRules.conv2d(x, w, b, stride: s, padding: p) }
     }
 
     static func pool(_ op: StaticString, _ x: [Int], kernel: Int32, stride: Int32, padding: Int32) throws {

