@@ -82,12 +82,14 @@ extension Tensor {
 
     /// Adds each output-gradient element into the input position that won its window.
     func poolScatter(_ idx: PoolIndices, _ geo: PoolGeometry) -> Tensor {
-        let out = Tensor.zeros(geo.inputShape)
+        let out = Tensor(uninitialized: geo.inputShape)
         let pg = pointer, po = out.pointer, pi = idx.indices
         let inPlane = geo.h * geo.w, outPlane = geo.oh * geo.ow
-        Parallel.forEach(geo.planes, cost: outPlane) { r in
+        Parallel.forEach(geo.planes, cost: inPlane) { r in
             for p in r {
                 let src = pg + p * outPlane, dst = po + p * inPlane, si = pi + p * outPlane
+                // Zeroed plane by plane, so the scatter finds it in cache (one pass over memory).
+                dst.update(repeating: 0, count: inPlane)
                 for k in 0..<outPlane { dst[Int(si[k])] += src[k] }
             }
         }
