@@ -222,6 +222,21 @@ static void V(multiply)(const float *vb, const float *u, int64_t nt, int64_t cs,
     }
 }
 
+// Tile t's 16 pixels (r[4 i + j] is pixel (i, j)) for the output channels [o, o + 8): A^T M A,
+// plus bias. Returns how many of the 8 channels exist (o_count - o, at most 8).
+static inline int64_t V(output_tile)(const float *mb, int64_t os, int64_t o_count, const float *bias, int64_t t,
+                                     int64_t o, V(v8) *r) {
+    V(output_transform)(VEC_AT(mb, t, o / 8, os / 8, 0), 8, r);
+    int64_t lanes = o_count - o < 8 ? o_count - o : 8;
+    if (bias) {
+        float b[8] = {0};
+        memcpy(b, bias + o, (size_t)lanes * sizeof(float));
+        V(v8) bv = V(load8)(b);
+        for (int p = 0; p < 16; p++) r[p] += bv;
+    }
+    return lanes;
+}
+
 // The output tiles [t0, t0 + nt) of a group of NCHW images (o_count channels, oh x ow each) from
 // M, plus bias.
 static void V(transform_outputs)(const float *mb, int64_t os, int64_t o_count,
@@ -234,14 +249,7 @@ static void V(transform_outputs)(const float *mb, int64_t os, int64_t o_count,
         int64_t rows = oh - ty * 4 < 4 ? oh - ty * 4 : 4, cols = ow - tx * 4 < 4 ? ow - tx * 4 : 4;
         float *img = y + g * o_count * oh * ow + ty * 4 * ow + tx * 4;
         for (int64_t o = 0; o < o_count; o += 8) {
-            V(output_transform)(VEC_AT(mb, t, o / 8, os / 8, 0), 8, r);
-            int64_t lanes = o_count - o < 8 ? o_count - o : 8;
-            if (bias) {
-                float b[8] = {0};
-                memcpy(b, bias + o, (size_t)lanes * sizeof(float));
-                V(v8) bv = V(load8)(b);
-                for (int p = 0; p < 16; p++) r[p] += bv;
-            }
+            int64_t lanes = V(output_tile)(mb, os, o_count, bias, t, o, r);
             // Pixels x channels -> channels x pixels: r[k] holds rows 0-1 of channel k, r[8 + k] rows 2-3.
             V(transpose8)(r);
             V(transpose8)(r + 8);
@@ -296,14 +304,7 @@ static inline __attribute__((always_inline)) void V(pooled_tiles)(const float *m
         if (prows <= 0 || pcols <= 0) continue;
         int64_t at = g * o_count * plane + ty * 2 * pw + tx * 2;
         for (int64_t o = 0; o < o_count; o += 8) {
-            V(output_transform)(VEC_AT(mb, t, o / 8, os / 8, 0), 8, r);
-            int64_t lanes = o_count - o < 8 ? o_count - o : 8;
-            if (bias) {
-                float b[8] = {0};
-                memcpy(b, bias + o, (size_t)lanes * sizeof(float));
-                V(v8) bv = V(load8)(b);
-                for (int p = 0; p < 16; p++) r[p] += bv;
-            }
+            int64_t lanes = V(output_tile)(mb, os, o_count, bias, t, o, r);
             V(v8) best[4];
             i8 won[4];
             for (int a = 0; a < 2; a++)
