@@ -53,7 +53,7 @@ enum Check {
     }
 
     static func matmul(_ a: [Int], _ b: [Int], _ ta: Bool, _ tb: Bool) throws {
-        try rule { try ShapeRules.matmul(a, b, transposeA: ta, transposeB: tb) }
+        _ = try rule { try ShapeRules.matmul(a, b, transposeA: ta, transposeB: tb) }
     }
 
     static func linear(_ x: [Int], _ w: [Int], _ b: [Int]?) throws {

@@ -135,7 +135,7 @@ public final class LocalExecutor {
         p.environment = env
         let logPath = TaskGraph.logPath(graph.outDir, t.id)
         try FileManager.default.createDirectory(atPath: (logPath as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: logPath, contents: nil)  // opening it below says why, if this failed
         let fh = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
         p.standardOutput = fh; p.standardError = fh
         p.standardInput = FileHandle.nullDevice
