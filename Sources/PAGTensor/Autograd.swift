@@ -40,10 +40,14 @@ extension Tensor {
     /// Builds the output tensor of an operation, recording it when any input is differentiable.
     static func record(_ out: Tensor, _ name: String, _ inputs: [Tensor],
                        _ backward: @escaping (Tensor, [Bool]) -> [Tensor?]) -> Tensor {
-        if GradMode.isEnabled, inputs.contains(where: { $0.isDifferentiable }) {
-            out.gradFn = GradFn(name, inputs, backward)
-        }
+        if recorded(inputs) { out.gradFn = GradFn(name, inputs, backward) }
         return out
+    }
+
+    /// Whether an operation on `inputs` is recorded now (an op may skip keeping what only its
+    /// backward needs when it is not).
+    static func recorded(_ inputs: [Tensor]) -> Bool {
+        GradMode.isEnabled && inputs.contains { $0.isDifferentiable }
     }
 }
 

@@ -68,10 +68,8 @@ extension Tensor {
         if let bias { precondition(bias.shape == [geo.o], "conv2d: bias shape \(bias.shape), expected [\(geo.o)]") }
         let pool = PoolGeometry(geo.outputShape, kernel: 2, stride: nil, padding: 0, op: "max_pool2d")
         let inputs = bias.map { [x, w, $0] } ?? [x, w]
-        // The winners' positions only when the result will be differentiated.
-        let recorded = GradMode.isEnabled && inputs.contains { $0.isDifferentiable }
         let out = Tensor(uninitialized: pool.outputShape)
-        let idx = recorded ? PoolIndices(count: out.count) : nil
+        let idx = recorded(inputs) ? PoolIndices(count: out.count) : nil  // the winners, for the backward
         var s = geo.c_shape
         let rc = pag_conv2d_forward_maxpool2x2(&s, x.pointer, w.pointer, bias?.pointer, out.pointer, idx?.indices)
         if rc == Int32(PAG_KERNELS_UNFUSED) {
