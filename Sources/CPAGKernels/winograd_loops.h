@@ -309,13 +309,15 @@ static inline __attribute__((always_inline)) void V(pooled_tiles)(const float *m
             i8 won[4];
             for (int a = 0; a < 2; a++)
                 for (int b = 0; b < 2; b++) {  // the window at pooled (a, b)
-                    const V(v8) *q = r + 8 * a + 2 * b;  // the window's top-left pixel; +1 right, +4 below
+                    // The window's 4 pixels in row-major order: in the tile (4 per row) and in the plane.
+                    const V(v8) *q = r + 8 * a + 2 * b;
+                    const int pixel[4] = {0, 1, 4, 5};
                     int32_t first = (int32_t)((ty * 4 + 2 * a) * ow + tx * 4 + 2 * b);
                     const int32_t offset[4] = {0, 1, (int32_t)ow, (int32_t)ow + 1};
                     V(v8) m = q[0];
                     i8 w = (i8){0, 0, 0, 0, 0, 0, 0, 0} + first, nan = (i8)(q[0] != q[0]);
                     for (int k = 1; k < 4; k++) {
-                        V(v8) v = q[k == 1 ? 1 : k == 2 ? 4 : 5];
+                        V(v8) v = q[pixel[k]];
                         i8 gt = (i8)(v > m);
                         m = (V(v8))(((i8)v & gt) | ((i8)m & ~gt));
                         if (with_idx) w = ((first + offset[k]) & gt) | (w & ~gt);

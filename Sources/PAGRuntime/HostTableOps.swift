@@ -35,6 +35,22 @@ private func pool(_ c: OpaquePointer?, _ x: OpaquePointer?, _ k: Int32, _ s: Int
     }
 }
 
+/// conv2d, or conv2d_max_pool2x2 (the same followed by a 2x2 max pool) when `pooled`.
+private func convolution(_ c: OpaquePointer?, _ x: OpaquePointer?, _ w: OpaquePointer?, _ b: OpaquePointer?,
+                         _ stride: (Int32, Int32), _ pad: (Int32, Int32), pooled: Bool) -> OpaquePointer? {
+    let op: StaticString = pooled ? "conv2d_max_pool2x2" : "conv2d"
+    return withContext(c) { ctx in
+        ctx.op(op) {
+            let input = try ctx.tensor(x, op, 1), weight = try ctx.tensor(w, op, 2)
+            let bias = try ctx.optionalTensor(b, op, 3)
+            try Check.conv2d(input.shape, weight.shape, bias?.shape, stride: stride, pad: pad, pooled: pooled)
+            let (s, p) = ((Int(stride.0), Int(stride.1)), (Int(pad.0), Int(pad.1)))
+            return pooled ? Tensor.conv2dMaxPool2x2(input, weight: weight, bias: bias, stride: s, padding: p)
+                          : Tensor.conv2d(input, weight: weight, bias: bias, stride: s, padding: p)
+        }
+    }
+}
+
 private func softmaxLike(_ c: OpaquePointer?, _ x: OpaquePointer?, _ axis: Int32, _ op: StaticString,
                          _ f: (Tensor, Int) -> Tensor) -> OpaquePointer? {
     unary(c, x, op) { t in
@@ -93,26 +109,8 @@ extension HostTable {
                 }
             }
         }
-        h.conv2d = { c, x, w, b, sh, sw, ph, pw in
-            withContext(c) { ctx in
-                ctx.op("conv2d") {
-                    let input = try ctx.tensor(x, "conv2d", 1), weight = try ctx.tensor(w, "conv2d", 2)
-                    let bias = try ctx.optionalTensor(b, "conv2d", 3)
-                    try Check.conv2d(input.shape, weight.shape, bias?.shape, stride: (sh, sw), pad: (ph, pw))
-                    return Tensor.conv2d(input, weight: weight, bias: bias, stride: (Int(sh), Int(sw)), padding: (Int(ph), Int(pw)))
-                }
-            }
-        }
-        h.conv2d_max_pool2x2 = { c, x, w, b, sh, sw, ph, pw in
-            withContext(c) { ctx in
-                ctx.op("conv2d_max_pool2x2") {
-                    let input = try ctx.tensor(x, "conv2d_max_pool2x2", 1), weight = try ctx.tensor(w, "conv2d_max_pool2x2", 2)
-                    let bias = try ctx.optionalTensor(b, "conv2d_max_pool2x2", 3)
-                    try Check.conv2d(input.shape, weight.shape, bias?.shape, stride: (sh, sw), pad: (ph, pw), pooled: true)
-                    return Tensor.conv2dMaxPool2x2(input, weight: weight, bias: bias, stride: (Int(sh), Int(sw)), padding: (Int(ph), Int(pw)))
-                }
-            }
-        }
+        h.conv2d = { c, x, w, b, sh, sw, ph, pw in convolution(c, x, w, b, (sh, sw), (ph, pw), pooled: false) }
+        h.conv2d_max_pool2x2 = { c, x, w, b, sh, sw, ph, pw in convolution(c, x, w, b, (sh, sw), (ph, pw), pooled: true) }
         h.max_pool2d = { c, x, k, s, p in pool(c, x, k, s, p, "max_pool2d") { $0.maxPool2d(kernel: $1, stride: $2, padding: $3) } }
         h.avg_pool2d = { c, x, k, s, p in pool(c, x, k, s, p, "avg_pool2d") { $0.avgPool2d(kernel: $1, stride: $2, padding: $3) } }
         h.global_avg_pool2d = { c, x in

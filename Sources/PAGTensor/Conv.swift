@@ -8,8 +8,8 @@ import CPAGKernels
 struct ConvGeometry {
     var n, c, h, w, o, kh, kw, sh, sw, ph, pw, oh, ow: Int
 
-    init(input: [Int], weight: [Int], stride: (Int, Int), padding: (Int, Int)) {
-        ShapeRules.require { try ShapeRules.conv2d(input, weight, nil, stride: stride, padding: padding) }
+    init(input: [Int], weight: [Int], bias: [Int]? = nil, stride: (Int, Int), padding: (Int, Int)) {
+        ShapeRules.require { try ShapeRules.conv2d(input, weight, bias, stride: stride, padding: padding) }
         (n, c, h, w) = (input[0], input[1], input[2], input[3])
         (o, kh, kw) = (weight[0], weight[2], weight[3])
         (sh, sw, ph, pw) = (stride.0, stride.1, padding.0, padding.1)
@@ -36,8 +36,7 @@ extension Tensor {
     }
 
     public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int)) -> Tensor {
-        let geo = ConvGeometry(input: x.shape, weight: weight.shape, stride: stride, padding: padding)
-        if let bias { precondition(bias.shape == [geo.o], "conv2d: bias shape \(bias.shape), expected [\(geo.o)]") }
+        let geo = ConvGeometry(input: x.shape, weight: weight.shape, bias: bias?.shape, stride: stride, padding: padding)
         return convForward(x, weight, bias, geo)
     }
 
@@ -64,8 +63,7 @@ extension Tensor {
     /// they are stored, so the full-size output is never written. Other layers run the two ops.
     public static func conv2dMaxPool2x2(_ x: Tensor, weight w: Tensor, bias: Tensor?, stride: (Int, Int),
                                         padding: (Int, Int)) -> Tensor {
-        let geo = ConvGeometry(input: x.shape, weight: w.shape, stride: stride, padding: padding)
-        if let bias { precondition(bias.shape == [geo.o], "conv2d: bias shape \(bias.shape), expected [\(geo.o)]") }
+        let geo = ConvGeometry(input: x.shape, weight: w.shape, bias: bias?.shape, stride: stride, padding: padding)
         let pool = PoolGeometry(geo.outputShape, kernel: 2, stride: nil, padding: 0, op: "max_pool2d")
         let inputs = bias.map { [x, w, $0] } ?? [x, w]
         let out = Tensor(uninitialized: pool.outputShape)
