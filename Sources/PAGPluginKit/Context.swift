@@ -1,3 +1,9 @@
+/// Whether the plugin call a `Context` belongs to still runs. When it has returned, the host has
+/// released the call's handles already, so a Tensor that outlived it must not release its own.
+final class CallScope {
+    var isOpen = true
+}
+
 /// An error inside a plugin call. Its text becomes the call's error message, which pag reports as
 /// "plugin 'NAME': MESSAGE".
 public struct PluginKitError: Error, CustomStringConvertible, Equatable {
@@ -18,11 +24,14 @@ public struct Context {
     public let pointer: OpaquePointer
     /// The host's function table.
     public let host: UnsafePointer<pag_host>
+    /// Open while the call runs; tensors of the call release their handles only then.
+    let call: CallScope
 
     /// Wraps a raw context; the Kit's vtable thunks do this for you.
     public init(_ pointer: OpaquePointer, host: UnsafePointer<pag_host>) {
         self.pointer = pointer
         self.host = host
+        call = CallScope()
     }
 
     // MARK: Errors
@@ -47,11 +56,12 @@ public struct Context {
         if status != PAG_OK { throw lastError("\(what) failed") }
     }
 
-    /// Wraps a handle returned by the host, or throws the context's error for NULL.
+    /// Wraps a handle the host just made for this call (the Tensor owns it), or throws the
+    /// context's error for NULL.
     @inline(__always)
     func wrap(_ handle: pag_tensor?, _ what: String) throws -> Tensor {
         guard let handle else { throw lastError("\(what) failed") }
-        return Tensor(handle: handle, context: self)
+        return Tensor(owning: handle, context: self)
     }
 
     /// Writes one line to pag's log, prefixed with the plugin's name.

@@ -170,8 +170,12 @@ private final class Instance {
 /// Runs a plugin call: a thrown error becomes the context's message and PAG_ERROR.
 private func guarded(_ ctx: OpaquePointer?, _ host: UnsafePointer<pag_host>, _ body: (Context) throws -> Void) -> pag_status {
     guard let ctx else { return PAG_ERROR }
+    let context = Context(ctx, host: host)
+    // Tensors that outlive the call (kept in a plugin's state by mistake) must not release
+    // handles of a call that has returned.
+    defer { context.call.isOpen = false }
     do {
-        try body(Context(ctx, host: host))
+        try body(context)
         return PAG_OK
     } catch let e as PluginKitError where e.isFromHost && host.pointee.get_error(ctx) != nil {
         // The host holds the message already, and knows which plugin is at fault (e.g. the model
@@ -221,7 +225,7 @@ private let forwardThunk: @convention(c) (OpaquePointer?, UnsafeMutableRawPointe
     let inst = Instance.from(me)
     return guarded(ctx, inst.host) { c in
         let model = inst.value as! any ModelPlugin
-        out?.pointee = try model.forward(Tensor(handle: x!, context: c), train: train != 0).handle
+        out?.pointee = try model.forward(Tensor(handle: x!, context: c), train: train != 0).handedBack()
     }
 }
 
@@ -233,7 +237,7 @@ private let lossThunk: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?,
         let objective = inst.value as! any ObjectivePlugin
         let xt = Tensor(handle: x!, context: c)
         let loss = try objective.loss(model: Model(model!, context: c), x: xt, labels: labelArray(labels, xt) ?? [])
-        out?.pointee = loss.handle
+        out?.pointee = loss.handedBack()
     }
 }
 
@@ -252,7 +256,7 @@ private let tangentBasisThunk: @convention(c) (OpaquePointer?, UnsafeMutableRawP
     let inst = Instance.from(me)
     return guarded(ctx, inst.host) { c in
         let m = inst.value as! any ProvidesTangentBasis
-        out?.pointee = try m.tangentBasis(at: Tensor(handle: x!, context: c)).handle
+        out?.pointee = try m.tangentBasis(at: Tensor(handle: x!, context: c)).handedBack()
     }
 }
 
@@ -262,7 +266,7 @@ private let projectThunk: @convention(c) (OpaquePointer?, UnsafeMutableRawPointe
     return guarded(ctx, inst.host) { c in
         let m = inst.value as! any ProvidesProjection
         guard let part = Projection(rawValue: which) else { throw PluginKitError("project: unknown part \(which)") }
-        out?.pointee = try m.project(Tensor(handle: v!, context: c), at: Tensor(handle: x!, context: c), onto: part).handle
+        out?.pointee = try m.project(Tensor(handle: v!, context: c), at: Tensor(handle: x!, context: c), onto: part).handedBack()
     }
 }
 
@@ -272,7 +276,7 @@ private let trainLossThunk: @convention(c) (OpaquePointer?, UnsafeMutableRawPoin
     return guarded(ctx, inst.host) { c in
         let m = inst.value as! any HasTrainingLoss
         let xt = Tensor(handle: x!, context: c)
-        out?.pointee = try m.trainingLoss(x: xt, labels: labelArray(labels, xt)).handle
+        out?.pointee = try m.trainingLoss(x: xt, labels: labelArray(labels, xt)).handedBack()
     }
 }
 
@@ -283,6 +287,6 @@ private let scoreThunk: @convention(c) (OpaquePointer?, UnsafeMutableRawPointer?
     return guarded(ctx, inst.host) { c in
         let m = inst.value as! any ScorePlugin
         let xt = Tensor(handle: x!, context: c)
-        out?.pointee = try m.score(at: xt, sigma: sigma, labels: labelArray(labels, xt)).handle
+        out?.pointee = try m.score(at: xt, sigma: sigma, labels: labelArray(labels, xt)).handedBack()
     }
 }

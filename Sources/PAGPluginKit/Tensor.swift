@@ -13,16 +13,43 @@ public enum Reduction: Int32, Sendable {
 /// The host owns the values and records every operation for automatic differentiation. Every
 /// operation throws the host's message when the host reports an error (a shape mismatch, a
 /// released handle, ...). Binary elementwise operations broadcast like NumPy; axes may be negative.
-public struct Tensor {
+///
+/// A tensor an operation returns owns its handle: when the last reference to it goes away during
+/// the call, it releases the handle, so the host frees the values as soon as neither the plugin
+/// nor the recorded graph needs them (like PyTorch's reference counting). Without this, a deep
+/// network's forward pass would hold every activation until the call returns.
+public final class Tensor {
     /// The raw handle.
     public let handle: pag_tensor
     /// The call this handle belongs to.
     public let context: Context
+    /// Whether going away releases `handle`: true for what the Kit's operations return.
+    private var ownsHandle: Bool
 
-    /// Wraps a handle of the call `context` (e.g. a parameter handle kept since create).
+    /// Wraps a handle of the call `context` (e.g. a parameter handle kept since create, or an
+    /// argument of the call) without owning it: the handle stays valid when this value goes away.
     public init(handle: pag_tensor, context: Context) {
         self.handle = handle
         self.context = context
+        ownsHandle = false
+    }
+
+    /// Wraps a handle the host made for this call; the value releases it when it goes away.
+    init(owning handle: pag_tensor, context: Context) {
+        self.handle = handle
+        self.context = context
+        ownsHandle = true
+    }
+
+    deinit {
+        if ownsHandle && context.call.isOpen { host.pointee.release(ctx, handle) }
+    }
+
+    /// The handle, to return to the host as the call's result: this value stops owning it, so it
+    /// stays valid after the value goes away (the host releases it with the call's other handles).
+    func handedBack() -> pag_tensor {
+        ownsHandle = false
+        return handle
     }
 
     @inline(__always) var ctx: OpaquePointer { context.pointer }
@@ -78,8 +105,13 @@ public struct Tensor {
         return h
     }
 
-    /// Releases this handle early (saves memory in long loops). Do not use the tensor afterwards.
-    public func release() { host.pointee.release(ctx, handle) }
+    /// Releases this handle now (a kept handle, or a borrowed one the plugin is done with).
+    /// Tensors the Kit's operations return release theirs by themselves when they go away. Do
+    /// not use the tensor afterwards.
+    public func release() {
+        ownsHandle = false
+        host.pointee.release(ctx, handle)
+    }
 
     // MARK: Elementwise
 

@@ -88,8 +88,40 @@ struct FixtureArithmetic: ObjectivePlugin {
     }
 }
 
+/// Handle lifetimes: a tensor the Kit made releases its handle when it goes away, a borrowed one
+/// (the call's input) does not, and one kept past its call (a misuse) does not touch later calls.
+/// Reports what the host says of each handle.
+struct FixtureHandleLifetimes: ObjectivePlugin {
+    static let name = "kit-fixture-lifetimes"
+    static let summary = "Tensor handles released when the Swift value goes away"
+    nonisolated(unsafe) static var leftOver: Tensor?
+    init(context: Context) throws {}
+    func loss(model: Model, x: Tensor, labels: [Int32]) throws -> Tensor {
+        let c = x.context
+        var made: pag_tensor?
+        do {
+            let t = try c.full([3], 2)
+            made = t.handle
+        }
+        let staleCount = Tensor(handle: made!, context: c).count  // -1, with the host's error
+        let message = c.lastError("no error").message
+        c.clearError()
+        do {
+            let borrowed = Tensor(handle: x.handle, context: c)
+            _ = borrowed.count
+        }
+        try c.reportMetric("made_count", Double(staleCount))
+        try c.reportMetric("message_names_release", message.contains("not a live tensor handle (released") ? 1 : 0)
+        try c.reportMetric("input_count", Double(x.count))
+        // Goes away in the next call (after this call has returned): it must not release then.
+        FixtureHandleLifetimes.leftOver = try c.full([1], 5)
+        return try model(x, train: false).sum()
+    }
+}
+
 /// Registers the fixtures: what a library's pag_plugin_init would do.
 func registerKitFixtures(_ host: UnsafePointer<pag_host>?, _ registry: OpaquePointer?) -> pag_status {
     PluginRegistration.register(SmallConvNet.self, FixtureLinear.self, GradNormCE.self, FixtureArithmetic.self,
+                                FixtureHandleLifetimes.self,
                                 host: host, registry: registry)
 }

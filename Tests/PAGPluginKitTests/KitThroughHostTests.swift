@@ -125,6 +125,24 @@ final class KitThroughHostTests: XCTestCase {
         }
     }
 
+    /// Kit tensors release their handles when the last Swift reference goes away (so a deep
+    /// network's activations are freed during its forward pass, not when the call returns); the
+    /// call's input and the returned loss stay valid, and a tensor left over from one call does
+    /// not release anything in the next.
+    func testKitTensorsReleaseTheirHandlesWhenTheyGoAway() throws {
+        let objective = try instance("kit-fixture-lifetimes")
+        let model = try instance("kit-fixture-linear")
+        let x = Tensor([0.5, -1, 2, 0.25, 1, 1, -0.5, 3], shape: [2, 4])
+        let expected = try model.forward(x, train: false).values.reduce(0, +)
+        for call in 0..<2 {
+            let metrics = MetricSink()
+            let loss = try objective.loss(model: model, x: x, labels: [0, 1], metrics: metrics)
+            XCTAssertEqual(metrics.values.map(\.name), ["made_count", "message_names_release", "input_count"], "call \(call)")
+            XCTAssertEqual(metrics.values.map(\.value), [-1, 1, 8], "call \(call)")
+            XCTAssertEqual(loss.item, expected, accuracy: 1e-5, "call \(call)")
+        }
+    }
+
     func testOperatorsMatchTheirDefinitions() throws {
         let objective = try instance("kit-fixture-arithmetic")
         let av: [Float] = [0.65, 1.2, 2.1, 0.8, 1.7, 0.95]  // away from the kinks of clamp, relu, abs
