@@ -107,6 +107,29 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(try train(c, parts, resume: true).steps, full.steps)
     }
 
+    /// Interrupted after step 3, before the first periodic save (step 4): the state saved at
+    /// step 0, before the first step, resumes it to the uninterrupted run's end. A folder a run
+    /// was stopped in while loading (only the lock file) gets a message that says so.
+    func testRunStoppedBeforeItsFirstSaveResumesFromStepZero() throws {
+        let c = config(objective: "randomized-smoothing", seed: 9)
+        let whole = tempDir("whole0"), parts = tempDir("parts0")
+        let full = try train(c, whole)
+        XCTAssertThrowsError(try train(c, parts, interruptAfter: 3))
+        XCTAssertEqual(try SafeTensors.read(parts + "/resume.safetensors").metadata?["step"], "0")
+        XCTAssertEqual(try Trainer.savedConfig(in: parts).seed, 9)
+        let resumed = try train(c, parts, resume: true)
+        XCTAssertEqual(resumed.epochs.map(\.trainLoss), full.epochs.map(\.trainLoss))
+        let a = try SafeTensors.read(whole + "/checkpoint.safetensors"), b = try SafeTensors.read(parts + "/checkpoint.safetensors")
+        for name in a.names { XCTAssertEqual(try a.tensor(name).values, try b.tensor(name).values, name) }
+
+        let loading = tempDir("loading")
+        try FileManager.default.createDirectory(atPath: loading, withIntermediateDirectories: true)
+        FileManager.default.createFile(atPath: loading + "/" + FolderLock.fileName, contents: Data("123\n".utf8))
+        XCTAssertThrowsError(try Trainer.savedConfig(in: loading)) { e in
+            XCTAssertEqual("\(e)", "nothing to resume in \(loading): the run stopped before it saved anything (while loading its data and plugins); start it again without --resume")
+        }
+    }
+
     func testNonFiniteLossStopsAndKeepsLastGoodCheckpoint() throws {
         var c = config(epochs: 1)
         c.optimizer = .sgd; c.learningRate = 1e12; c.momentum = 0; c.checkpointEvery = 1

@@ -78,6 +78,9 @@ public final class Trainer {
         guard let data = FileManager.default.contents(atPath: path) else {
             // Killed between the first save's resume state and its metrics.json.
             if let state = resumeState(in: dir) { return state.config }
+            if FileManager.default.fileExists(atPath: dir + "/" + FolderLock.fileName) {
+                throw TrainingError.resume("nothing to resume in \(dir): the run stopped before it saved anything (while loading its data and plugins); start it again without --resume")
+            }
             throw TrainingError.resume("\(path) not found: \(dir) is not a pag training directory")
         }
         do { return try JSONDecoder.pag.decode(TrainingMetrics.self, from: data).config }
@@ -174,6 +177,10 @@ public final class Trainer {
             if Self.savedStep(checkpointPath) != state.steps || metricsSteps() != state.steps {
                 try writeCheckpointAndMetrics(state, setup)
             }
+        } else {
+            // Step 0 saved before the first step: a run killed before its first periodic save
+            // resumes like any other (only a kill during the setup above leaves nothing).
+            try save(&state, setup)
         }
 
         let schedule = try config.lrSchedule()
