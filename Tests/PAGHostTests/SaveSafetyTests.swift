@@ -85,7 +85,7 @@ final class SaveSafetyTests: XCTestCase {
     func resumeAndCompare(_ dir: String, killedPID: Int32, moment: String, file: StaticString = #filePath, line: UInt = #line) throws {
         // A temporary file a killed writer left must go when the folder is opened for writing.
         let stale = dir + "/.checkpoint.safetensors.tmp-\(killedPID)-42"
-        FileManager.default.createFile(atPath: stale, contents: Data([1, 2, 3]))
+        XCTAssertTrue(FileManager.default.createFile(atPath: stale, contents: Data([1, 2, 3])))
         let r = try Support.runPag(["train", "--resume", "--out", dir])
         XCTAssertFalse(r.signaled, moment, file: file, line: line)
         XCTAssertEqual(r.status, 0, "\(moment): \(r.stderr)", file: file, line: line)

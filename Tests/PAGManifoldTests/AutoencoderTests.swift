@@ -112,7 +112,7 @@ final class AutoencoderTests: XCTestCase {
         let path = dir + "/autoencoder.safetensors"
         var losses: [Double] = []
         let e = try LearnedEstimator.prepare(plugin, settings: ["latent=8", "features=8"], data: data,
-                                             config: config, checkpoint: path) { _, l in losses.append(l) }
+                                             config: config, checkpoint: path, progress: { _, l in losses.append(l) })
         XCTAssertEqual(losses.count, 150)
         let first = losses.prefix(10).reduce(0, +) / 10, last = losses.suffix(10).reduce(0, +) / 10
         print("autoencoder on synthetic (8x8, latent 8): MSE \(first) -> \(last) in 150 steps")
@@ -143,7 +143,7 @@ final class AutoencoderTests: XCTestCase {
         config.batchSize = 32
         config.trainLimit = 1000
         var losses: [Double] = []
-        let e = try LearnedEstimator.prepare(plugin, settings: ["latent=16"], data: data, config: config) { _, l in losses.append(l) }
+        let e = try LearnedEstimator.prepare(plugin, settings: ["latent=16"], data: data, config: config, progress: { _, l in losses.append(l) })
         XCTAssertLessThan(losses.suffix(5).reduce(0, +), losses.prefix(5).reduce(0, +))
         let x = data.batch(Array(0..<2)).images
         let start = Date()

@@ -124,7 +124,7 @@ final class TrainerTests: XCTestCase {
 
         let loading = tempDir("loading")
         try FileManager.default.createDirectory(atPath: loading, withIntermediateDirectories: true)
-        FileManager.default.createFile(atPath: loading + "/" + FolderLock.fileName, contents: Data("123\n".utf8))
+        XCTAssertTrue(FileManager.default.createFile(atPath: loading + "/" + FolderLock.fileName, contents: Data("123\n".utf8)))
         XCTAssertThrowsError(try Trainer.savedConfig(in: loading)) { e in
             XCTAssertEqual("\(e)", "nothing to resume in \(loading): the run stopped before it saved anything (while loading its data and plugins); start it again without --resume")
         }
