@@ -80,7 +80,6 @@ struct LocalPCA: ManifoldPlugin, FitsData, ProvidesTangentBasis, ProvidesProject
                         for i in 0..<d { out[((start + b) * dim + j) * d + i] = Float(basis[j][i]) }
                     }
                 }
-                dist.release(); xb.release(); xn.release()
                 start = end
             }
         }

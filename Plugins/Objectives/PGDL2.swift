@@ -61,8 +61,8 @@ struct PGDL2: ObjectivePlugin {
             let next = try c.withGradient(enabled: false) {
                 try project(delta + g * (alpha / (norm(g) + 1e-12)))
             }
-            // Drop this step's graph and tensors now: 15 steps of activations would add up.
-            for t in [start, input, logits, attackLoss, g, delta] { t.release() }
+            // This step's graph and tensors go with its last references (the Kit releases them),
+            // so 15 steps of activations do not add up.
             delta = next
         }
         let adversarial = try (clean + delta).detached()

@@ -54,8 +54,7 @@ final class EmpiricalScore: ScorePlugin, FitsData {
                 group.append(try data.images(i..<(i + 1)))
                 if group.count == 512 {
                     parts.append(try Tensor.concat(group, axis: 0))
-                    group.forEach { $0.release() }
-                    group = []
+                    group = []  // releases the 512 single images (the Kit frees them with their last reference)
                 }
             }
             if !group.isEmpty { parts.append(try Tensor.concat(group, axis: 0)) }
