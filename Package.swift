@@ -75,7 +75,7 @@ let package = Package(
         .target(name: "PAGLab", dependencies: ["PAGRuntime", "PAGTensor", "PAGData", "PAGFormats", "CPAGPlugin",
                                        .product(name: "Yams", package: "Yams")], path: "Sources/PAGLab"),
         .executableTarget(name: "pag", dependencies: [
-            "PAGLab", "PAGTensor", "PAGFormats", "CPAGSafety",
+            "PAGLab", "PAGRuntime", "PAGTensor", "PAGFormats", "CPAGSafety",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/pag"),
         // Swift layer for plugin authors, built on plugin.h only (no host code).

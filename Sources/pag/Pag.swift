@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import PAGLab
+import PAGRuntime
 import CPAGSafety
 
 /// The `pag` command line.
@@ -13,6 +14,7 @@ struct Pag: ParsableCommand {
         pag trains classifiers with robust objectives and measures whether their input gradients \
         lie on the data manifold. Methods are plugins loaded at run time.
         """,
+        version: "pag \(PAGVersion.string) (plugin ABI \(ABI.versionText))",
         subcommands: [Train.self, Eval.self, Predict.self, Measure.self, Run.self, Status.self, TaskCommand.self, Plugins.self, Bench.self]
     )
 

@@ -48,6 +48,14 @@ final class LoaderTests: XCTestCase {
         XCTAssertTrue(loaded.contains("label_smoothing_ce") && loaded.contains("mean_logit") && !loaded.contains("bad_default"), last)
     }
 
+    /// `pag --version` names the release and the plugin ABI it loads (the header's version).
+    func testVersionNamesTheReleaseAndThePluginABI() throws {
+        let r = try Support.runPag(["--version"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertEqual(r.stdout.trimmingCharacters(in: .whitespacesAndNewlines),
+                       "pag \(PAGVersion.string) (plugin ABI \(PAG_ABI_VERSION_MAJOR).\(PAG_ABI_VERSION_MINOR))")
+    }
+
     func testSearchPathOrder() {
         let path = PluginRegistry.searchPath(pluginPaths: ["/c", "/d:/e"], environment: ["PAG_PLUGIN_PATH": "/a:/b"],
                                              executableDirectory: "/bin")
