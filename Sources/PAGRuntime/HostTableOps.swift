@@ -38,7 +38,7 @@ private func pool(_ c: OpaquePointer?, _ x: OpaquePointer?, _ k: Int32, _ s: Int
 /// conv2d, or conv2d_max_pool2x2 (the same followed by a 2x2 max pool) when `pooled`.
 private func convolution(_ c: OpaquePointer?, _ x: OpaquePointer?, _ w: OpaquePointer?, _ b: OpaquePointer?,
                          _ stride: (Int32, Int32), _ pad: (Int32, Int32), pooled: Bool) -> OpaquePointer? {
-    let op: StaticString = pooled ? "conv2d_max_pool2x2" : "conv2d"
+    let op = Check.convolutionName(pooled: pooled)
     return withContext(c) { ctx in
         ctx.op(op) {
             let input = try ctx.tensor(x, op, 1), weight = try ctx.tensor(w, op, 2)

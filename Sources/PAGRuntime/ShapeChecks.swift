@@ -60,12 +60,15 @@ enum Check {
         try rule { try ShapeRules.linear(x, w, b) }
     }
 
+    /// The host operation's name: conv2d, or conv2d_max_pool2x2 when a 2x2 max pool follows.
+    static func convolutionName(pooled: Bool) -> StaticString { pooled ? "conv2d_max_pool2x2" : "conv2d" }
+
     static func conv2d(_ x: [Int], _ w: [Int], _ b: [Int]?, stride: (Int32, Int32), pad: (Int32, Int32),
                        pooled: Bool = false) throws {
-        let op: StaticString = pooled ? "conv2d_max_pool2x2" : "conv2d"
+        let op = convolutionName(pooled: pooled)
         guard x.count != 4 || w.count != 4 || (!x.contains(0) && !w.contains(0)) else { throw fail(op, "empty input \(x) or weight \(w)") }
         let (s, p) = ((Int(stride.0), Int(stride.1)), (Int(pad.0), Int(pad.1)))
-        try rule { pooled ? try ShapeRules.conv2dMaxPool2x2(x, w, b, stride: s, padding: p) : try ShapeRules.conv2d(x, w, b, stride: s, padding: p) }
+        _ = try rule { pooled ? try ShapeRules.conv2dMaxPool2x2(x, w, b, stride: s, padding: p) : try ShapeRules.conv2d(x, w, b, stride: s, padding: p) }
     }
 
     static func pool(_ op: StaticString, _ x: [Int], kernel: Int32, stride: Int32, padding: Int32) throws {

@@ -9,12 +9,10 @@ struct ConvGeometry {
     var n, c, h, w, o, kh, kw, sh, sw, ph, pw, oh, ow: Int
 
     init(input: [Int], weight: [Int], bias: [Int]? = nil, stride: (Int, Int), padding: (Int, Int)) {
-        ShapeRules.require { try ShapeRules.conv2d(input, weight, bias, stride: stride, padding: padding) }
+        (oh, ow) = ShapeRules.require { try ShapeRules.conv2d(input, weight, bias, stride: stride, padding: padding) }
         (n, c, h, w) = (input[0], input[1], input[2], input[3])
         (o, kh, kw) = (weight[0], weight[2], weight[3])
         (sh, sw, ph, pw) = (stride.0, stride.1, padding.0, padding.1)
-        oh = (h + 2 * ph - kh) / sh + 1
-        ow = (w + 2 * pw - kw) / sw + 1
     }
 
     var inputShape: [Int] { [n, c, h, w] }
@@ -75,7 +73,7 @@ extension Tensor {
         }
         precondition(rc == 0, "convolution with max pool failed with status \(rc)")
         guard let idx else { return out }
-        return record(out, "conv2d_max_pool2d", inputs) { g, needs in
+        return record(out, "conv2d_max_pool2x2", inputs) { g, needs in
             convGradients(g.poolScatter(idx, pool), needs, x, w, bias, geo)
         }
     }

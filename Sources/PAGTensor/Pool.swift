@@ -14,8 +14,8 @@ struct PoolGeometry {
         (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3])
         planes = n * c
         (kh, kw, sh, sw, ph, pw) = (kernel, kernel, s, s, padding, padding)
-        oh = (h + 2 * ph - kh) / sh + 1
-        ow = (w + 2 * pw - kw) / sw + 1
+        oh = ShapeRules.windows(h, kernel: kh, stride: sh, padding: ph)
+        ow = ShapeRules.windows(w, kernel: kw, stride: sw, padding: pw)
     }
     var inputShape: [Int] { [n, c, h, w] }
     var outputShape: [Int] { [n, c, oh, ow] }

@@ -53,9 +53,11 @@ public enum ShapeRules {
         if let b, b != [w[0]] { throw ShapeError("linear", "bias \(b) does not match weight \(w) (expected [\(w[0])])") }
     }
 
-    /// A 2-D convolution of x [N, C, H, W] by w [O, C, KH, KW] (groups 1).
+    /// A 2-D convolution of x [N, C, H, W] by w [O, C, KH, KW] (groups 1); returns the output's
+    /// height and width.
+    @discardableResult
     public static func conv2d(_ x: [Int], _ w: [Int], _ b: [Int]?, stride: (Int, Int), padding pad: (Int, Int),
-                              op: String = "conv2d") throws {
+                              op: String = "conv2d") throws -> (oh: Int, ow: Int) {
         guard x.count == 4 else { throw ShapeError(op, "input must be [N, C, H, W], got \(x)") }
         guard w.count == 4 else { throw ShapeError(op, "weight must be [O, C, KH, KW], got \(w)") }
         guard x[1] == w[1] else { throw ShapeError(op, "input \(x) has \(x[1]) channels but weight \(w) expects \(w[1])") }
@@ -66,16 +68,26 @@ public enum ShapeRules {
             throw ShapeError(op, "kernel \(w[2])x\(w[3]) is larger than the padded input \(x[2] + 2 * pad.0)x\(x[3] + 2 * pad.1) (input \(x))")
         }
         if let b, b != [w[0]] { throw ShapeError(op, "bias \(b) does not match weight \(w) (expected [\(w[0])])") }
+        return (windows(x[2], kernel: w[2], stride: stride.0, padding: pad.0),
+                windows(x[3], kernel: w[3], stride: stride.1, padding: pad.1))
     }
 
-    /// conv2d's rules, and an output of at least 2x2 for the max pool behind it.
-    public static func conv2dMaxPool2x2(_ x: [Int], _ w: [Int], _ b: [Int]?, stride: (Int, Int), padding pad: (Int, Int)) throws {
+    /// How many positions a sliding window (convolution or pooling) takes along one axis.
+    static func windows(_ size: Int, kernel: Int, stride: Int, padding: Int) -> Int {
+        (size + 2 * padding - kernel) / stride + 1
+    }
+
+    /// conv2d's rules, and an output of at least 2x2 for the max pool behind it; returns the
+    /// convolution's output height and width.
+    @discardableResult
+    public static func conv2dMaxPool2x2(_ x: [Int], _ w: [Int], _ b: [Int]?, stride: (Int, Int),
+                                        padding pad: (Int, Int)) throws -> (oh: Int, ow: Int) {
         let op = "conv2d_max_pool2x2"
-        try conv2d(x, w, b, stride: stride, padding: pad, op: op)
-        let oh = (x[2] + 2 * pad.0 - w[2]) / stride.0 + 1, ow = (x[3] + 2 * pad.1 - w[3]) / stride.1 + 1
+        let (oh, ow) = try conv2d(x, w, b, stride: stride, padding: pad, op: op)
         guard oh >= 2, ow >= 2 else {
             throw ShapeError(op, "the convolution's output \(oh)x\(ow) (input \(x), weight \(w)) is smaller than the 2x2 pool window")
         }
+        return (oh, ow)
     }
 
     /// A square pooling window over x [N, C, H, W]; stride 0 means the kernel size.
