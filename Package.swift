@@ -33,11 +33,16 @@ let package = Package(
         .library(name: "PAGManifolds", type: .dynamic, targets: ["PAGManifolds"]),
         // The `edm` score: published EDM networks (DDPM++, ADM) from converted checkpoints.
         .library(name: "PAGEDM", type: .dynamic, targets: ["PAGEDM"]),
+        // The `onnx` model: any classifier exported to ONNX, rebuilt from host operations.
+        .library(name: "PAGONNX", type: .dynamic, targets: ["PAGONNX"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         // Experiment files (YAML): libyaml with nesting limits and duplicate-key errors.
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
+        // ONNX files (protobuf): the runtime library only; Plugins/ONNX/Generated/onnx.pb.swift is
+        // generated once by protoc-gen-swift (scripts/generate-onnx-proto), not in every build.
+        .package(url: "https://github.com/apple/swift-protobuf", from: "1.39.0"),
     ],
     targets: [
         // oneDNN (Debian libdnnl-dev) as a system library.
@@ -86,6 +91,9 @@ let package = Package(
         .target(name: "PAGScores", dependencies: ["PAGPluginKit"], path: "Plugins/Scores"),
         .target(name: "PAGManifolds", dependencies: ["PAGPluginKit"], path: "Plugins/Manifolds", swiftSettings: kernels),
         .target(name: "PAGEDM", dependencies: ["PAGPluginKit"], path: "Plugins/EDM"),
+        // Reads ONNX files (input, not kernels): built with checks (-O), never -Ounchecked.
+        .target(name: "PAGONNX", dependencies: ["PAGPluginKit", .product(name: "SwiftProtobuf", package: "swift-protobuf")],
+                path: "Plugins/ONNX", exclude: ["Generated/onnx.proto"]),
         // Helpers shared by the test targets (SetupError, runProgram, torchPython, builtPluginRegistry,
         // createTemporaryDirectory). A plain target in no product; no XCTest, so `swift build` compiles it too.
         .target(name: "PAGTestSupport", dependencies: ["PAGLab"], path: "Tests/PAGTestSupport"),
@@ -110,6 +118,10 @@ let package = Package(
         .testTarget(name: "PAGHostTests", dependencies: ["PAGLab", "PAGRuntime", "PAGData", "pag", "PAGTestSupport"], path: "Tests/PAGHostTests",
                     exclude: ["Fixtures"]),
         // Needs libPAGExampleSwiftCE.so built (swift build builds it; so does swift test).
+        // Loads libPAGONNX.so from the build folder; Fixtures/ holds ONNX files and PyTorch's reference
+        // logits and input gradients (scripts/onnx_fixtures.py), read by path.
+        .testTarget(name: "PAGONNXTests", dependencies: ["PAGLab", "PAGData", "PAGFormats", "PAGTensor", "PAGTestSupport"],
+                    path: "Tests/PAGONNXTests", exclude: ["Fixtures"]),
         .testTarget(name: "PAGPluginKitTests", dependencies: ["PAGPluginKit", "PAGLab", "PAGRuntime", "PAGTestSupport"],
                     path: "Tests/PAGPluginKitTests"),
     ],

@@ -25,9 +25,15 @@ public struct PluginIdentity: Codable, Equatable, Sendable {
     }
 
     /// `plugin` with the values an instance holds.
+    /// A file hyperparameter also contributes `NAME.digest`, the digest of the file's bytes, so a
+    /// changed file is a changed identity even at the same path.
     public init(_ plugin: Plugin, values: HyperparameterValues) {
+        var texts = values.textValues
+        for spec in plugin.hyperparameters where spec.type == .file {
+            if let path = texts[spec.name], !path.isEmpty { texts[spec.name + ".digest"] = LibraryDigest.of(path) }
+        }
         self.init(name: plugin.name, kind: plugin.kind.rawValue, version: plugin.version,
-                  libraryDigest: LibraryDigest.of(plugin.library), hyperparameters: values.textValues)
+                  libraryDigest: LibraryDigest.of(plugin.library), hyperparameters: texts)
     }
 }
 

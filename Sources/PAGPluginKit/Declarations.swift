@@ -1,7 +1,7 @@
 /// A declared hyperparameter: what `--set name=value` accepts, with its default, range and help.
 public struct Hyperparameter: Equatable, Sendable {
     /// The kinds of value (pag_hp_type).
-    public enum Kind: Int32, Sendable { case int = 1, float = 2, bool = 3, string = 4, choice = 5 }
+    public enum Kind: Int32, Sendable { case int = 1, float = 2, bool = 3, string = 4, choice = 5, file = 6 }
 
     public var name: String
     public var kind: Kind
@@ -37,6 +37,12 @@ public struct Hyperparameter: Equatable, Sendable {
     public static func string(_ name: String, default value: String, help: String) -> Hyperparameter {
         Hyperparameter(name: name, kind: .string, defaultValue: value, min: -.infinity, max: .infinity,
                        choices: [], help: help)
+    }
+
+    /// A path to a file (ABI 1.5): pag checks that a non-empty value names a readable file and
+    /// identifies results by the file's contents. Read it with `context.string(name)`.
+    public static func file(_ name: String, help: String) -> Hyperparameter {
+        Hyperparameter(name: name, kind: .file, defaultValue: "", min: -.infinity, max: .infinity, choices: [], help: help)
     }
 
     /// One word of `choices`.

@@ -61,7 +61,7 @@ enum DescriptorReader {
             guard !specs.contains(where: { $0.name == hname }) else { throw fail("hyperparameter '\(hname)' is declared twice") }
             let types: [Int32: HyperparameterType] = [
                 Int32(PAG_HP_INT.rawValue): .int, Int32(PAG_HP_FLOAT.rawValue): .float, Int32(PAG_HP_BOOL.rawValue): .bool,
-                Int32(PAG_HP_STRING.rawValue): .string, Int32(PAG_HP_CHOICE.rawValue): .choice,
+                Int32(PAG_HP_STRING.rawValue): .string, Int32(PAG_HP_CHOICE.rawValue): .choice, Int32(PAG_HP_FILE.rawValue): .file,
             ]
             guard let type = types[h.type] else { throw fail("hyperparameter '\(hname)': unknown type \(h.type)") }
             var choices: [String] = []

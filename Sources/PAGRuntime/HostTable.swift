@@ -65,7 +65,7 @@ public enum HostTable {
             guard let ctx = CallContext.from(c) else { return PAG_ERROR }
             return ctx.status("get_string") {
                 let spec = try hyperparameter(ctx, "get_string", name)
-                guard spec.type == .string || spec.type == .choice, let p = ctx.instance.config.cStrings.pointer(spec.name) else {
+                guard spec.type == .string || spec.type == .choice || spec.type == .file, let p = ctx.instance.config.cStrings.pointer(spec.name) else {
                     throw wrongType("get_string", spec, "get_\(getter(spec.type))")
                 }
                 guard let out else { throw RuntimeError("get_string: out is NULL") }
@@ -321,7 +321,7 @@ func getter(_ t: HyperparameterType) -> String {
     case .int: return "int"
     case .float: return "float"
     case .bool: return "bool"
-    case .string, .choice: return "string"
+    case .string, .choice, .file: return "string"
     }
 }
 

@@ -3,6 +3,8 @@ import Foundation
 /// The type of a declared hyperparameter (pag_hp_type).
 public enum HyperparameterType: String, Codable, Sendable {
     case int, float, bool, string, choice
+    /// A path to a readable file (a string whose contents identify the results made with it).
+    case file
 }
 
 /// A hyperparameter value after parsing and range checking.
@@ -68,6 +70,13 @@ public struct HyperparameterSpec: Sendable {
             default: throw HyperparameterError.message("'\(text)' is not a boolean (true/false)")
             }
         case .string:
+            return .string(text)
+        case .file:
+            var isDirectory: ObjCBool = false
+            guard text.isEmpty || (FileManager.default.fileExists(atPath: text, isDirectory: &isDirectory) && !isDirectory.boolValue
+                                   && FileManager.default.isReadableFile(atPath: text)) else {
+                throw HyperparameterError.message("'\(text)' is not a readable file")
+            }
             return .string(text)
         case .choice:
             guard choices.contains(text) else {

@@ -22,19 +22,29 @@ struct Measure: ParsableCommand {
 /// Options every measurement takes.
 struct MeasureCommon: ParsableArguments {
     @OptionGroup var paths: PluginPathOptions
-    @Option(help: "A folder written by pag train.") var checkpoint: String
+    @Option(help: "A folder written by pag train.") var checkpoint: String?
+    @Option(help: "Instead of --checkpoint: a model plugin or an ONNX file (PATH.onnx) with its own weights (give --data too).") var model: String?
+    @Option(name: .customLong("set"), help: ArgumentHelp("With --model: a hyperparameter of the model (repeatable), e.g. onnx.input_range=0,1.", valueName: "[plugin.]key=value"))
+    var settings: [String] = []
     @Option(help: "Measure on the first N test images.") var samples: Int = 500
     @Option(help: "Data set (default: the one the model was trained on).") var data: String?
     @Option(help: "Folder with the data set's files.") var dataDir: String?
     @Option(help: "Seed of the noise.") var seed: UInt64 = 0
-    @Option(help: "Output folder (default: CHECKPOINT/measure).") var out: String?
+    @Option(help: "Output folder (default: CHECKPOINT/measure, or runs/MODEL/measure with --model).") var out: String?
     @Flag(help: "Print the result as JSON on standard output.") var json = false
 
-    var outDir: String { out ?? checkpoint + "/measure" }
+    /// The checkpoint folder, or where an imported model's results go (runs/NAME, NAME the file's stem).
+    var home: String {
+        if let checkpoint { return checkpoint }
+        let stem = ((model ?? "model") as NSString).lastPathComponent
+        return "runs/" + (stem.lowercased().hasSuffix(".onnx") ? String(stem.dropLast(5)) : stem)
+    }
+    var outDir: String { out ?? home + "/measure" }
     func subject(_ registry: PluginRegistry) throws -> MeasureSubject {
+        let source = try ModelSource.from(checkpoint: checkpoint, model: model, settings: settings, data: data, dataDir: dataDir)
         // The output folder first: a place pag cannot write to fails before any work is done.
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
-        let s = try MeasureSubject(directory: checkpoint, registry: registry, samples: samples, data: data, dataDir: dataDir)
+        let s = try MeasureSubject(source, registry: registry, samples: samples, data: data, dataDir: dataDir)
         // Measured with the convolution algorithm the run was trained with, as an experiment does.
         ConvolutionAlgorithm.current = s.config.convolutionAlgorithm
         return s
@@ -100,7 +110,7 @@ extension Measure {
             try lp?.check(sampleShape: s.sampleShape)
             let src = try MeasureRunner.scoreSource(score, registry: reg, subject: s, fitSamples: fitSamples,
                                                     training: EstimatorTrainingConfig(steps: trainSteps, seed: s.config.seed), settings: settings,
-                                                    checkpoint: try estimatorCheckpoint ?? defaultEstimatorPath(common.checkpoint, score, .score, reg, settings, s, trainSteps))
+                                                    checkpoint: try estimatorCheckpoint ?? defaultEstimatorPath(common.home, score, .score, reg, settings, s, trainSteps))
             let r = try MeasureRunner.alignment(s, score: src, sigma: sigma, classLogit: classLogit, posterior: posterior, out: common.outDir,
                                                 gridImages: gridImages, progress: common.showProgress, lpips: lp)
             let lpipsText = r.lpipsMean.map { String(format: ", 1 - LPIPS %.4f (LPIPS %@ %.4f ± %.4f)", 1 - $0, r.lpipsBackbone ?? "", $0, r.lpipsStd ?? 0) } ?? ""
@@ -131,7 +141,7 @@ extension Measure {
             let s = try common.subject(reg)
             let m = try MeasureRunner.manifoldSource(manifold, registry: reg, subject: s, fitSamples: fitSamples,
                                                      training: EstimatorTrainingConfig(steps: trainSteps, seed: s.config.seed), settings: settings,
-                                                     checkpoint: try estimatorCheckpoint ?? defaultEstimatorPath(common.checkpoint, manifold, .manifold, reg, settings, s, trainSteps))
+                                                     checkpoint: try estimatorCheckpoint ?? defaultEstimatorPath(common.home, manifold, .manifold, reg, settings, s, trainSteps))
             let r = try MeasureRunner.robustness(s, manifold: m, eps: try parseGrid(grid), draws: draws, seed: common.seed,
                                                  out: common.outDir, progress: common.showProgress)
             try emit(r, json: common.json, text: String(format: "on/off-manifold ratio (max over eps) %.3f at eps %.3g, gradient on-manifold fraction %.4f ± %.4f (%@, %d images); wrote %@/robustness.{json,csv,png}",

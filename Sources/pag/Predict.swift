@@ -12,11 +12,22 @@ struct Predict: ParsableCommand {
         The input is float32 or float64 N x C x H x W in the data set's scale (images in [-1, 1]), \
         the output float32 N x classes, computed in evaluation mode. With --samples N instead of \
         --input, the first N test images of the training data set are used and also written to \
-        OUT.inputs.npy, so another framework can be checked on exactly the same inputs.
+        OUT.inputs.npy, so another framework can be checked on exactly the same inputs. \
+        --input-gradients G.npy also writes, for each input, the gradient of the logit of its label \
+        (--labels Y.npy, int64 or int32; default: the predicted class) with respect to the input, in \
+        the input's scale. --model m.onnx (with --data and --set onnx.KEY=VALUE) predicts with an \
+        imported model instead of a checkpoint folder.
         """
     )
     @OptionGroup var paths: PluginPathOptions
-    @Option(help: "A folder written by pag train.") var checkpoint: String
+    @Option(help: "A folder written by pag train.") var checkpoint: String?
+    @Option(help: "Instead of --checkpoint: a model plugin or an ONNX file (PATH.onnx) with its own weights.") var model: String?
+    @Option(name: .customLong("set"), help: ArgumentHelp("With --model: a hyperparameter of the model (repeatable).", valueName: "[plugin.]key=value"))
+    var settings: [String] = []
+    @Option(help: "With --model: the data set whose sample shape and classes the model is made for (default fashion-mnist).") var data: String?
+    @Option(help: "Folder with the data set's files.") var dataDir: String?
+    @Option(help: "Also write the gradient of each input's label logit with respect to the input (.npy).") var inputGradients: String?
+    @Option(help: "Labels for --input-gradients (.npy of int64 or int32, one per input; default: the predicted classes).") var labels: String?
     @Option(help: "Inputs as an .npy file.") var input: String?
     @Option(help: "Use the first N test images instead of --input.") var samples: Int?
     @Option(help: "Where to write the logits (.npy).") var out: String
@@ -24,12 +35,16 @@ struct Predict: ParsableCommand {
     func validate() throws {
         guard (input == nil) != (samples == nil) else { throw ValidationError("give exactly one of --input and --samples") }
         try requireCount(samples, "samples")
+        if labels != nil && inputGradients == nil { throw ValidationError("--labels goes with --input-gradients") }
     }
 
     func run() throws {
         let registry = paths.load(quiet: true, run: checkpoint)
-        let config = try Trainer.savedConfig(in: checkpoint)
-        let model = try withRunPlugins(checkpoint) { try Evaluation.loadModel(directory: checkpoint, config: config, registry: registry) }
+        let source = try ModelSource.from(checkpoint: checkpoint, model: self.model, settings: settings, data: data, dataDir: dataDir)
+        let config = try source.config()
+        let model = try withRunPlugins(checkpoint ?? "") { try Evaluation.loadModel(source, config: config, registry: registry) }
+        // Labels are read and checked before any model work.
+        let given = try labels.map { try Self.readLabels($0, classes: model.outputs) }
         let x: Tensor
         if let input {
             x = try NPY.read(input).tensor()
@@ -41,8 +56,31 @@ struct Predict: ParsableCommand {
             x = test.batch(Array(0..<min(samples!, test.count))).images
             try NPY.write(NDArray(x), to: out.replacingOccurrences(of: ".npy", with: "") + ".inputs.npy")
         }
+        if let given, given.count != x.shape[0] {
+            throw ValidationError("\(labels!) has \(given.count) labels for \(x.shape[0]) inputs")
+        }
         let logits = try noGrad { try model.forward(x, train: false) }
+        var gradients: Tensor?
+        if inputGradients != nil {
+            let c = logits.shape[1]
+            let chosen = given ?? (0..<x.shape[0]).map { i in (0..<c).max { logits.pointer[i * c + $0] < logits.pointer[i * c + $1] } ?? 0 }
+            gradients = try Measures.inputGradient(model: model, x: x, labels: chosen, chunk: 64)
+        }
         try NPY.write(NDArray(logits), to: out)
-        print("wrote \(out) (\(logits.shape.map(String.init).joined(separator: " x ")))")
+        if let path = inputGradients, let g = gradients { try NPY.write(NDArray(g), to: path) }
+        print("wrote \(out) (\(logits.shape.map(String.init).joined(separator: " x ")))" + (inputGradients.map { " and \($0)" } ?? ""))
+    }
+
+    /// Integer labels from an .npy file: one per input, each in [0, classes).
+    static func readLabels(_ path: String, classes: Int) throws -> [Int] {
+        let array = try NPY.read(path)
+        guard array.shape.count == 1 else { throw ValidationError("\(path) has shape \(array.shape); --labels needs one label per input (1-D)") }
+        guard [.i64, .i32].contains(array.dtype), let values = array.int64s()?.map({ Int($0) }) else {
+            throw ValidationError("\(path) holds \(array.dtype.rawValue); --labels needs int64 or int32")
+        }
+        for (i, v) in values.enumerated() where v < 0 || v >= classes {
+            throw ValidationError("\(path): label \(v) at index \(i) is outside 0..<\(classes)")
+        }
+        return values
     }
 }

@@ -25,7 +25,7 @@ struct Train: ParsableCommand {
     var data: String = "fashion-mnist"
     @Option(help: "Folder with the data set's files (default: where its Debian package puts them).")
     var dataDir: String?
-    @Option(help: "Model plugin (see pag plugins list).") var model: String = "lenet"
+    @Option(help: "Model plugin (see pag plugins list), or an ONNX file (PATH.onnx: the onnx plugin with onnx.file=PATH; docs/models-from-pytorch.md).") var model: String = "lenet"
     @Option(help: "Objective plugin: ce, gradnorm, smoothness, randomized-smoothing, pgd-l2, or any loaded one.")
     var objective: String = "ce"
     @Option(name: .customLong("set"), help: ArgumentHelp("Hyperparameter of the model or objective (repeatable): KEY=VALUE goes to the plugin that declares KEY; write PLUGIN.KEY=VALUE (e.g. lenet.width=4) when both do.", valueName: "[plugin.]key=value"))
@@ -54,8 +54,9 @@ struct Train: ParsableCommand {
             config = try Trainer.savedConfig(in: out)
         } else {
             config = TrainingConfig()
-            config.data = data; config.dataDir = dataDir; config.model = model; config.objective = objective
-            config.settings = try Setting.parse(settings); config.epochs = epochs; config.batchSize = batchSize
+            config.data = data; config.dataDir = dataDir; config.objective = objective
+            (config.model, config.settings) = ModelSource.resolve(model: model, settings: try Setting.parse(settings))
+            config.epochs = epochs; config.batchSize = batchSize
             config.learningRate = lr; config.optimizer = try OptimizerChoice.Kind(parsing: optimizer); config.momentum = momentum
             config.weightDecay = weightDecay; config.schedule = schedule; config.seed = seed
             config.trainLimit = trainLimit; config.testLimit = testLimit
@@ -77,10 +78,13 @@ struct Train: ParsableCommand {
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Accuracy of a trained model on a data set's test split.",
-        discussion: "Reads DIR/metrics.json for the model and its hyperparameters and DIR/checkpoint.safetensors for the weights."
+        discussion: "Reads DIR/metrics.json for the model and its hyperparameters and DIR/checkpoint.safetensors for the weights; or, with --model (e.g. --model m.onnx --data cifar10), a model as its plugin creates it (an imported model with its own weights)."
     )
     @OptionGroup var paths: PluginPathOptions
-    @Option(help: "A folder written by pag train.") var checkpoint: String
+    @Option(help: "A folder written by pag train.") var checkpoint: String?
+    @Option(help: "Instead of --checkpoint: a model plugin or an ONNX file (PATH.onnx) with its own weights.") var model: String?
+    @Option(name: .customLong("set"), help: ArgumentHelp("With --model: a hyperparameter of the model (repeatable), e.g. onnx.input_range=0,1.", valueName: "[plugin.]key=value"))
+    var settings: [String] = []
     @Option(help: "Data set (default: the one it was trained on).") var data: String?
     @Option(help: "Folder with the data set's files.") var dataDir: String?
     @Option(help: "Evaluate on at most this many test samples.") var limit: Int?
@@ -88,8 +92,9 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let registry = paths.load(quiet: true, run: checkpoint)
-        let result = try withRunPlugins(checkpoint) {
-            try Evaluation.run(directory: checkpoint, data: data, dataDir: dataDir, limit: limit, registry: registry)
+        let source = try ModelSource.from(checkpoint: checkpoint, model: model, settings: settings, data: data, dataDir: dataDir)
+        let result = try withRunPlugins(checkpoint ?? "") {
+            try Evaluation.run(source, data: data, dataDir: dataDir, limit: limit, registry: registry)
         }
         if json {
             print(String(decoding: try JSONEncoder.pag.encode(result), as: UTF8.self))

@@ -92,7 +92,11 @@ typedef enum pag_hp_type {
     PAG_HP_FLOAT = 2,  /**< real number (double); min/max apply */
     PAG_HP_BOOL = 3,   /**< true/false (also accepted: 1/0, yes/no, on/off) */
     PAG_HP_STRING = 4, /**< free text */
-    PAG_HP_CHOICE = 5  /**< one of the '|'-separated words in pag_hyperparameter.choices */
+    PAG_HP_CHOICE = 5, /**< one of the '|'-separated words in pag_hyperparameter.choices */
+    /** A file path, read like a string (get_string). pag checks that a non-empty value names a
+     *  readable regular file, and a result made with it is identified by the file's contents
+     *  too, not only by its path (reuse, experiments, run records). Added in ABI 1.5. */
+    PAG_HP_FILE = 6
 } pag_hp_type;
 
 /** How a loss combines per-sample values (cross_entropy, mse). */

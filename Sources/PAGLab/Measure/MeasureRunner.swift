@@ -16,18 +16,19 @@ public final class MeasureSubject {
 
     /// Loads the trained model of a `pag train` directory and the first `samples` test images
     /// of its data set (or of `data`).
-    public init(directory: String, registry: PluginRegistry, samples: Int, data: String? = nil, dataDir: String? = nil) throws {
+    public convenience init(directory: String, registry: PluginRegistry, samples: Int, data: String? = nil, dataDir: String? = nil) throws {
+        try self.init(.checkpoint(directory), registry: registry, samples: samples, data: data, dataDir: dataDir)
+    }
+
+    /// The model of `source` (a checkpoint folder, or an imported model) and the first `samples`
+    /// test images of its data set (or of `data`).
+    public init(_ source: ModelSource, registry: PluginRegistry, samples: Int, data: String? = nil, dataDir: String? = nil) throws {
         guard samples >= 1 else { throw TrainingError.badConfig("--samples must be at least 1, got \(samples)") }
-        self.directory = directory
-        config = try Trainer.savedConfig(in: directory)
+        self.directory = source.label
+        config = try source.config()
         let test = try DatasetCache.load(data ?? config.data, split: .test, dataDir: dataDir ?? config.dataDir)
         let own = (data ?? config.data) == config.data ? test : try DatasetCache.load(config.data, split: .test, dataDir: config.dataDir)
-        let modelPlugin = try registry.plugin(named: config.model, kind: .model)
-        let objectivePlugin = try registry.plugin(named: config.objective, kind: .objective)
-        let settings = try config.routedSettings(model: modelPlugin, objective: objectivePlugin).model
-        let m = try ModelFactory.create(modelPlugin, settings: settings, data: own.info, seed: config.seed)
-        let path = directory + "/checkpoint.safetensors"
-        try StateDict.load(try TensorFile.read(path).tensors, into: m, source: path)
+        let m = try source.model(config: config, data: own.info, registry: registry)
         model = m
         guard test.info.sampleShape == m.inputShape else {
             throw TrainingError.badConfig("model '\(config.model)' takes input \(ModelFactory.shapeText(m.inputShape)) but data set '\(test.info.name)' has \(ModelFactory.shapeText(test.info.sampleShape))")

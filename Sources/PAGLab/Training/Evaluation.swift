@@ -84,8 +84,14 @@ public enum Evaluation {
     /// test accuracy on `data` (default: the training data set).
     public static func run(directory: String, data: String? = nil, dataDir: String? = nil, limit: Int? = nil,
                            registry: PluginRegistry) throws -> EvaluationResult {
-        let config = try Trainer.savedConfig(in: directory)
-        let model = try loadModel(directory: directory, config: config, registry: registry)
+        try run(.checkpoint(directory), data: data, dataDir: dataDir, limit: limit, registry: registry)
+    }
+
+    /// Test accuracy of a model from `source` (a checkpoint folder or an imported model).
+    public static func run(_ source: ModelSource, data: String? = nil, dataDir: String? = nil, limit: Int? = nil,
+                           registry: PluginRegistry) throws -> EvaluationResult {
+        let config = try source.config()
+        let model = try loadModel(source, config: config, registry: registry)
         var test = try DatasetCatalog.load(data ?? config.data, split: .test, dataDir: dataDir ?? config.dataDir, seed: config.seed)
         if let n = limit, n < test.count { test = DatasetSubset(test, indices: Array(0..<n)) }
         guard test.info.sampleShape == model.inputShape else {
@@ -93,20 +99,18 @@ public enum Evaluation {
         }
         guard test.count > 0 else { throw TrainingError.badConfig("data set '\(test.info.name)' has no test images to evaluate") }
         let acc = try Evaluator.accuracy(model: model, data: test)
-        return EvaluationResult(checkpoint: directory + "/checkpoint.safetensors", model: config.model, data: test.info.name,
+        return EvaluationResult(checkpoint: source.directory.map { $0 + "/checkpoint.safetensors" } ?? source.label, model: config.model, data: test.info.name,
                                 samples: test.count, accuracy: acc)
     }
 
     /// The trained model of a run directory, weights loaded from checkpoint.safetensors.
     public static func loadModel(directory: String, config: TrainingConfig, registry: PluginRegistry) throws -> PluginInstance {
+        try loadModel(.checkpoint(directory), config: config, registry: registry)
+    }
+
+    /// The model of `source` for its configuration's data set.
+    public static func loadModel(_ source: ModelSource, config: TrainingConfig, registry: PluginRegistry) throws -> PluginInstance {
         let info = try DatasetCatalog.load(config.data, split: .test, dataDir: config.dataDir, seed: config.seed).info
-        let modelPlugin = try registry.plugin(named: config.model, kind: .model)
-        let objectivePlugin = try registry.plugin(named: config.objective, kind: .objective)
-        let settings = try config.routedSettings(model: modelPlugin, objective: objectivePlugin).model
-        let model = try ModelFactory.create(modelPlugin, settings: settings, data: info, seed: config.seed)
-        let path = directory + "/checkpoint.safetensors"
-        let file = try TensorFile.read(path)
-        try StateDict.load(file.tensors, into: model, source: path)
-        return model
+        return try source.model(config: config, data: info, registry: registry)
     }
 }

@@ -1,0 +1,74 @@
+import Foundation
+import PAGData
+import PAGFormats
+import PAGTensor
+
+/// Where a model to evaluate, predict with or measure comes from: a folder written by `pag train`
+/// (its configuration and checkpoint), or a model plugin created from its own settings without a
+/// checkpoint: an imported model (`--model m.onnx`) whose weights are in its file.
+public enum ModelSource {
+    case checkpoint(String)
+    case imported(TrainingConfig)
+
+    /// `--model PATH.onnx` is the `onnx` plugin with `onnx.file=PATH` (made absolute, so a run
+    /// resumes and measures from any folder); other names are plugin names, unchanged.
+    public static func resolve(model: String, settings: [Setting]) -> (model: String, settings: [Setting]) {
+        guard model.lowercased().hasSuffix(".onnx") else { return (model, settings) }
+        let path = model.hasPrefix("/") ? model : FileManager.default.currentDirectoryPath + "/" + model
+        let file = Setting(plugin: "onnx", key: "file", value: .text((path as NSString).standardizingPath))
+        return ("onnx", [file] + settings.filter { !($0.plugin == "onnx" && $0.key == "file") })
+    }
+
+    /// The source a command's flags name: exactly one of a checkpoint folder and a model.
+    public static func from(checkpoint: String?, model: String?, settings: [String], data: String?, dataDir: String?) throws -> ModelSource {
+        switch (checkpoint, model) {
+        case (let dir?, nil):
+            guard settings.isEmpty else { throw TrainingError.badConfig("--set goes with --model; a checkpoint folder keeps the settings it was trained with") }
+            return .checkpoint(dir)
+        case (nil, let m?):
+            var config = TrainingConfig()
+            (config.model, config.settings) = resolve(model: m, settings: try Setting.parse(settings))
+            if let data { config.data = data }
+            config.dataDir = dataDir
+            return .imported(config)
+        case (nil, nil): throw TrainingError.badConfig("give --checkpoint DIR (a folder written by pag train) or --model (e.g. --model m.onnx)")
+        default: throw TrainingError.badConfig("give either --checkpoint or --model, not both")
+        }
+    }
+
+    /// The training configuration: the folder's saved one, or the imported model's.
+    public func config() throws -> TrainingConfig {
+        switch self {
+        case .checkpoint(let dir): return try Trainer.savedConfig(in: dir)
+        case .imported(let c): return c
+        }
+    }
+
+    /// The checkpoint folder, if any.
+    public var directory: String? {
+        if case .checkpoint(let d) = self { return d }
+        return nil
+    }
+
+    /// What reports name as the model's origin: the checkpoint file or the model's file.
+    public var label: String {
+        switch self {
+        case .checkpoint(let d): return d
+        case .imported(let c):
+            return c.settings.first { $0.key == "file" && ($0.plugin == nil || $0.plugin == c.model) }?.value.description ?? c.model
+        }
+    }
+
+    /// The model for samples of `data`: from the folder's checkpoint, or as the plugin creates it.
+    public func model(config: TrainingConfig, data: DatasetInfo, registry: PluginRegistry) throws -> PluginInstance {
+        let modelPlugin = try registry.plugin(named: config.model, kind: .model)
+        let objectivePlugin = try registry.plugin(named: config.objective, kind: .objective)
+        let settings = try config.routedSettings(model: modelPlugin, objective: objectivePlugin).model
+        let model = try ModelFactory.create(modelPlugin, settings: settings, data: data, seed: config.seed)
+        if let dir = directory {
+            let path = dir + "/checkpoint.safetensors"
+            try StateDict.load(try TensorFile.read(path).tensors, into: model, source: path)
+        }
+        return model
+    }
+}
