@@ -150,7 +150,7 @@ struct Interpreter {
         case "GlobalAveragePool", "GlobalMaxPool":
             let x = try t(0)
             let axes = Array(2..<x.rank)
-            return one(n.op == "GlobalAveragePool" ? try x.mean(axes: axes, keepDims: true) : try x.max(axes: axes, keepDims: true))
+            return one(n.op == "GlobalAveragePool" ? try x.mean(axes: axes, keepDims: true) : try x.amax(axes: axes, keepDims: true))
         case "BatchNormalization": return one(try batchNorm(n, ins))
         case "LayerNormalization":
             if n.outputs.count > 1 && n.outputs.dropFirst().contains(where: { !$0.isEmpty && $0 != "" }) {
@@ -527,8 +527,8 @@ struct Interpreter {
         switch n.op {
         case "ReduceMean": return try x.mean(axes: normalized, keepDims: keep)
         case "ReduceSum": return try x.sum(axes: normalized, keepDims: keep)
-        case "ReduceMax": return try x.max(axes: normalized, keepDims: keep)
-        case "ReduceMin": return try x.min(axes: normalized, keepDims: keep)
+        case "ReduceMax": return try x.amax(axes: normalized, keepDims: keep)
+        case "ReduceMin": return try x.amin(axes: normalized, keepDims: keep)
         case "ReduceSumSquare": return try x.squared().sum(axes: normalized, keepDims: keep)
         case "ReduceL1": return try x.abs().sum(axes: normalized, keepDims: keep)
         default: return try x.squared().sum(axes: normalized, keepDims: keep).sqrt()

@@ -146,7 +146,7 @@ static const plan PLAN_BLOCKED = {1, 1, 1, dnnl_convolution_direct};
 static const plan PLAN_WINOGRAD = {1, 1, 1, dnnl_convolution_winograd};
 
 static int winograd_shape(const pag_conv_shape *s) {
-    return s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 && s->c >= 16 && s->o >= 16;
+    return pag_conv_is_ordinary(s) && s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 && s->c >= 16 && s->o >= 16;
 }
 
 // Candidates in order of preference; the last one (plain direct) is always implemented.
@@ -277,25 +277,32 @@ static dnnl_status_t make_arg(conv_arg *a, const dnnl_memory_desc_t *chosen, int
 static dnnl_status_t build_plan(conv_entry *e, const plan *p) {
     const pag_conv_shape *s = &e->key.s;
     int op = (int)e->key.op;
+    // Grouped weights are [G, O/G, C/G, KH, KW] to oneDNN: the same memory as [O, C/G, KH, KW].
+    int grouped = s->groups > 1, wn = grouped ? 5 : 4;
     dnnl_dims_t xd = {s->n, s->c, s->h, s->w}, wd = {s->o, s->c, s->kh, s->kw};
+    if (grouped) {
+        wd[0] = s->groups; wd[1] = s->o / s->groups; wd[2] = s->c / s->groups; wd[3] = s->kh; wd[4] = s->kw;
+    }
     dnnl_dims_t yd = {s->n, s->o, s->oh, s->ow}, bd = {s->o};
-    dnnl_dims_t strides = {s->sh, s->sw}, pad = {s->ph, s->pw};
+    dnnl_dims_t strides = {s->sh, s->sw}, pad = {s->ph, s->pw}, pad_r = {s->pb, s->pr};
+    dnnl_dims_t dilates = {s->dh - 1, s->dw - 1};  // oneDNN counts the gaps between taps
+    dnnl_format_tag_t wtag = grouped ? dnnl_goihw : dnnl_oihw;
     dnnl_memory_desc_t xq, wq, yq;  // what we ask the primitive for
     dnnl_status_t st;
     if ((st = dnnl_memory_desc_init_by_tag(&e->x.user, 4, xd, dnnl_f32, dnnl_nchw)) ||
-        (st = dnnl_memory_desc_init_by_tag(&e->w.user, 4, wd, dnnl_f32, dnnl_oihw)) ||
+        (st = dnnl_memory_desc_init_by_tag(&e->w.user, wn, wd, dnnl_f32, wtag)) ||
         (st = dnnl_memory_desc_init_by_tag(&e->y.user, 4, yd, dnnl_f32, dnnl_nchw)) ||
         (st = dnnl_memory_desc_init_by_tag(&e->bias, 1, bd, dnnl_f32, dnnl_x)) ||
         (st = dnnl_memory_desc_init_by_tag(&xq, 4, xd, dnnl_f32, p->x_any ? dnnl_format_tag_any : dnnl_nchw)) ||
-        (st = dnnl_memory_desc_init_by_tag(&wq, 4, wd, dnnl_f32, p->w_any ? dnnl_format_tag_any : dnnl_oihw)) ||
+        (st = dnnl_memory_desc_init_by_tag(&wq, wn, wd, dnnl_f32, p->w_any ? dnnl_format_tag_any : wtag)) ||
         (st = dnnl_memory_desc_init_by_tag(&yq, 4, yd, dnnl_f32, p->y_any ? dnnl_format_tag_any : dnnl_nchw)))
         return st;
     const dnnl_memory_desc_t *bias = e->key.bias ? &e->bias : NULL;
 
     // Forward descriptor: the primitive itself for OP_FWD, the hint for the backward ops.
     dnnl_convolution_desc_t fwd, bwd;
-    st = dnnl_convolution_forward_desc_init(&fwd, dnnl_forward_training, p->alg, &xq, &wq, bias, &yq,
-                                            strides, pad, pad);
+    st = dnnl_dilated_convolution_forward_desc_init(&fwd, dnnl_forward_training, p->alg, &xq, &wq, bias, &yq,
+                                                    strides, dilates, pad, pad_r);
     if (st != dnnl_success) return st;
     dnnl_primitive_desc_t fwd_pd = NULL, pd = NULL;
     st = make_pd(&fwd_pd, &fwd, NULL);
@@ -305,10 +312,11 @@ static dnnl_status_t build_plan(conv_entry *e, const plan *p) {
         fwd_pd = NULL;
     } else {
         if (op == OP_BWD_DATA)
-            st = dnnl_convolution_backward_data_desc_init(&bwd, p->alg, &xq, &wq, &yq, strides, pad, pad);
+            st = dnnl_dilated_convolution_backward_data_desc_init(&bwd, p->alg, &xq, &wq, &yq, strides, dilates,
+                                                                  pad, pad_r);
         else
-            st = dnnl_convolution_backward_weights_desc_init(&bwd, p->alg, &xq, &wq, bias, &yq, strides,
-                                                             pad, pad);
+            st = dnnl_dilated_convolution_backward_weights_desc_init(&bwd, p->alg, &xq, &wq, bias, &yq, strides,
+                                                                     dilates, pad, pad_r);
         if (st == dnnl_success) st = make_pd(&pd, &bwd, fwd_pd);
         dnnl_primitive_desc_destroy(fwd_pd);
         if (st != dnnl_success) return st;
@@ -555,9 +563,11 @@ static dnnl_status_t conv_execute(const pag_conv_shape *s, int op, int want_bias
 static int shape_ok(const pag_conv_shape *s) {
     if (!s) return 0;
     if (s->n < 0 || s->c < 0 || s->h < 0 || s->w < 0 || s->o < 0 || s->kh < 1 || s->kw < 1) return 0;
-    if (s->sh < 1 || s->sw < 1 || s->ph < 0 || s->pw < 0) return 0;
-    if (s->h + 2 * s->ph < s->kh || s->w + 2 * s->pw < s->kw) return 0;
-    return s->oh == (s->h + 2 * s->ph - s->kh) / s->sh + 1 && s->ow == (s->w + 2 * s->pw - s->kw) / s->sw + 1;
+    if (s->sh < 1 || s->sw < 1 || s->ph < 0 || s->pw < 0 || s->pb < 0 || s->pr < 0) return 0;
+    if (s->groups < 1 || s->c % s->groups || s->o % s->groups || s->dh < 1 || s->dw < 1) return 0;
+    int64_t ekh = s->dh * (s->kh - 1) + 1, ekw = s->dw * (s->kw - 1) + 1;  // the dilated kernel's extent
+    if (s->h + s->ph + s->pb < ekh || s->w + s->pw + s->pr < ekw) return 0;
+    return s->oh == (s->h + s->ph + s->pb - ekh) / s->sh + 1 && s->ow == (s->w + s->pw + s->pr - ekw) / s->sw + 1;
 }
 
 // oneDNN rejects zero-sized tensors; the results are trivial then.
@@ -625,9 +635,10 @@ int pag_conv2d_backward_weights(const pag_conv_shape *s, const float *x, const f
                                 float *gbias) {
     if (!shape_ok(s)) return dnnl_invalid_arguments;
     if (degenerate(s)) {
-        if ((s->o * s->c > 0 && !gw) || (gbias && s->n * s->o * s->oh * s->ow > 0 && !gy))
+        int64_t wcount = s->o * (s->c / s->groups) * s->kh * s->kw;
+        if ((wcount > 0 && !gw) || (gbias && s->n * s->o * s->oh * s->ow > 0 && !gy))
             return dnnl_invalid_arguments;
-        if (s->o * s->c > 0) memset(gw, 0, sizeof(float) * (size_t)(s->o * s->c * s->kh * s->kw));
+        if (wcount > 0) memset(gw, 0, sizeof(float) * (size_t)wcount);
         if (gbias) pag_conv_bias_gradient(s, gy, gbias);  // gy is empty unless only C is zero
         return dnnl_success;
     }

@@ -13,7 +13,7 @@
 #include <string.h>
 
 int pag_narrow_supports(const pag_conv_shape *s) {
-    return s->o >= 1 && s->o < 8 && s->sh == 1 && s->sw == 1 && s->ph < s->kh && s->pw < s->kw &&
+    return pag_conv_is_ordinary(s) && s->o >= 1 && s->o < 8 && s->sh == 1 && s->sw == 1 && s->ph < s->kh && s->pw < s->kw &&
            s->oh == s->h + 2 * s->ph - s->kh + 1 && s->ow == s->w + 2 * s->pw - s->kw + 1;
 }
 

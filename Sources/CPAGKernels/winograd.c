@@ -51,7 +51,7 @@ static const struct wino_loops *loops(void) {
 }
 
 int pag_winograd_supports(const pag_conv_shape *s) {
-    return s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 && s->ph >= 0 && s->ph <= 2 &&
+    return pag_conv_is_ordinary(s) && s->kh == 3 && s->kw == 3 && s->sh == 1 && s->sw == 1 && s->ph >= 0 && s->ph <= 2 &&
            s->pw >= 0 && s->pw <= 2 && s->c >= 16 && s->o >= 16 && s->oh == s->h + 2 * s->ph - 2 &&
            s->ow == s->w + 2 * s->pw - 2 && s->oh * s->ow >= 64;  // smaller: transforms outweigh the gain
 }

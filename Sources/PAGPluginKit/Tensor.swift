@@ -141,6 +141,8 @@ public final class Tensor {
     public func tanh() throws -> Tensor { try wrap(host.pointee.tanh(ctx, handle), "tanh") }
     /// Logistic sigmoid.
     public func sigmoid() throws -> Tensor { try wrap(host.pointee.sigmoid(ctx, handle), "sigmoid") }
+    /// The error function (ABI 1.5).
+    public func erf() throws -> Tensor { try wrap(host.pointee.erf(ctx, handle), "erf") }
 
     // MARK: Linear algebra and layers
 
@@ -168,6 +170,31 @@ public final class Tensor {
         try wrap(host.pointee.conv2d_max_pool2x2(ctx, handle, weight.handle, bias?.handle, Int32(stride.0),
                                                  Int32(stride.1), Int32(padding.0), Int32(padding.1)),
                  "conv2d_max_pool2x2")
+    }
+
+    /// 2-D convolution with channel groups, dilation and asymmetric padding (ABI 1.5): weight
+    /// [O, C / groups, KH, KW]; stride and dilation (height, width), padding (top, left, bottom,
+    /// right).
+    public func conv2d(weight: Tensor, bias: Tensor? = nil, stride: [Int], padding: [Int], dilation: [Int] = [1, 1],
+                       groups: Int = 1) throws -> Tensor {
+        let (s, d, p) = (try Self.int32s(stride, 2, "stride"), try Self.int32s(dilation, 2, "dilation"), try Self.int32s(padding, 4, "padding"))
+        return try wrap(host.pointee.conv2d_ex(ctx, handle, weight.handle, bias?.handle, s, d, p, Int32(clamping: groups)), "conv2d_ex")
+    }
+
+    /// Max or average pooling with every window attribute (ABI 1.5): kernel, stride and dilation
+    /// (height, width), padding (top, left, bottom, right), ceil mode, and whether padding counts
+    /// in an average's divisor.
+    public func pool2d(max: Bool, kernel: [Int], stride: [Int], padding: [Int], dilation: [Int] = [1, 1],
+                       ceilMode: Bool = false, countIncludePad: Bool = true) throws -> Tensor {
+        let k = try Self.int32s(kernel, 2, "kernel"), s = try Self.int32s(stride, 2, "stride")
+        let d = try Self.int32s(dilation, 2, "dilation"), p = try Self.int32s(padding, 4, "padding")
+        let mode = Int32((max ? PAG_POOL_MAX : PAG_POOL_AVG).rawValue)
+        return try wrap(host.pointee.pool2d(ctx, handle, mode, k, s, d, p, ceilMode ? 1 : 0, countIncludePad ? 1 : 0), "pool2d")
+    }
+
+    private static func int32s(_ values: [Int], _ count: Int, _ what: String) throws -> [Int32] {
+        guard values.count == count else { throw PluginKitError("\(what) needs \(count) values, got \(values)") }
+        return values.map { Int32(clamping: $0) }
     }
 
     /// Max pooling over kernel × kernel windows; stride nil means the kernel size.
@@ -204,6 +231,18 @@ public final class Tensor {
     public func sum(axes: [Int]? = nil, keepDims: Bool = false) throws -> Tensor {
         let a = axes?.map(Int32.init)
         return try wrap(host.pointee.sum(ctx, handle, a, Int32(a?.count ?? 0), keepDims ? 1 : 0), "sum")
+    }
+
+    /// Largest element over `axes` (all axes when nil; ABI 1.5): PyTorch's amax.
+    public func amax(axes: [Int]? = nil, keepDims: Bool = false) throws -> Tensor {
+        let a = axes?.map(Int32.init)
+        return try wrap(host.pointee.amax(ctx, handle, a, Int32(a?.count ?? 0), keepDims ? 1 : 0), "amax")
+    }
+
+    /// Smallest element over `axes` (all axes when nil; ABI 1.5): PyTorch's amin.
+    public func amin(axes: [Int]? = nil, keepDims: Bool = false) throws -> Tensor {
+        let a = axes?.map(Int32.init)
+        return try wrap(host.pointee.amin(ctx, handle, a, Int32(a?.count ?? 0), keepDims ? 1 : 0), "amin")
     }
 
     /// Mean over `axes` (all axes when nil).

@@ -21,6 +21,9 @@ public enum ABI {
         3: Sizes(descriptor: 80, model: 32, objective: 32, manifold: 56, score: 48),
         // 1.4 appended conv2d_max_pool2x2 to pag_host; no plugin struct grew.
         4: Sizes(descriptor: 80, model: 32, objective: 32, manifold: 56, score: 48),
+        // 1.5 appended conv2d_ex, pool2d, erf, amax and amin to pag_host and added the file
+        // hyperparameter type (PAG_HP_FILE); no plugin struct grew.
+        5: Sizes(descriptor: 80, model: 32, objective: 32, manifold: 56, score: 48),
     ]
     /// The row of the newest minor version at or below `minor` (structs that did not grow in a
     /// minor version keep their earlier minimum).

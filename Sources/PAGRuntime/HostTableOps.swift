@@ -27,6 +27,15 @@ private func reduce(_ c: OpaquePointer?, _ x: OpaquePointer?, _ axes: UnsafePoin
     unary(c, x, op) { t in f(t, try Check.axes(op, axes, n, rank: t.rank), keep != 0) }
 }
 
+/// amax / amin: a reduction that has no value over an empty tensor.
+private func extremum(_ c: OpaquePointer?, _ x: OpaquePointer?, _ axes: UnsafePointer<Int32>?, _ n: Int32, _ keep: Int32,
+                      _ op: StaticString, _ f: (Tensor, [Int]?, Bool) -> Tensor) -> OpaquePointer? {
+    unary(c, x, op) { t in
+        guard t.count > 0 else { throw RuntimeError("\(op): the input \(t.shape) is empty, so it has no extremum") }
+        return f(t, try Check.axes(op, axes, n, rank: t.rank), keep != 0)
+    }
+}
+
 private func pool(_ c: OpaquePointer?, _ x: OpaquePointer?, _ k: Int32, _ s: Int32, _ p: Int32, _ op: StaticString,
                   _ f: (Tensor, Int, Int, Int) -> Tensor) -> OpaquePointer? {
     unary(c, x, op) { t in
@@ -48,6 +57,50 @@ private func convolution(_ c: OpaquePointer?, _ x: OpaquePointer?, _ w: OpaquePo
             return pooled ? Tensor.conv2dMaxPool2x2(input, weight: weight, bias: bias, stride: s, padding: p)
                           : Tensor.conv2d(input, weight: weight, bias: bias, stride: s, padding: p)
         }
+    }
+}
+
+/// Reads a host-table array argument of `count` Int32 values, each at least `minimum`.
+private func intArray(_ p: UnsafePointer<Int32>?, _ count: Int, _ what: String, minimum: Int, _ op: StaticString) throws -> [Int] {
+    guard let p else { throw RuntimeError("\(op): \(what) is NULL (expected \(count) values)") }
+    let values = (0..<count).map { Int(p[$0]) }
+    guard values.allSatisfy({ $0 >= minimum }) else { throw RuntimeError("\(op): \(what) \(values) must be at least \(minimum)") }
+    return values
+}
+
+/// conv2d_ex: groups, dilation and asymmetric padding (ABI 1.5).
+private func generalConvolution(_ c: OpaquePointer?, _ x: OpaquePointer?, _ w: OpaquePointer?, _ b: OpaquePointer?,
+                                _ stride: UnsafePointer<Int32>?, _ dilation: UnsafePointer<Int32>?,
+                                _ pads: UnsafePointer<Int32>?, _ groups: Int32) -> OpaquePointer? {
+    let op: StaticString = "conv2d_ex"
+    return withContext(c) { ctx in
+        ctx.op(op) {
+            let input = try ctx.tensor(x, op, 1), weight = try ctx.tensor(w, op, 2)
+            let bias = try ctx.optionalTensor(b, op, 3)
+            let s = try intArray(stride, 2, "stride", minimum: 1, op), d = try intArray(dilation, 2, "dilation", minimum: 1, op)
+            let options = ConvOptions(stride: (s[0], s[1]), pads: try intArray(pads, 4, "pads", minimum: 0, op),
+                                      dilation: (d[0], d[1]), groups: Int(groups))
+            try Check.conv2d(input.shape, weight.shape, bias?.shape, options)
+            return Tensor.conv2d(input, weight: weight, bias: bias, options: options)
+        }
+    }
+}
+
+/// pool2d: max or average pooling with every window attribute (ABI 1.5).
+private func generalPool(_ c: OpaquePointer?, _ x: OpaquePointer?, _ mode: Int32, _ kernel: UnsafePointer<Int32>?,
+                         _ stride: UnsafePointer<Int32>?, _ dilation: UnsafePointer<Int32>?, _ pads: UnsafePointer<Int32>?,
+                         _ ceil: Int32, _ includePad: Int32) -> OpaquePointer? {
+    unary(c, x, "pool2d") { t in
+        let op: StaticString = "pool2d"
+        guard mode == Int32(PAG_POOL_MAX.rawValue) || mode == Int32(PAG_POOL_AVG.rawValue) else {
+            throw RuntimeError("pool2d: mode \(mode) is neither PAG_POOL_MAX (0) nor PAG_POOL_AVG (1)")
+        }
+        let k = try intArray(kernel, 2, "kernel", minimum: 1, op), s = try intArray(stride, 2, "stride", minimum: 1, op)
+        let d = try intArray(dilation, 2, "dilation", minimum: 1, op)
+        let options = PoolOptions(kernel: (k[0], k[1]), stride: (s[0], s[1]), dilation: (d[0], d[1]),
+                                  pads: try intArray(pads, 4, "pads", minimum: 0, op), ceilMode: ceil != 0, countIncludePad: includePad != 0)
+        try Check.pool2d(t.shape, options)
+        return t.pool2d(max: mode == Int32(PAG_POOL_MAX.rawValue), options: options)
     }
 }
 
@@ -111,6 +164,11 @@ extension HostTable {
         }
         h.conv2d = { c, x, w, b, sh, sw, ph, pw in convolution(c, x, w, b, (sh, sw), (ph, pw), pooled: false) }
         h.conv2d_max_pool2x2 = { c, x, w, b, sh, sw, ph, pw in convolution(c, x, w, b, (sh, sw), (ph, pw), pooled: true) }
+        h.conv2d_ex = { c, x, w, b, stride, dilation, pads, groups in generalConvolution(c, x, w, b, stride, dilation, pads, groups) }
+        h.pool2d = { c, x, mode, k, s, d, p, ceil, include in generalPool(c, x, mode, k, s, d, p, ceil, include) }
+        h.erf = { c, x in unary(c, x, "erf") { $0.erf() } }
+        h.amax = { c, x, axes, n, keep in extremum(c, x, axes, n, keep, "amax") { $0.amax(axes: $1, keepDims: $2) } }
+        h.amin = { c, x, axes, n, keep in extremum(c, x, axes, n, keep, "amin") { $0.amin(axes: $1, keepDims: $2) } }
         h.max_pool2d = { c, x, k, s, p in pool(c, x, k, s, p, "max_pool2d") { $0.maxPool2d(kernel: $1, stride: $2, padding: $3) } }
         h.avg_pool2d = { c, x, k, s, p in pool(c, x, k, s, p, "avg_pool2d") { $0.avgPool2d(kernel: $1, stride: $2, padding: $3) } }
         h.global_avg_pool2d = { c, x in

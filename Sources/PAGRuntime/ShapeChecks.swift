@@ -71,6 +71,16 @@ enum Check {
         _ = try rule { pooled ? try ShapeRules.conv2dMaxPool2x2(x, w, b, stride: s, padding: p) : try ShapeRules.conv2d(x, w, b, stride: s, padding: p) }
     }
 
+    static func conv2d(_ x: [Int], _ w: [Int], _ b: [Int]?, _ options: ConvOptions) throws {
+        guard x.count != 4 || w.count != 4 || (!x.contains(0) && !w.contains(0)) else { throw fail("conv2d_ex", "empty input \(x) or weight \(w)") }
+        _ = try rule { try ShapeRules.conv2d(x, w, b, options, op: "conv2d_ex") }
+    }
+
+    static func pool2d(_ x: [Int], _ options: PoolOptions) throws {
+        guard x.count != 4 || !x.contains(0) else { throw fail("pool2d", "empty input \(x)") }
+        _ = try rule { try ShapeRules.pool2d("pool2d", x, options) }
+    }
+
     static func pool(_ op: StaticString, _ x: [Int], kernel: Int32, stride: Int32, padding: Int32) throws {
         guard x.count != 4 || !x.contains(0) else { throw fail(op, "empty input \(x)") }
         try rule { try ShapeRules.pool("\(op)", x, kernel: Int(kernel), stride: Int(stride), padding: Int(padding)) }

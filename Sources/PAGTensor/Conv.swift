@@ -4,25 +4,56 @@ import CPAGKernels
 // forward, backward-data and backward-weights. Each one's derivatives are again these three,
 // so gradients of gradients (double backpropagation) stay on the fast kernels.
 
-/// Geometry of a convolution (groups 1, no dilation).
-struct ConvGeometry {
-    var n, c, h, w, o, kh, kw, sh, sw, ph, pw, oh, ow: Int
+/// How a convolution slides: stride, zero padding (top, left, bottom, right), dilation and
+/// channel groups (ONNX's Conv attributes; PyTorch's conv2d with asymmetric padding).
+public struct ConvOptions: Equatable, Sendable {
+    public var stride: (Int, Int)
+    public var pads: [Int]
+    public var dilation: (Int, Int)
+    public var groups: Int
 
-    init(input: [Int], weight: [Int], bias: [Int]? = nil, stride: (Int, Int), padding: (Int, Int)) {
-        (oh, ow) = ShapeRules.require { try ShapeRules.conv2d(input, weight, bias, stride: stride, padding: padding) }
+    public init(stride: (Int, Int) = (1, 1), pads: [Int] = [0, 0, 0, 0], dilation: (Int, Int) = (1, 1), groups: Int = 1) {
+        precondition(pads.count == 4, "ConvOptions: pads are [top, left, bottom, right], got \(pads)")
+        (self.stride, self.pads, self.dilation, self.groups) = (stride, pads, dilation, groups)
+    }
+
+    /// Symmetric padding, no dilation, one group.
+    public init(stride: (Int, Int), padding: (Int, Int)) {
+        self.init(stride: stride, pads: [padding.0, padding.1, padding.0, padding.1])
+    }
+
+    public static func == (a: ConvOptions, b: ConvOptions) -> Bool {
+        a.stride == b.stride && a.pads == b.pads && a.dilation == b.dilation && a.groups == b.groups
+    }
+}
+
+/// Geometry of a convolution.
+struct ConvGeometry {
+    var n, c, h, w, o, kh, kw, oh, ow: Int
+    var options: ConvOptions
+
+    init(input: [Int], weight: [Int], bias: [Int]? = nil, options: ConvOptions) {
+        (oh, ow) = ShapeRules.require { try ShapeRules.conv2d(input, weight, bias, options) }
         (n, c, h, w) = (input[0], input[1], input[2], input[3])
         (o, kh, kw) = (weight[0], weight[2], weight[3])
-        (sh, sw, ph, pw) = (stride.0, stride.1, padding.0, padding.1)
+        self.options = options
+    }
+
+    init(input: [Int], weight: [Int], bias: [Int]? = nil, stride: (Int, Int), padding: (Int, Int)) {
+        self.init(input: input, weight: weight, bias: bias, options: ConvOptions(stride: stride, padding: padding))
     }
 
     var inputShape: [Int] { [n, c, h, w] }
-    var weightShape: [Int] { [o, c, kh, kw] }
+    var weightShape: [Int] { [o, c / options.groups, kh, kw] }
     var outputShape: [Int] { [n, o, oh, ow] }
-    var flops: Double { 2.0 * Double(n * o * oh * ow * c * kh * kw) }
+    var flops: Double { 2.0 * Double(n * o * oh * ow * (c / options.groups) * kh * kw) }
 
     var c_shape: pag_conv_shape {
-        pag_conv_shape(n: Int64(n), c: Int64(c), h: Int64(h), w: Int64(w), o: Int64(o), kh: Int64(kh), kw: Int64(kw),
-                       sh: Int64(sh), sw: Int64(sw), ph: Int64(ph), pw: Int64(pw), oh: Int64(oh), ow: Int64(ow))
+        let p = options.pads.map(Int64.init)
+        return pag_conv_shape(n: Int64(n), c: Int64(c), h: Int64(h), w: Int64(w), o: Int64(o), kh: Int64(kh), kw: Int64(kw),
+                              sh: Int64(options.stride.0), sw: Int64(options.stride.1), ph: p[0], pw: p[1],
+                              oh: Int64(oh), ow: Int64(ow), groups: Int64(options.groups),
+                              dh: Int64(options.dilation.0), dw: Int64(options.dilation.1), pb: p[2], pr: p[3])
     }
 }
 
@@ -36,6 +67,12 @@ extension Tensor {
     public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, stride: (Int, Int), padding: (Int, Int)) -> Tensor {
         let geo = ConvGeometry(input: x.shape, weight: weight.shape, bias: bias?.shape, stride: stride, padding: padding)
         return convForward(x, weight, bias, geo)
+    }
+
+    /// 2-D convolution with groups, dilation and asymmetric padding (ONNX's Conv): x [N,C,H,W],
+    /// weight [O, C / groups, KH, KW], bias [O]. Differentiable to any order, like conv2d.
+    public static func conv2d(_ x: Tensor, weight: Tensor, bias: Tensor?, options: ConvOptions) -> Tensor {
+        convForward(x, weight, bias, ConvGeometry(input: x.shape, weight: weight.shape, bias: bias?.shape, options: options))
     }
 
     static func convForward(_ x: Tensor, _ w: Tensor, _ bias: Tensor?, _ geo: ConvGeometry) -> Tensor {

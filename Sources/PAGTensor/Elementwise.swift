@@ -1,4 +1,5 @@
 import CPAGKernels
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
@@ -168,5 +169,13 @@ extension Tensor {
             let linear = mapUnary(UnaryOp(PAG_U_THRESHOLD_MASK, beta, threshold), self)
             return [g * (s + linear * (1 - s))]
         }
+    }
+
+    /// The error function erf(x) = 2/sqrt(pi) * integral_0^x e^(-t^2) dt (exact GELU's part).
+    public func erf() -> Tensor {
+        let out = Tensor(uninitialized: shape)
+        let px = pointer, po = out.pointer
+        Parallel.forEach(count, cost: 16) { r in for i in r { po[i] = Foundation.erff(px[i]) } }
+        return Tensor.record(out, "erf", [self]) { g, _ in [g * (-self.square()).exp() * Float(2 / Double.pi.squareRoot())] }
     }
 }

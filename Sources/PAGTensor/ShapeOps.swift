@@ -35,6 +35,51 @@ extension Tensor {
         return sum(axes: ax, keepDims: keepDims) * (1 / Float(max(n, 1)))
     }
 
+    /// Largest element over `axes` (all axes when nil), PyTorch's amax: the gradient is shared
+    /// evenly among the elements that tie for the maximum. A NaN in a group makes it NaN.
+    public func amax(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor { extremum(axes, keepDims, largest: true) }
+
+    /// Smallest element over `axes`, like amax(axes:keepDims:) (PyTorch's amin).
+    public func amin(axes: [Int]? = nil, keepDims: Bool = false) -> Tensor { extremum(axes, keepDims, largest: false) }
+
+    private func extremum(_ axes: [Int]?, _ keepDims: Bool, largest: Bool) -> Tensor {
+        let ax = Set((axes ?? Array(0..<rank)).map { Shape.axis($0, rank: rank) })
+        let kept = shape.enumerated().map { ax.contains($0.offset) ? 1 : $0.element }
+        let out = Tensor.full(kept, largest ? -.infinity : .infinity)
+        let target = targetIndex(kept)
+        let px = pointer, po = out.pointer
+        for i in 0..<count {
+            let t = target(i), v = px[i]
+            if v.isNaN || po[t].isNaN { po[t] = v.isNaN ? v : po[t]; continue }
+            if largest ? v > po[t] : v < po[t] { po[t] = v }
+        }
+        let result = Tensor.record(out, largest ? "amax" : "amin", [self]) { g, _ in
+            // The share of each element: 1 / ties where it equals its group's extremum, else 0.
+            let share = Tensor.zeros(self.shape), counts = Tensor.zeros(kept)
+            let ps = share.pointer, pc = counts.pointer
+            for i in 0..<self.count where px[i] == po[target(i)] || (px[i].isNaN && po[target(i)].isNaN) { ps[i] = 1; pc[target(i)] += 1 }
+            for i in 0..<self.count where ps[i] != 0 { ps[i] = 1 / pc[target(i)] }
+            return [g.broadcast(to: self.shape) * share]
+        }
+        if keepDims { return result }
+        return result.reshape(shape.enumerated().filter { !ax.contains($0.offset) }.map { $0.element })
+    }
+
+    /// Maps a flat index of this tensor to the flat index of its group in `kept` (same rank,
+    /// reduced axes of size 1).
+    private func targetIndex(_ kept: [Int]) -> (Int) -> Int {
+        let strides = Shape.strides(shape), keptStrides = Shape.strides(kept), dims = shape
+        return { i in
+            var rest = i, t = 0
+            for d in 0..<dims.count {
+                let q = rest / strides[d]
+                rest -= q * strides[d]
+                if kept[d] != 1 { t += q * keptStrides[d] }
+            }
+            return t
+        }
+    }
+
     func viewReshaped(_ newShape: [Int]) -> Tensor { Tensor(shape: newShape, storage: storage) }
 
     /// The same elements with a new shape (one dim may be -1). Shares the buffer.

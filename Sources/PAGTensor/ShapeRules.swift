@@ -58,18 +58,38 @@ public enum ShapeRules {
     @discardableResult
     public static func conv2d(_ x: [Int], _ w: [Int], _ b: [Int]?, stride: (Int, Int), padding pad: (Int, Int),
                               op: String = "conv2d") throws -> (oh: Int, ow: Int) {
+        try conv2d(x, w, b, ConvOptions(stride: stride, padding: pad), op: op)
+    }
+
+    /// A 2-D convolution of x [N, C, H, W] by w [O, C / groups, KH, KW] with `options`; returns
+    /// the output's height and width.
+    @discardableResult
+    public static func conv2d(_ x: [Int], _ w: [Int], _ b: [Int]?, _ options: ConvOptions,
+                              op: String = "conv2d") throws -> (oh: Int, ow: Int) {
+        let o = options, g = options.groups
         guard x.count == 4 else { throw ShapeError(op, "input must be [N, C, H, W], got \(x)") }
-        guard w.count == 4 else { throw ShapeError(op, "weight must be [O, C, KH, KW], got \(w)") }
-        guard x[1] == w[1] else { throw ShapeError(op, "input \(x) has \(x[1]) channels but weight \(w) expects \(w[1])") }
-        guard stride.0 > 0, stride.1 > 0, pad.0 >= 0, pad.1 >= 0 else {
-            throw ShapeError(op, "stride (\(stride.0), \(stride.1)) must be positive and padding (\(pad.0), \(pad.1)) non-negative")
+        guard w.count == 4 else { throw ShapeError(op, "weight must be [O, C / groups, KH, KW], got \(w)") }
+        guard g >= 1, x[1] % g == 0, w[0] % g == 0 else {
+            throw ShapeError(op, "groups \(g) must be positive and divide the input's \(x[1]) channels and the weight's \(w[0]) outputs")
         }
-        guard x[2] + 2 * pad.0 >= w[2], x[3] + 2 * pad.1 >= w[3] else {
-            throw ShapeError(op, "kernel \(w[2])x\(w[3]) is larger than the padded input \(x[2] + 2 * pad.0)x\(x[3] + 2 * pad.1) (input \(x))")
+        guard x[1] == w[1] * g else {
+            let expects = g == 1 ? "\(w[1])" : "\(w[1]) x \(g) groups = \(w[1] * g)"
+            throw ShapeError(op, "input \(x) has \(x[1]) channels but weight \(w) expects \(expects)")
+        }
+        guard o.stride.0 > 0, o.stride.1 > 0, o.pads.allSatisfy({ $0 >= 0 }) else {
+            throw ShapeError(op, "stride (\(o.stride.0), \(o.stride.1)) must be positive and padding \(o.pads) non-negative")
+        }
+        guard o.dilation.0 > 0, o.dilation.1 > 0 else {
+            throw ShapeError(op, "dilation (\(o.dilation.0), \(o.dilation.1)) must be positive")
+        }
+        let ekh = o.dilation.0 * (w[2] - 1) + 1, ekw = o.dilation.1 * (w[3] - 1) + 1
+        let ph = x[2] + o.pads[0] + o.pads[2], pw = x[3] + o.pads[1] + o.pads[3]
+        guard ph >= ekh, pw >= ekw else {
+            let dilated = o.dilation == (1, 1) ? "" : " (\(ekh)x\(ekw) dilated)"
+            throw ShapeError(op, "kernel \(w[2])x\(w[3])\(dilated) is larger than the padded input \(ph)x\(pw) (input \(x))")
         }
         if let b, b != [w[0]] { throw ShapeError(op, "bias \(b) does not match weight \(w) (expected [\(w[0])])") }
-        return (windows(x[2], kernel: w[2], stride: stride.0, padding: pad.0),
-                windows(x[3], kernel: w[3], stride: stride.1, padding: pad.1))
+        return ((ph - ekh) / o.stride.0 + 1, (pw - ekw) / o.stride.1 + 1)
     }
 
     /// How many positions a sliding window (convolution or pooling) takes along one axis.
@@ -100,6 +120,30 @@ public enum ShapeRules {
         guard x[2] + 2 * padding >= kernel, x[3] + 2 * padding >= kernel else {
             throw ShapeError(op, "window \(kernel) is larger than the padded input \(x[2] + 2 * padding)x\(x[3] + 2 * padding) (input \(x))")
         }
+    }
+
+    /// A pooling window over x [N, C, H, W] with `options`; returns the output's height and width.
+    @discardableResult
+    public static func pool2d(_ op: String, _ x: [Int], _ o: PoolOptions) throws -> (oh: Int, ow: Int) {
+        guard x.count == 4 else { throw ShapeError(op, "input must be [N, C, H, W], got \(x)") }
+        guard o.kernel.0 > 0, o.kernel.1 > 0, o.stride.0 > 0, o.stride.1 > 0, o.dilation.0 > 0, o.dilation.1 > 0 else {
+            throw ShapeError(op, "kernel (\(o.kernel.0), \(o.kernel.1)), stride (\(o.stride.0), \(o.stride.1)) and dilation (\(o.dilation.0), \(o.dilation.1)) must be positive")
+        }
+        let ek = [o.dilation.0 * (o.kernel.0 - 1) + 1, o.dilation.1 * (o.kernel.1 - 1) + 1]
+        guard o.pads.allSatisfy({ $0 >= 0 }), zip(o.pads, ek + ek).allSatisfy({ $0 < $1 }) else {
+            throw ShapeError(op, "padding \(o.pads) must be non-negative and smaller than the window \(ek[0])x\(ek[1])")
+        }
+        func size(_ n: Int, _ axis: Int) throws -> Int {
+            let padded = n + o.pads[axis] + o.pads[axis + 2], s = axis == 0 ? o.stride.0 : o.stride.1
+            guard padded >= ek[axis] else {
+                throw ShapeError(op, "window \(ek[0])x\(ek[1]) is larger than the padded input (input \(x), padding \(o.pads))")
+            }
+            var out = (padded - ek[axis] + (o.ceilMode ? s - 1 : 0)) / s + 1
+            // Ceil mode's last window must start inside the input or its leading padding.
+            if o.ceilMode && (out - 1) * s >= n + o.pads[axis] { out -= 1 }
+            return out
+        }
+        return (try size(x[2], 0), try size(x[3], 1))
     }
 
     /// Batch norm of x [N, C] or [N, C, H, W] with per-channel parameters (nil: absent).

@@ -41,7 +41,8 @@ final class OwnConvolutionTests: XCTestCase {
 
     func cShape(_ s: Shape) -> pag_conv_shape {
         pag_conv_shape(n: Int64(s.n), c: Int64(s.c), h: Int64(s.h), w: Int64(s.w), o: Int64(s.o), kh: Int64(s.kh),
-                       kw: Int64(s.kw), sh: 1, sw: 1, ph: Int64(s.ph), pw: Int64(s.pw), oh: Int64(s.oh), ow: Int64(s.ow))
+                       kw: Int64(s.kw), sh: 1, sw: 1, ph: Int64(s.ph), pw: Int64(s.pw), oh: Int64(s.oh), ow: Int64(s.ow),
+                       groups: 1, dh: 1, dw: 1, pb: Int64(s.ph), pr: Int64(s.pw))
     }
 
     /// y, gx, gw, gbias by the definition, in Double.

@@ -52,7 +52,7 @@ extern "C" {
 /** Major version of the ABI: bumped only for incompatible changes. */
 #define PAG_ABI_VERSION_MAJOR 1
 /** Minor version of the ABI: bumped when fields or functions are added at the end of structs. */
-#define PAG_ABI_VERSION_MINOR 4
+#define PAG_ABI_VERSION_MINOR 5
 /** Packs a major and minor version into one uint32_t (major in the high 16 bits). */
 #define PAG_MAKE_VERSION(major, minor) ((uint32_t)(((uint32_t)(major) << 16) | (uint32_t)(minor)))
 /** The ABI version this header describes; store it in pag_plugin_descriptor.abi_version. */
@@ -639,7 +639,45 @@ struct pag_host {
      *  least 2x2. Added in ABI 1.4. */
     pag_tensor (*conv2d_max_pool2x2)(pag_ctx *ctx, pag_tensor x, pag_tensor weight, pag_tensor bias,
                                      int32_t stride_h, int32_t stride_w, int32_t pad_h, int32_t pad_w);
+
+    /* -- General windows, erf and extrema (ABI 1.5; check with PAG_HOST_HAS) -------------------- */
+    /* What imported networks (ONNX's Conv, MaxPool, AveragePool, Erf, ReduceMax, ReduceMin) need.
+     * Arrays: stride[2], dilation[2] (height, width; each >= 1) and pads[4] (top, left, bottom,
+     * right; each >= 0). All differentiable to any order. */
+
+    /** 2-D convolution with channel groups, dilation and asymmetric zero padding: x [N,C,H,W],
+     *  weight [O, C / groups, KH, KW], bias [O] or NULL; groups divides C and O (groups = C = O:
+     *  depthwise). Output size (H + top + bottom - dilation (KH - 1) - 1) / stride + 1, likewise
+     *  W. conv2d(x, w, b, sh, sw, ph, pw) is conv2d_ex with dilation 1, pads {ph, pw, ph, pw},
+     *  groups 1, and computes the same values. Added in ABI 1.5. */
+    pag_tensor (*conv2d_ex)(pag_ctx *ctx, pag_tensor x, pag_tensor weight, pag_tensor bias,
+                            const int32_t *stride, const int32_t *dilation, const int32_t *pads,
+                            int32_t groups);
+    /** Max (PAG_POOL_MAX) or average (PAG_POOL_AVG) pooling of NCHW input over kernel[2]
+     *  windows with stride[2], dilation[2] and pads[4] (each pad smaller than the dilated
+     *  window). ceil_mode 1 keeps the last partial window when it starts inside the input or its
+     *  top/left padding (PyTorch's and ONNX's rule). Averages divide by the window's taps inside
+     *  the padded input when count_include_pad is 1, else by its taps on the input (the overhang
+     *  of ceil mode never counts); max ignores count_include_pad. Added in ABI 1.5. */
+    pag_tensor (*pool2d)(pag_ctx *ctx, pag_tensor x, int32_t mode, const int32_t *kernel,
+                         const int32_t *stride, const int32_t *dilation, const int32_t *pads,
+                         int32_t ceil_mode, int32_t count_include_pad);
+    /** The error function (exact GELU is x (1 + erf(x / sqrt 2)) / 2). Added in ABI 1.5. */
+    pag_tensor (*erf)(pag_ctx *ctx, pag_tensor x);
+    /** Largest element over axes, like sum (PyTorch's amax): the gradient is shared evenly
+     *  among the elements tying for the maximum; a NaN makes its group NaN. Added in ABI 1.5. */
+    pag_tensor (*amax)(pag_ctx *ctx, pag_tensor x, const int32_t *axes, int32_t naxes,
+                       int32_t keepdims);
+    /** Smallest element over axes, like amax (PyTorch's amin). Added in ABI 1.5. */
+    pag_tensor (*amin)(pag_ctx *ctx, pag_tensor x, const int32_t *axes, int32_t naxes,
+                       int32_t keepdims);
 };
+
+/** pag_host.pool2d's modes. */
+typedef enum pag_pool_mode {
+    PAG_POOL_MAX = 0,
+    PAG_POOL_AVG = 1
+} pag_pool_mode;
 
 /** True when the host table provides `field` (it was added in a minor version the host has). */
 #define PAG_HOST_HAS(host, field) \

@@ -16,13 +16,23 @@ int pag_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float a
               const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
               float *c, int64_t ldc);
 
-/// Geometry of one 2-D convolution (no dilation, groups = 1).
+/// Geometry of one 2-D convolution. The weight is [O, C / groups, KH, KW] (groups divides C and
+/// O); dilation dh, dw >= 1 spaces the kernel's taps; zero padding ph, pw (top, left) and pb, pr
+/// (bottom, right). oh = (h + ph + pb - dh (kh - 1) - 1) / sh + 1, likewise ow.
 typedef struct pag_conv_shape {
     int64_t n, c, h, w;      // input  N C H W
-    int64_t o, kh, kw;       // weight O C KH KW
-    int64_t sh, sw, ph, pw;  // stride and symmetric zero padding
+    int64_t o, kh, kw;       // weight O C/groups KH KW
+    int64_t sh, sw, ph, pw;  // stride, top and left zero padding
     int64_t oh, ow;          // output spatial size (computed by the caller)
+    int64_t groups, dh, dw;  // channel groups and dilation (1, 1, 1: an ordinary convolution)
+    int64_t pb, pr;          // bottom and right zero padding
 } pag_conv_shape;
+
+/// 1 for an ordinary convolution (groups 1, no dilation, symmetric padding): the only geometry
+/// pag's own kernels (pag_winograd.h, pag_narrow.h) compute; oneDNN computes every other one.
+static inline int pag_conv_is_ordinary(const pag_conv_shape *s) {
+    return s->groups == 1 && s->dh == 1 && s->dw == 1 && s->pb == s->ph && s->pr == s->pw;
+}
 
 /// y[N,O,OH,OW] = conv(x, w) + bias (bias may be NULL).
 int pag_conv2d_forward(const pag_conv_shape *s, const float *x, const float *w,

@@ -75,6 +75,8 @@ public final class Trainer {
     /// Reads the configuration a run directory was started with.
     public static func savedConfig(in dir: String) throws -> TrainingConfig {
         let path = dir + "/metrics.json"
+        // A directory at metrics.json is a broken folder, not a missing save.
+        if isDirectory(path) { throw TrainingError.resume("\(path) is not a valid pag metrics file: it is a directory") }
         guard let data = FileManager.default.contents(atPath: path) else {
             // Killed between the first save's resume state and its metrics.json.
             if let state = resumeState(in: dir) { return state.config }
@@ -93,6 +95,11 @@ public final class Trainer {
         return try? JSONDecoder.pag.decode(ResumeState.self, from: Data(json.utf8))
     }
 
+    static func isDirectory(_ path: String) -> Bool {
+        var flag: ObjCBool = false
+        return FileManager.default.fileExists(atPath: path, isDirectory: &flag) && flag.boolValue
+    }
+
     /// The step a saved file belongs to (the `step` entry of its metadata; nil: none).
     static func savedStep(_ path: String) -> Int? {
         guard let file = try? TensorFile.read(path) else { return nil }
@@ -107,6 +114,7 @@ public final class Trainer {
     /// the metrics saved in resume.safetensors (a kill inside the first save) speak for the run.
     static func record(in dir: String) -> Reuse.Record? {
         let path = dir + "/metrics.json"
+        if isDirectory(path) { return Reuse.Record(identity: nil, status: "unreadable") }
         guard let data = FileManager.default.contents(atPath: path) else {
             guard let state = resumeState(in: dir) else { return nil }
             return Reuse.Record(identity: state.metrics.identity, status: "running")
