@@ -80,7 +80,7 @@ let package = Package(
         .target(name: "PAGLab", dependencies: ["PAGRuntime", "PAGTensor", "PAGData", "PAGFormats", "CPAGPlugin",
                                        .product(name: "Yams", package: "Yams")], path: "Sources/PAGLab"),
         .executableTarget(name: "pag", dependencies: [
-            "PAGLab", "PAGRuntime", "PAGTensor", "PAGFormats", "CPAGSafety",
+            "PAGLab", "PAGData", "PAGRuntime", "PAGTensor", "PAGFormats", "CPAGSafety",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/pag"),
         // Swift layer for plugin authors, built on plugin.h only (no host code).
@@ -120,7 +120,7 @@ let package = Package(
         // Needs libPAGExampleSwiftCE.so built (swift build builds it; so does swift test).
         // Loads libPAGONNX.so from the build folder; Fixtures/ holds ONNX files and PyTorch's reference
         // logits and input gradients (scripts/onnx_fixtures.py), read by path.
-        .testTarget(name: "PAGONNXTests", dependencies: ["PAGLab", "PAGData", "PAGFormats", "PAGTensor", "PAGTestSupport"],
+        .testTarget(name: "PAGONNXTests", dependencies: ["PAGLab", "PAGData", "PAGFormats", "PAGTensor", "PAGTestSupport", "pag"],
                     path: "Tests/PAGONNXTests", exclude: ["Fixtures"]),
         .testTarget(name: "PAGPluginKitTests", dependencies: ["PAGPluginKit", "PAGLab", "PAGRuntime", "PAGTestSupport"],
                     path: "Tests/PAGPluginKitTests"),

@@ -14,7 +14,7 @@ def model(nodes, inputs, outputs, inits=(), opset=17):
     m.ir_version = 8
     return m
 
-def x(name="input", elem=TensorProto.FLOAT, shape=("batch", 4)):
+def x(name="input", elem=TensorProto.FLOAT, shape=("batch", 1, 2, 2)):
     return helper.make_tensor_value_info(name, elem, list(shape))
 
 def y(name="logits"):
@@ -22,8 +22,11 @@ def y(name="logits"):
 
 W = numpy_helper.from_array(np.ones((3, 4), np.float32), "fc.weight")
 
+def flat(src="input", out="flat"):
+    return helper.make_node("Flatten", [src], [out])
+
 def good(opset=17):
-    return model([helper.make_node("Gemm", ["input", "fc.weight"], ["logits"], transB=1)], [x()], [y()], [W], opset)
+    return model([flat(), helper.make_node("Gemm", ["flat", "fc.weight"], ["logits"], transB=1)], [x()], [y()], [W], opset)
 
 def main():
     ap = argparse.ArgumentParser()
@@ -47,15 +50,15 @@ def main():
     t.data_location = TensorProto.EXTERNAL
     e = t.external_data.add(); e.key = "location"; e.value = "missing.bin"
     save(m, "missing-external-data.onnx")
-    save(model([helper.make_node("Add", ["input", "other"], ["s"]), helper.make_node("Gemm", ["s", "fc.weight"], ["logits"], transB=1)],
+    save(model([helper.make_node("Add", ["input", "other"], ["s"]), flat("s"), helper.make_node("Gemm", ["flat", "fc.weight"], ["logits"], transB=1)],
                [x(), x("other")], [y()], [W]), "two-inputs.onnx")
-    save(model([helper.make_node("Cast", ["input"], ["f"], to=TensorProto.FLOAT), helper.make_node("Gemm", ["f", "fc.weight"], ["logits"], transB=1)],
+    save(model([helper.make_node("Cast", ["input"], ["f"], to=TensorProto.FLOAT), flat("f"), helper.make_node("Gemm", ["flat", "fc.weight"], ["logits"], transB=1)],
                [x(elem=TensorProto.INT64)], [y()], [W]), "integer-input.onnx")
     save(model([helper.make_node("Add", ["input", "b"], ["a"], name="first"), helper.make_node("Relu", ["a"], ["b"], name="second"),
-                helper.make_node("Gemm", ["a", "fc.weight"], ["logits"], transB=1)], [x()], [y()], [W]), "cycle.onnx")
+                flat("a"), helper.make_node("Gemm", ["flat", "fc.weight"], ["logits"], transB=1)], [x()], [y()], [W]), "cycle.onnx")
     bad = onnx.TensorProto(); bad.CopyFrom(W); bad.raw_data = bad.raw_data[:-4]
-    save(model([helper.make_node("Gemm", ["input", "fc.weight"], ["logits"], transB=1)], [x()], [y()], [bad]), "initializer-size.onnx")
-    save(model([helper.make_node("Gemm", ["input", "fc.weight"], ["logits"], transB=1, name="fc")], [x()], [y()],
+    save(model([flat(), helper.make_node("Gemm", ["flat", "fc.weight"], ["logits"], transB=1)], [x()], [y()], [bad]), "initializer-size.onnx")
+    save(model([flat(), helper.make_node("Gemm", ["flat", "fc.weight"], ["logits"], transB=1, name="fc")], [x()], [y()],
                [numpy_helper.from_array(np.ones((3, 5), np.float32), "fc.weight")]), "shape-mismatch.onnx")
 
 if __name__ == "__main__":

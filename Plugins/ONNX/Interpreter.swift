@@ -90,6 +90,10 @@ struct Interpreter {
         var env: [String: Value] = [graph.inputName: .tensor(x)]
         for (k, t) in parameters { env[k] = .tensor(t) }
         for (k, c) in graph.constants { env[k] = .constant(c) }
+        // Float initializers that are neither trained nor buffers (scalars, clip bounds) fold.
+        for (k, f) in graph.floats where env[k] == nil {
+            env[k] = .constant(Constant(.float, shape: f.shape, values: f.values.map(Double.init)))
+        }
         // Each value is dropped after its last reader, so activations are freed during the pass.
         var lastUse: [String: Int] = [:]
         for (i, n) in graph.nodes.enumerated() { for name in n.inputs { lastUse[name] = i } }

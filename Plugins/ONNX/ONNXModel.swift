@@ -89,6 +89,11 @@ struct ONNXModel: ModelPlugin {
         }
         sampleShape = sample
         if case .fixed(let b) = graph.inputShape[0] { fixedBatch = b } else { fixedBatch = nil }
+        // A broken or hostile file must not make the dry run allocate without bound.
+        let elements = sample.reduce(1) { $0.multipliedReportingOverflow(by: Swift.max($1, 0)).overflow ? Int.max : $0 * Swift.max($1, 0) }
+        guard sample.allSatisfy({ $0 >= 1 }), elements <= 1 << 26, (fixedBatch ?? 1) >= 1, (fixedBatch ?? 1) <= 1 << 16 else {
+            throw PluginKitError("\(path): the input shape \(graph.inputShape) is not a usable image batch (sample \(sample); at most 2^26 elements per sample and a batch of 1 to 65536)")
+        }
 
         // Weights: declared under their file names (characters outside [A-Za-z0-9_.] become '_').
         let roles = Role.of(graph)
@@ -113,7 +118,12 @@ struct ONNXModel: ModelPlugin {
 
         // A dry run on one batch checks every node's attributes and shapes now, before any work.
         let probe = try context.zeros([fixedBatch ?? 1] + sample)
-        let out = try context.withGradient(enabled: false) { try self.outputs(probe, train: false, context: context) }
+        let out: Tensor
+        do {
+            out = try context.withGradient(enabled: false) { try self.outputs(probe, train: false, context: context) }
+        } catch let e as PluginKitError {
+            throw PluginKitError(e.message.hasPrefix(path) ? e.message : "\(path): \(e.message)")
+        }
         guard out.rank == 2 else {
             throw PluginKitError("\(path): the model's output has shape \(out.shape) for a batch of \(fixedBatch ?? 1); pag needs logits [N, classes]")
         }

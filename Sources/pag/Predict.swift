@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PAGData
 import PAGFormats
 import PAGLab
 import PAGTensor
@@ -24,7 +25,7 @@ struct Predict: ParsableCommand {
     @Option(help: "Instead of --checkpoint: a model plugin or an ONNX file (PATH.onnx) with its own weights.") var model: String?
     @Option(name: .customLong("set"), help: ArgumentHelp("With --model: a hyperparameter of the model (repeatable).", valueName: "[plugin.]key=value"))
     var settings: [String] = []
-    @Option(help: "With --model: the data set whose sample shape and classes the model is made for (default fashion-mnist).") var data: String?
+    @Option(help: "With --model: the data set whose sample shape and classes the model is made for (default: the --input file's sample shape, else fashion-mnist).") var data: String?
     @Option(help: "Folder with the data set's files.") var dataDir: String?
     @Option(help: "Also write the gradient of each input's label logit with respect to the input (.npy).") var inputGradients: String?
     @Option(help: "Labels for --input-gradients (.npy of int64 or int32, one per input; default: the predicted classes).") var labels: String?
@@ -42,12 +43,19 @@ struct Predict: ParsableCommand {
         let registry = paths.load(quiet: true, run: checkpoint)
         let source = try ModelSource.from(checkpoint: checkpoint, model: self.model, settings: settings, data: data, dataDir: dataDir)
         let config = try source.config()
-        let model = try withRunPlugins(checkpoint ?? "") { try Evaluation.loadModel(source, config: config, registry: registry) }
+        // --model with --input and no --data: the model is made for the input's samples.
+        let inputArray = try input.map { try NPY.read($0) }
+        var inputData: DatasetInfo?
+        if self.model != nil, data == nil, let a = inputArray {
+            guard a.shape.count == 4 else { throw ValidationError("\(input!) has shape \(a.shape); pag models take image batches N x C x H x W") }
+            inputData = DatasetInfo(name: input!, sampleShape: Array(a.shape.dropFirst()), classCount: 0, normalization: .identity)
+        }
+        let model = try withRunPlugins(checkpoint ?? "") { try Evaluation.loadModel(source, config: config, data: inputData, registry: registry) }
         // Labels are read and checked before any model work.
         let given = try labels.map { try Self.readLabels($0, classes: model.outputs) }
         let x: Tensor
         if let input {
-            x = try NPY.read(input).tensor()
+            x = inputArray!.tensor()
             guard Array(x.shape.dropFirst()) == model.inputShape else {
                 throw ValidationError("\(input) has shape \(x.shape); model '\(config.model)' takes N x \(model.inputShape.map(String.init).joined(separator: " x "))")
             }
@@ -63,7 +71,9 @@ struct Predict: ParsableCommand {
         var gradients: Tensor?
         if inputGradients != nil {
             let c = logits.shape[1]
-            let chosen = given ?? (0..<x.shape[0]).map { i in (0..<c).max { logits.pointer[i * c + $0] < logits.pointer[i * c + $1] } ?? 0 }
+            let p = logits.pointer
+            let predicted: [Int] = (0..<x.shape[0]).map { i -> Int in (0..<c).max { a, b in p[i * c + a] < p[i * c + b] } ?? 0 }
+            let chosen = given ?? predicted
             gradients = try Measures.inputGradient(model: model, x: x, labels: chosen, chunk: 64)
         }
         try NPY.write(NDArray(logits), to: out)

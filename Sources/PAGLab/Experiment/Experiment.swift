@@ -166,6 +166,11 @@ public struct ExperimentSpec: Sendable {
         dataDir = try r.string("data_dir")
         model = try r.string("model") ?? model
         modelSettings = try r.settings("model_set") ?? []
+        // `model: m.onnx` is the onnx plugin with its file, relative to the experiment file.
+        var isFolder: ObjCBool = false
+        let base = FileManager.default.fileExists(atPath: source, isDirectory: &isFolder) && !isFolder.boolValue
+            ? (source as NSString).deletingLastPathComponent : nil
+        (model, modelSettings) = ModelSource.resolve(model: model, settings: modelSettings.map { $0.qualified(model) }, relativeTo: base)
         epochs = try r.int("epochs", min: 1) ?? epochs
         batchSize = try r.int("batch_size", min: 1) ?? batchSize
         learningRate = try r.double("lr").map(Float.init) ?? learningRate

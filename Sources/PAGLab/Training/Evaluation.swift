@@ -34,7 +34,8 @@ public enum ModelFactory {
         guard model.inputShape == data.sampleShape else {
             throw TrainingError.badConfig("model '\(plugin.name)' takes input \(shapeText(model.inputShape)) but data set '\(data.name)' has samples of \(shapeText(data.sampleShape))")
         }
-        guard model.outputs == data.classCount else {
+        // classCount 0: inputs without a data set (pag predict --input), any number of outputs.
+        guard model.outputs == data.classCount || data.classCount == 0 else {
             throw TrainingError.badConfig("model '\(plugin.name)' has \(model.outputs) outputs but data set '\(data.name)' has \(data.classCount) classes")
         }
         return model
@@ -109,8 +110,10 @@ public enum Evaluation {
     }
 
     /// The model of `source` for its configuration's data set.
-    public static func loadModel(_ source: ModelSource, config: TrainingConfig, registry: PluginRegistry) throws -> PluginInstance {
-        let info = try DatasetCatalog.load(config.data, split: .test, dataDir: config.dataDir, seed: config.seed).info
+    /// With `data`, for samples it describes instead (an input file without a data set).
+    public static func loadModel(_ source: ModelSource, config: TrainingConfig, data: DatasetInfo? = nil,
+                                 registry: PluginRegistry) throws -> PluginInstance {
+        let info = try data ?? DatasetCatalog.load(config.data, split: .test, dataDir: config.dataDir, seed: config.seed).info
         return try source.model(config: config, data: info, registry: registry)
     }
 }

@@ -10,13 +10,18 @@ public enum ModelSource {
     case checkpoint(String)
     case imported(TrainingConfig)
 
-    /// `--model PATH.onnx` is the `onnx` plugin with `onnx.file=PATH` (made absolute, so a run
-    /// resumes and measures from any folder); other names are plugin names, unchanged.
-    public static func resolve(model: String, settings: [Setting]) -> (model: String, settings: [Setting]) {
+    /// `--model PATH.onnx` is the `onnx` plugin with `onnx.file=PATH` (made absolute, relative to
+    /// `base` or else the working folder, so a run resumes and measures from any folder); settings
+    /// qualified by the file's name go to the plugin. Other names are plugin names, unchanged.
+    public static func resolve(model: String, settings: [Setting], relativeTo base: String? = nil) -> (model: String, settings: [Setting]) {
         guard model.lowercased().hasSuffix(".onnx") else { return (model, settings) }
-        let path = model.hasPrefix("/") ? model : FileManager.default.currentDirectoryPath + "/" + model
+        let folder = base.map { $0.isEmpty ? "." : $0 } ?? FileManager.default.currentDirectoryPath
+        var path = model.hasPrefix("/") ? model : folder + "/" + model
+        if !path.hasPrefix("/") { path = FileManager.default.currentDirectoryPath + "/" + path }
         let file = Setting(plugin: "onnx", key: "file", value: .text((path as NSString).standardizingPath))
-        return ("onnx", [file] + settings.filter { !($0.plugin == "onnx" && $0.key == "file") })
+        let rest = settings.filter { !(($0.plugin == "onnx" || $0.plugin == model) && $0.key == "file") }
+            .map { $0.plugin == model ? Setting(plugin: "onnx", key: $0.key, value: $0.value) : $0 }
+        return ("onnx", [file] + rest)
     }
 
     /// The source a command's flags name: exactly one of a checkpoint folder and a model.
