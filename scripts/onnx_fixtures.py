@@ -249,6 +249,17 @@ class LeNetSoftmax(nn.Module):  # 1x28x28, ceil-mode and count_include_pad=False
         return self.softmax(self.fc(torch.flatten(x, 1)))
 
 
+class DistractorCNN(nn.Module):  # for the distractor sets' 1x56x28 images (object and letter halves)
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                                      nn.Conv2d(8, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2))
+        self.classifier = nn.Linear(16 * 14 * 7, 10)
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
 def randomize_bn(model, gen):
     """Non-trivial BatchNorm statistics and affine parameters, so they matter in the numbers."""
     for m in model.modules():
@@ -268,7 +279,9 @@ NETWORKS = [  # name, constructor, sample shape, input range
     ("convnext", ConvNeXt, (3, 32, 32), (0, 1)),
     ("vit", ViT, (3, 32, 32), (0, 1)),
     ("lenet_softmax", LeNetSoftmax, (1, 28, 28), (-1, 1)),
+    ("distractor_cnn", DistractorCNN, (1, 56, 28), (0, 1)),
 ]
+LEGACY_ONLY = {"lenet_softmax", "distractor_cnn"}  # one file each, named NAME.onnx
 
 
 # -- Export and reference numbers ------------------------------------------------------------
@@ -291,7 +304,6 @@ def references(model, name, shape, rng):
     np.save(os.path.join(OUT, f"{name}.{'softmax_grad' if name == 'lenet_softmax' else 'grad'}.npy"), g.numpy().astype(np.float32))
     if name == "lenet_softmax":  # the Softmax's input: what strip_softmax measures
         xt = torch.tensor(x, requires_grad=True)
-        pre = torch.nn.Sequential(*[])(xt)
         hook = {}
         h = model.softmax.register_forward_hook(lambda m, i, o: hook.setdefault("in", i[0]))
         model(xt)
@@ -337,9 +349,9 @@ def main():
         model.eval()
         params = sum(p.numel() for p in model.parameters())
         x, logits = references(model, name, shape, rng)
-        exporters = [("legacy", False)] if name == "lenet_softmax" else [("legacy", False), ("dynamo", True)]
+        exporters = [("legacy", False)] if name in LEGACY_ONLY else [("legacy", False), ("dynamo", True)]
         for exporter, dynamo in exporters:
-            file = f"{name}.onnx" if name == "lenet_softmax" else f"{name}-{exporter}.onnx"
+            file = f"{name}.onnx" if name in LEGACY_ONLY else f"{name}-{exporter}.onnx"
             path = os.path.join(OUT, file)
             try:
                 m = export(model, shape, path, dynamo)

@@ -156,6 +156,16 @@ public struct ExperimentSpec: Sendable {
             throw SpecError(description: "\(path): no such experiment file")
         }
         try self.init(text: String(decoding: data, as: UTF8.self), source: path)
+        // Task processes read OUT/experiment.yaml from another folder: a model file named
+        // relative to this file is written there with its absolute path.
+        if model == "onnx", case .object(var top)? = try? MiniYAML.parse(sourceText ?? ""),
+           case .string(let given)? = top["model"], !given.hasPrefix("/"),
+           let file = modelSettings.first(where: { $0.plugin == "onnx" && $0.key == "file" }) {
+            top["model"] = .string(file.value.description)
+            let e = JSONEncoder()
+            e.outputFormatting = [.prettyPrinted, .sortedKeys]
+            sourceText = String(decoding: try e.encode(JSONValue.object(top)), as: UTF8.self) + "\n"
+        }
     }
 
     public init(value: JSONValue, source: String) throws {
