@@ -383,6 +383,77 @@ def make_edm_score():
     return step, None, {"per": 16, "max_steps": 5, "warmup": 1}
 
 
+class WideBlock(nn.Module):
+    def __init__(self, cin, cout, stride):
+        super().__init__()
+        self.bn1 = nn.BatchNorm2d(cin)
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.equal = cin == cout and stride == 1
+        self.shortcut = None if self.equal else nn.Conv2d(cin, cout, 1, stride, 0, bias=False)
+
+    def forward(self, x):
+        o = F.relu(self.bn1(x))
+        y = self.conv2(F.relu(self.bn2(self.conv1(o))))
+        return y + (x if self.equal else self.shortcut(o))
+
+
+class WideResNet(nn.Module):
+    """RobustBench's WideResNet layout (pre-activation blocks, input normalization by mu/sigma
+    buffers), depth 16, widen factor 4: 2.7M parameters."""
+
+    def __init__(self, depth=16, widen=4):
+        super().__init__()
+        n = (depth - 4) // 6
+        w = [16, 16 * widen, 32 * widen, 64 * widen]
+        self.register_buffer("mu", torch.tensor([0.4914, 0.4822, 0.4465]).view(1, 3, 1, 1))
+        self.register_buffer("sigma", torch.tensor([0.2471, 0.2435, 0.2616]).view(1, 3, 1, 1))
+        self.conv1 = nn.Conv2d(3, w[0], 3, 1, 1, bias=False)
+        blocks = []
+        for g, stride in zip(range(3), (1, 2, 2)):
+            for i in range(n):
+                blocks.append(WideBlock(w[g] if i == 0 else w[g + 1], w[g + 1], stride if i == 0 else 1))
+        self.blocks = nn.Sequential(*blocks)
+        self.bn = nn.BatchNorm2d(w[3])
+        self.fc = nn.Linear(w[3], 10)
+
+    def forward(self, x):
+        out = self.blocks(self.conv1((x - self.mu) / self.sigma))
+        out = F.adaptive_avg_pool2d(F.relu(self.bn(out)), 1)
+        return self.fc(torch.flatten(out, 1))
+
+
+def build_wrn():
+    torch.manual_seed(17)
+    return WideResNet().eval()
+
+
+def export_wrn(path):
+    """The imported network of the wrn-input-grad workload, as pag reads it (legacy exporter)."""
+    model = build_wrn()
+    torch.onnx.export(model, torch.rand(2, 3, 32, 32), path, dynamo=False, opset_version=17,
+                      input_names=["input"], output_names=["logits"],
+                      dynamic_axes={"input": {0: "batch"}, "logits": {0: "batch"}})
+
+
+def make_wrn_input_grad():
+    """Input gradients of 32 images through the WideResNet: d logit[label] / dx, inputs in
+    pag's scale [-1, 1] mapped to the model's [0, 1] (pag: onnx.input_range=0,1)."""
+    model = build_wrn()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    x = torch.rand(32, 3, 32, 32) * 2 - 1
+    labels = torch.randint(0, 10, (32,))
+
+    def step():
+        xi = x.clone().requires_grad_(True)
+        out = model((xi + 1) / 2)
+        torch.autograd.grad(out.gather(1, labels[:, None]).sum(), xi)
+
+    return step, None
+
+
 WORKLOADS = {
     "mlp-ce": lambda: make_train(MLP, gradnorm=False),
     "mlp-gradnorm": lambda: make_train(MLP, gradnorm=True),
@@ -399,6 +470,7 @@ WORKLOADS = {
     "resnet18-gradnorm": lambda: make_plugin_train(ResNet18, obj_gradnorm, (32, 3, 32, 32)),
     "denoiser-train": make_denoiser_train,
     "edm-score-32": make_edm_score,
+    "wrn-input-grad": make_wrn_input_grad,
 }
 
 
@@ -439,7 +511,12 @@ def main(argv=None):
                    help="comma-separated workload names (default: all): "
                    + ",".join(WORKLOADS))
     p.add_argument("--json", action="store_true", help="print JSON list")
+    p.add_argument("--export-wrn", metavar="PATH", default=None,
+                   help="write the wrn-input-grad workload's network to PATH as ONNX and exit")
     args = p.parse_args(argv)
+    if args.export_wrn:
+        export_wrn(args.export_wrn)
+        return
     if args.steps < 1:
         p.error("--steps must be >= 1")
 

@@ -8,7 +8,11 @@ import PAGTensor
 /// boundary. Shapes and hyperparameters match bench/pytorch_peer.py.
 public enum Benchmarks {
     public static let names = ["mlp-ce", "mlp-gradnorm", "lenet-ce", "lenet-gradnorm", "conv2d-fwd", "sgemm"]
-        + pluginWorkloads.map(\.name) + autoencoderWorkloads + ["denoiser-train", "lpips-alex", "edm-score-32"]
+        + pluginWorkloads.map(\.name) + autoencoderWorkloads + ["denoiser-train", "lpips-alex", "edm-score-32", "wrn-input-grad"]
+
+    /// The ONNX file of the wrn-input-grad workload (bench/compare has PyTorch export its
+    /// WideResNet-16-4 and passes it as `pag bench --onnx-wrn`): nil skips the workload.
+    nonisolated(unsafe) public static var wrnFile: String?
 
     /// The autoencoder manifold plugin's tangent basis on 28x28 Fashion-MNIST test images (random
     /// images when the data set is missing), latent 16, batch 8, reported in ms per image: with
@@ -40,7 +44,7 @@ public enum Benchmarks {
     /// True when `name` runs through the model and objective plugins.
     public static func needsPlugins(_ name: String) -> Bool {
         pluginWorkloads.contains { $0.name == name } || autoencoderWorkloads.contains(name) || name == "denoiser-train"
-            || name == "edm-score-32"
+            || name == "edm-score-32" || name == "wrn-input-grad"
     }
 
     /// One workload's timings.
@@ -153,6 +157,7 @@ public enum Benchmarks {
         }
         if name == "denoiser-train" { return try denoiserTrain(steps: steps, warmup: warmup, plugins: plugins, rng: &rng) }
         if name == "edm-score-32" { return try edmScore(steps: steps, warmup: warmup, plugins: plugins, rng: &rng) }
+        if name == "wrn-input-grad" { return try wrnInputGradient(steps: steps, warmup: warmup, plugins: plugins, rng: &rng) }
         switch name {
         case "mlp-ce", "mlp-gradnorm", "lenet-ce", "lenet-gradnorm":
             let net = name.hasPrefix("mlp") ? mlp(rng: &rng) : lenet(rng: &rng)
@@ -179,6 +184,20 @@ public enum Benchmarks {
         default:
             throw BenchmarkError.unknownWorkload(name)
         }
+    }
+
+    /// Input gradients of 32 images (3x32x32) through an imported WideResNet (the onnx plugin,
+    /// input_range 0,1): d logit[label] / dx, as `pag predict --input-gradients` and the
+    /// measurements take them.
+    static func wrnInputGradient(steps: Int, warmup: Int, plugins: PluginRegistry?, rng: inout RandomGenerator) throws -> Result {
+        guard let file = wrnFile else { throw BenchmarkError.missingInput("wrn-input-grad", "--onnx-wrn FILE (bench/compare exports it)") }
+        guard let plugins, let p = try? plugins.plugin(named: "onnx") else { throw BenchmarkError.missingPlugins("wrn-input-grad", ["onnx"]) }
+        let model = try PluginInstance(plugin: p, settings: try Setting.parse(["file=" + file, "input_range=0,1"]), seed: 0,
+                                       data: DataDescription(name: "benchmark", sampleShape: [3, 32, 32], classes: 10))
+        let x = Tensor.rand([32, 3, 32, 32], low: -1, high: 1, rng: &rng)
+        let labels = (0..<32).map { _ in rng.nextInt(below: 10) }
+        let ms = try time(steps: steps, warmup: warmup) { _ = try Measures.inputGradient(model: model, x: x, labels: labels) }
+        return summarize("wrn-input-grad", ms)
     }
 
     /// ms per image of the autoencoder plugin's tangent basis (see `autoencoderWorkloads`). The
@@ -266,6 +285,7 @@ public enum Benchmarks {
 public enum BenchmarkError: Error, CustomStringConvertible {
     case unknownWorkload(String)
     case missingPlugins(String, [String])
+    case missingInput(String, String)
     public var description: String {
         switch self {
         case .unknownWorkload(let n):
@@ -273,6 +293,8 @@ public enum BenchmarkError: Error, CustomStringConvertible {
         case .missingPlugins(let n, let plugins):
             return "workload '\(n)' needs the plugin\(plugins.count == 1 ? "" : "s") \(plugins.joined(separator: " and ")): "
                 + "build them with `swift build -c release` (they go next to pag), or point --plugin-path or $PAG_PLUGIN_PATH at them"
+        case .missingInput(let n, let what):
+            return "workload '\(n)' needs \(what)"
         }
     }
 }

@@ -40,6 +40,9 @@ struct Bench: ParsableCommand {
         Measurement workload, in ms per image pair:
           lpips-alex  LPIPS (AlexNet) of 64 pairs of 1x56x28 images, resized to 128x64
                       as `pag measure alignment --lpips` does; random weights
+        Imported-network workload (libPAGONNX.so; needs --onnx-wrn FILE):
+          wrn-input-grad  input gradients d logit[label] / dx of 32 3x32x32 images
+                          through a WideResNet-16-4 exported by PyTorch (RobustBench layout)
         Compare with PyTorch on the same machine: bench/compare (see bench/README.md).
         """
     )
@@ -57,6 +60,9 @@ struct Bench: ParsableCommand {
 
     @Option(help: "Convolution algorithm: direct (oneDNN direct, as PyTorch) or fast (adds Winograd F(4,3) for 3x3 stride-1 layers with >= 16 channels: pag's own, or oneDNN's for wide layers on AVX-512).")
     var convAlgorithm: String = "direct"
+
+    @Option(help: "The ONNX file of the wrn-input-grad workload (a WideResNet that bench/compare has PyTorch export); without it that workload is skipped.")
+    var onnxWrn: String?
 
     @Flag(help: "Print a JSON list (one object per workload, then peak-rss) instead of a table.")
     var json = false
@@ -76,7 +82,9 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         ConvolutionAlgorithm.current = ConvolutionAlgorithm(rawValue: convAlgorithm)!
-        let names = only.map { $0.split(separator: ",").map(String.init) } ?? Benchmarks.names
+        Benchmarks.wrnFile = onnxWrn
+        // Without its file the imported-network workload is skipped unless asked for by name.
+        let names = only.map { $0.split(separator: ",").map(String.init) } ?? Benchmarks.names.filter { $0 != "wrn-input-grad" || onnxWrn != nil }
         // Plugins are loaded only when a selected workload runs through them.
         let plugins = names.contains(where: Benchmarks.needsPlugins) ? paths.load(quiet: true) : nil
         let width = names.map(\.count).max() ?? 15
