@@ -28,6 +28,18 @@ def flat(src="input", out="flat"):
 def good(opset=17):
     return model([flat(), helper.make_node("Gemm", ["flat", "fc.weight"], ["logits"], transB=1)], [x()], [y()], [W], opset)
 
+def shape_arithmetic():
+    """A valid model whose constant is built by Mod and ScatterND (folded at load): logits are
+    sum(x) + 4 for each of the 3 outputs (Mod(7, 4) = 3 and Mod(-7, 4) = 1 scattered into zeros)."""
+    c = lambda name, v, t=TensorProto.INT64: helper.make_node("Constant", [], [name], value=numpy_helper.from_array(np.array(v, dtype=np.int64 if t == TensorProto.INT64 else np.float32), name))
+    nodes = [c("seven", [7, -7]), c("four", [4, 4]), helper.make_node("Mod", ["seven", "four"], ["rest"]),
+             helper.make_node("Cast", ["rest"], ["restf"], to=TensorProto.FLOAT),
+             c("zeros", [0, 0, 0, 0], TensorProto.FLOAT), c("where", [[1], [3]]),
+             helper.make_node("ScatterND", ["zeros", "where", "restf"], ["offset"]),
+             flat(), helper.make_node("Add", ["flat", "offset"], ["shifted"]),
+             helper.make_node("Gemm", ["shifted", "fc.weight"], ["logits"], transB=1)]
+    return model(nodes, [x()], [y()], [W])
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "Tests", "PAGONNXTests", "Fixtures", "bad"))
@@ -39,6 +51,7 @@ def main():
         with open(os.path.join(out, name), "wb") as f:
             f.write(m.SerializeToString())
     save(good(), "good.onnx", check=True)
+    save(shape_arithmetic(), "shape-arithmetic.onnx", check=True)
     raw = good().SerializeToString()
     open(os.path.join(out, "truncated.onnx"), "wb").write(raw[: len(raw) * 2 // 3])
     open(os.path.join(out, "not-protobuf.onnx"), "wb").write(b"\xff\xff\xff\xff this is not a protocol buffer \x00\x01")

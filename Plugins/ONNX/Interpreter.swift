@@ -55,7 +55,7 @@ struct Interpreter {
         "Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze", "Concat", "Split", "Slice", "Expand", "Pad",
         "Identity", "Dropout", "Constant", "Shape", "Size", "Gather", "Cast", "CastLike", "ConstantOfShape", "Range",
         "Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Not", "And", "Or", "Where",
-        "Floor", "Ceil", "Round", "Sign",
+        "Floor", "Ceil", "Round", "Sign", "Mod", "ScatterND",
     ]
 
     // MARK: Values

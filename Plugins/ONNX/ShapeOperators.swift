@@ -178,6 +178,38 @@ extension Interpreter {
             }
             return [.constant(try .zip(a, b, kind: .bool) { f($0, $1) ? 1 : 0 })]
         case "Not": return [.constant(try constant(try input(0), n, "input").map(.bool) { $0 == 0 ? 1 : 0 })]
+        case "Mod":
+            // Shape arithmetic (window partitions of Swin, patch grids): folded on constants.
+            let a = try constant(try input(0), n, "first input"), b = try constant(try input(1), n, "second input")
+            let fmod = try n.int("fmod", 0) != 0
+            let kind: Constant.Kind = a.kind == .float || b.kind == .float ? .float : .int
+            guard fmod || kind == .int else { throw ONNXError("\(n.label): Mod of floats needs fmod=1") }
+            guard !b.values.contains(0) else { throw ONNXError("\(n.label): division by zero") }
+            return [.constant(try .zip(a, b, kind: kind) { x, y in
+                let r = x.truncatingRemainder(dividingBy: y)
+                return fmod || r == 0 || (r < 0) == (y < 0) ? r : r + y  // integer Mod takes the divisor's sign
+            })]
+        case "ScatterND":
+            // Attention masks built from constants (Swin): folded.
+            let data = try constant(try input(0), n, "data"), indices = try constant(try input(1), n, "indices")
+            let updates = try constant(try input(2), n, "updates")
+            guard try n.string("reduction", "none") == "none" else { throw ONNXError("\(n.label): only reduction 'none' is supported") }
+            guard let k = indices.shape.last, k >= 1, k <= data.shape.count else { throw ONNXError("\(n.label): indices \(indices.shape) do not index data \(data.shape)") }
+            let inner = data.shape[k...].reduce(1, *), rows = indices.count / k
+            guard updates.count == rows * inner else { throw ONNXError("\(n.label): updates \(updates.shape) do not fit indices \(indices.shape) on data \(data.shape)") }
+            var out = data.values
+            let strides = (0..<k).map { data.shape[($0 + 1)...].reduce(1, *) }
+            for r in 0..<rows {
+                var offset = 0
+                for j in 0..<k {
+                    var i = Int(indices.values[r * k + j])
+                    if i < 0 { i += data.shape[j] }
+                    guard i >= 0, i < data.shape[j] else { throw ONNXError("\(n.label): index \(i) is out of range for dimension \(j) of \(data.shape)") }
+                    offset += i * strides[j]
+                }
+                for e in 0..<inner { out[offset + e] = updates.values[r * inner + e] }
+            }
+            return [.constant(Constant(data.kind, shape: data.shape, values: out))]
         case "Where":
             let condition = try constant(try input(0), n, "condition")
             let a = try input(1), b = try input(2)

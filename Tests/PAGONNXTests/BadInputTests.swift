@@ -49,6 +49,10 @@ final class BadInputTests: XCTestCase {
         XCTAssertEqual(good.status, 0, good.output)
         // Each logit is the sum of the 4 inputs (all-ones weights): 2.0.
         XCTAssertEqual(try NPY.read(dir + "/good.npy").floats(), [Float](repeating: 2, count: 6))
+        // Mod and ScatterND build a constant at load (Mod(7, 4) = 3, Mod(-7, 4) = 1): sum(x) + 4.
+        let folded = try runPag(["predict", "--model", Fixtures.bad("shape-arithmetic.onnx"), "--input", input, "--out", dir + "/folded.npy"])
+        XCTAssertEqual(folded.status, 0, folded.output)
+        XCTAssertEqual(try NPY.read(dir + "/folded.npy").floats(), [Float](repeating: 6, count: 6))
         let train = try runPag(["train", "--model", Fixtures.bad("cycle.onnx"), "--data", "synthetic", "--out", dir + "/train"])
         XCTAssertNotEqual(train.status, 0)
         XCTAssertTrue(train.output.contains("the graph has a cycle"), train.output)
