@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import PAGData
 import PAGLab
 
 /// `pag measure`: the paper's measurements on a trained model.
@@ -14,8 +15,9 @@ struct Measure: ParsableCommand {
           pag measure noise-ratio --checkpoint runs/ce
           pag measure alignment --checkpoint runs/ce --score empirical --sigma 0.5
           pag measure robustness --checkpoint runs/ce --manifold oracle
+          pag measure dimension --data fashion-mnist-distractor   (the data alone, no model)
         """,
-        subcommands: [NoiseRatio.self, Alignment.self, Robustness.self]
+        subcommands: [NoiseRatio.self, Alignment.self, Robustness.self, Dimension.self]
     )
 }
 
@@ -182,4 +184,33 @@ func parseGrid(_ text: String) throws -> [Double] {
         throw CLIError("--grid expects LOW:HIGH:COUNT in log10 (LOW <= HIGH, |LOW|, |HIGH| <= 30, COUNT 1 to 10000; e.g. -2:1:30), got '\(text)'")
     }
     return logspace(a, b, n)
+}
+
+extension Measure {
+    struct Dimension: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Intrinsic dimension of a data set's images and of their signal alone (TwoNN and Levina-Bickel MLE, bootstrap 95% intervals).",
+            discussion: "Measures the first --samples training images: TwoNN (Facco et al. 2017, d = 1 / mean log(r2/r1)) and the Levina-Bickel MLE with --k neighbours and MacKay-Ghahramani's correction (averaged inverse estimates); nearest neighbours from the engine's matrix products. Where the data set knows its signal (the distractor sets: the object half; synthetic: its signal subspace), the signal part is measured too. Intervals: percentile bootstrap over points (--bootstrap resamples). No model is needed. Writes dimension.json and dimension.csv to --out (default runs/DATA/dimension). Definitions: docs/experiments.md.")
+        @Option(help: "Data set.") var data: String = "fashion-mnist-distractor"
+        @Option(help: "Folder with the data set's files.") var dataDir: String?
+        @Option(help: "Training images measured.") var samples: Int = 2000
+        @Option(help: "Neighbours of the MLE estimator.") var k: Int = 20
+        @Option(help: "Bootstrap resamples for the 95% intervals.") var bootstrap: Int = 1000
+        @Option(help: "Seed of the bootstrap.") var seed: UInt64 = 0
+        @Option(help: "Output folder (default: runs/DATA/dimension).") var out: String?
+        @Flag(help: "Print the result as JSON on standard output.") var json = false
+
+        func run() throws {
+            let outDir = out ?? "runs/\(data)/dimension"
+            let dataset = try DatasetCatalog.load(data, split: .train, dataDir: dataDir, seed: 0)
+            let r = try DimensionReport.measure(dataset, samples: samples, k: k, bootstrap: bootstrap, seed: seed)
+            try r.write(to: outDir)
+            func line(_ e: [IntrinsicDimension.Estimate]) -> String {
+                e.map { String(format: "%@ %.1f [%.1f, %.1f]", $0.estimator, $0.dimension, $0.ci95Low, $0.ci95High) }.joined(separator: ", ")
+            }
+            var text = "intrinsic dimension of \(r.samples) \(r.data) images (ambient \(r.ambientDimension)): \(line(r.dataEstimates))"
+            if let s = r.signalEstimates { text += "; signal, \(r.signal ?? "") (ambient \(r.signalAmbientDimension ?? 0)): \(line(s))" }
+            try emit(r, json: json, text: text + String(format: " (%.1f s); wrote %@/dimension.{json,csv}", r.wallTimeSeconds, outDir))
+        }
+    }
 }
