@@ -29,6 +29,8 @@ final class ExperimentRouteTests: XCTestCase {
           samples: 16
           noise_ratio: true
           robustness: {manifold: oracle}
+          dimension: true
+          dimension_samples: 300
         """.write(toFile: dir + "/e.yaml", atomically: true, encoding: .utf8)
         let spec = try ExperimentSpec(file: dir + "/e.yaml")
         XCTAssertEqual(spec.model, "onnx")
@@ -42,6 +44,12 @@ final class ExperimentRouteTests: XCTestCase {
             XCTAssertNotNil(r.noiseRatio)
             XCTAssertNotNil(r.robustness)
         }
+        // The data's intrinsic dimension (measure.dimension) is in the report and its files.
+        let d = try MeasureRunner.readJSON(DimensionReport.self, from: dir + "/out/dimension/dimension.json")
+        XCTAssertEqual(d.samples, 300)
+        XCTAssertEqual(d.signalAmbientDimension, 784)
+        XCTAssertLessThan(d.signalEstimates![0].dimension, d.dataEstimates[0].dimension)
+        XCTAssertTrue(try String(contentsOfFile: dir + "/out/report/index.html", encoding: .utf8).contains("<h2>Intrinsic dimension</h2>"))
         let metrics = try String(contentsOfFile: dir + "/out/runs/ce/metrics.json", encoding: .utf8)
         XCTAssertTrue(metrics.contains("file.digest"), "the ONNX file's digest is in the run's identity")
     }

@@ -67,6 +67,10 @@ public struct ExperimentSpec: Sendable {
     public var samples = 300
     public var draws = 1
     public var noiseRatio = true
+    /// Intrinsic dimension of the data and of its signal (`measure: {dimension: true}`), once
+    /// per experiment on the first `dimensionSamples` training images, in the report.
+    public var dimension = false
+    public var dimensionSamples = 2000
     public var alignment: AlignmentSpec? = AlignmentSpec()
     public var robustness: RobustnessSpec? = RobustnessSpec()
     /// The text the experiment was read from (copied to OUT/experiment.yaml).
@@ -238,6 +242,8 @@ public struct ExperimentSpec: Sendable {
             samples = try mr.int("samples", min: 1) ?? samples
             draws = try mr.int("draws", min: 1) ?? draws
             noiseRatio = try mr.bool("noise_ratio") ?? noiseRatio
+            dimension = try mr.bool("dimension") ?? dimension
+            dimensionSamples = try mr.int("dimension_samples", min: 22) ?? dimensionSamples
             alignment = try mr.sub("alignment") { ar in
                 var a = AlignmentSpec()
                 a.score = try ar.string("score") ?? a.score

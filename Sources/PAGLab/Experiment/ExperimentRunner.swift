@@ -280,6 +280,10 @@ public final class ExperimentRunner {
                                         threads: Replicate.threads, failed: failed.isEmpty ? nil : failed)
         try Stats.writeSummary(summary, outDir: outDir)
         try FileManager.default.createDirectory(atPath: outDir + "/report", withIntermediateDirectories: true)
+        if spec.dimension {  // a property of the data, not of a run: measured here, once (0.2 s for 2,000 images)
+            let train = try DatasetCache.load(spec.data, split: .train, dataDir: spec.dataDir)
+            try DimensionReport.measure(train, samples: spec.dimensionSamples, seed: spec.seed).write(to: outDir + "/dimension")
+        }
         var html = try Report.html(spec: spec, summary: summary, outDir: outDir)
         if !failed.isEmpty, let end = html.range(of: "</body>", options: .backwards) {
             func esc(_ s: String) -> String {

@@ -289,10 +289,28 @@ public enum Report {
             h += "acc \(r.testAccuracy.map { String(format: "%.1f%%", $0 * 100) } ?? "–"), ratio \(f(r.noiseRatio?.maxRatio, "%.2f"))\(r.alignment.map { a in ", " + alignmentMetric(a).name + " " + f(alignmentMetric(a).value) } ?? "")</figcaption></figure>\n"
         }
         h += "</div>\n"
+        if spec.dimension, let d = try? MeasureRunner.readJSON(DimensionReport.self, from: outDir + "/dimension/dimension.json") {
+            h += dimensionSection(d)
+        }
         if let text = spec.sourceText {
             h += "<h2>Experiment</h2><pre>\(esc(text))</pre>\n"
         }
         h += "</body></html>\n"
         return h
+    }
+
+    /// The intrinsic dimension of the data and of its signal (docs/experiments.md).
+    static func dimensionSection(_ d: DimensionReport) -> String {
+        func row(_ part: String, _ ambient: Int?, _ e: [IntrinsicDimension.Estimate]) -> String {
+            let cells = e.map { "<td>\(f($0.dimension, "%.1f")) [\(f($0.ci95Low, "%.1f")), \(f($0.ci95High, "%.1f"))]</td>" }.joined()
+            return "<tr><td>\(esc(part))</td><td>\(ambient.map(String.init) ?? "–")</td>\(cells)</tr>\n"
+        }
+        var h = "<h2>Intrinsic dimension</h2><p class=\"note\">\(d.samples) training images of <code>\(esc(d.data))</code>; "
+        h += "TwoNN and Levina–Bickel MLE (k = \(d.dataEstimates.last?.k ?? 20)), 95% bootstrap intervals over images. "
+        h += "Both underestimate dimensions above ~15 at this sample size: read large values as lower bounds.</p>\n"
+        h += "<table><tr><th>part</th><th>ambient</th><th>TwoNN</th><th>MLE</th></tr>\n"
+        h += row("images", d.ambientDimension, d.dataEstimates)
+        if let s = d.signalEstimates { h += row("signal: " + (d.signal ?? ""), d.signalAmbientDimension, s) }
+        return h + "</table>\n"
     }
 }

@@ -29,10 +29,6 @@ public enum IntrinsicDimension {
         public var dropped: Int
         public var k: Int?
 
-        enum CodingKeys: String, CodingKey {
-            case estimator, dimension, points, dropped, k
-            case ci95Low = "ci95_low", ci95High = "ci95_high"
-        }
     }
 
     /// Distances (not squared) from each row of x [N, D] to its k nearest other rows, ascending:
@@ -121,7 +117,7 @@ public enum IntrinsicDimension {
     }
 }
 
-/// What `pag measure dimension` writes: the data's and (where the data set knows it) the
+/// What `pag measure dimension` writes (snake_case keys, as every measurement file): the data's and (where the data set knows it) the
 /// signal's intrinsic dimension.
 public struct DimensionReport: Codable, Sendable {
     public var data: String
@@ -136,12 +132,6 @@ public struct DimensionReport: Codable, Sendable {
     public var signalEstimates: [IntrinsicDimension.Estimate]?
     public var wallTimeSeconds: Double
 
-    enum CodingKeys: String, CodingKey {
-        case data, samples, bootstrap, seed, signal
-        case ambientDimension = "ambient_dimension", dataEstimates = "data_estimates"
-        case signalAmbientDimension = "signal_ambient_dimension", signalEstimates = "signal_estimates"
-        case wallTimeSeconds = "wall_time_seconds"
-    }
 
     /// Measures the first `samples` training images of `dataset`: all their pixels, and their
     /// signal alone (the distractor sets' object half, the synthetic set's coordinates in its
