@@ -68,7 +68,9 @@ let package = Package(
         // libpng (Debian libpng-dev) behind a small C layer that turns libpng's longjmp errors into statuses.
         .target(name: "CPNG", path: "Sources/CPNG", linkerSettings: [.linkedLibrary("png")]),
         // Files users keep: safetensors, NPY, PNG, CSV, JSON, all written atomically.
-        .target(name: "PAGFormats", dependencies: ["PAGTensor", "CPNG"], path: "Sources/PAGFormats"),
+        // libjpeg (Debian libjpeg62-turbo-dev) the same way, for image-folder distractors.
+        .target(name: "CJPEG", path: "Sources/CJPEG", linkerSettings: [.linkedLibrary("jpeg")]),
+        .target(name: "PAGFormats", dependencies: ["PAGTensor", "CPNG", "CJPEG"], path: "Sources/PAGFormats"),
         // The implementation of include/pag/plugin.h and nothing else: loading, descriptors, instances,
         // handles, call contexts, the host table, hyperparameters. It names no plugin and no data set.
         // Handle generations, the registry of live call contexts and the crash handler that names

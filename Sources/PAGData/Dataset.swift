@@ -57,12 +57,54 @@ public struct DatasetInfo: Equatable, Sendable, Codable {
     /// True when `batch(..., augment: true)` changes samples (random crop and flip for CIFAR).
     public let hasAugmentation: Bool
 
+    /// The data settings this variant was built with (`distractor_correlation` -> "0.5"), only
+    /// those that differ from the defaults; part of what identifies results made on it.
+    public var settings: [String: String] = [:]
+
     public init(name: String, sampleShape: [Int], classCount: Int, classNames: [String] = [],
-                normalization: Normalization, hasSignalMask: Bool = false, hasAugmentation: Bool = false) {
+                normalization: Normalization, hasSignalMask: Bool = false, hasAugmentation: Bool = false,
+                settings: [String: String] = [:]) {
         precondition(sampleShape.count == 3, "sample shape is [C, H, W]")
         self.name = name; self.sampleShape = sampleShape; self.classCount = classCount
         self.classNames = classNames; self.normalization = normalization
         self.hasSignalMask = hasSignalMask; self.hasAugmentation = hasAugmentation
+        self.settings = settings
+    }
+
+    /// The name with its settings, e.g. `fashion-mnist-distractor[distractor_correlation=0.5]`:
+    /// how messages and identities tell variants apart.
+    public var variantName: String {
+        settings.isEmpty ? name : name + "[" + settings.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",") + "]"
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, sampleShape, classCount, classNames, normalization, hasSignalMask, hasAugmentation, settings
+    }
+
+    // Files written before data settings existed have no `settings`.
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        sampleShape = try c.decode([Int].self, forKey: .sampleShape)
+        classCount = try c.decode(Int.self, forKey: .classCount)
+        classNames = try c.decode([String].self, forKey: .classNames)
+        normalization = try c.decode(Normalization.self, forKey: .normalization)
+        hasSignalMask = try c.decode(Bool.self, forKey: .hasSignalMask)
+        hasAugmentation = try c.decode(Bool.self, forKey: .hasAugmentation)
+        settings = try c.decodeIfPresent([String: String].self, forKey: .settings) ?? [:]
+    }
+
+    // `settings` only when there are some, so files of the default data read as before.
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encode(sampleShape, forKey: .sampleShape)
+        try c.encode(classCount, forKey: .classCount)
+        try c.encode(classNames, forKey: .classNames)
+        try c.encode(normalization, forKey: .normalization)
+        try c.encode(hasSignalMask, forKey: .hasSignalMask)
+        try c.encode(hasAugmentation, forKey: .hasAugmentation)
+        if !settings.isEmpty { try c.encode(settings, forKey: .settings) }
     }
 
     /// Floats in one sample, C*H*W.

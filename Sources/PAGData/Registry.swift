@@ -11,9 +11,81 @@ public struct DataOptions: Sendable {
     public var fontPath: String = LetterRenderer.defaultFontPath
     /// Settings of `synthetic` (its `seed` is replaced by `dataSeed`).
     public var synthetic = SyntheticConfig()
+    /// `distractor_correlation`: the probability that a sample's distractor is chosen by its
+    /// label rather than at random (0: independent of the label, the paper's setting).
+    public var distractorCorrelation = 0.0
+    /// `distractor`: where the distractor halves come from.
+    public var distractorSource = DistractorSource.letters
+    /// The settings given (name -> value as written), for `DatasetInfo.settings`.
+    public private(set) var given: [String: String] = [:]
 
     public init(dataDir: String? = nil, dataSeed: UInt64 = 0) {
         self.dataDir = dataDir; self.dataSeed = dataSeed
+    }
+
+    /// Sets data setting `name` from its text; a bad value is an error naming the setting.
+    public mutating func set(_ name: String, to text: String) throws {
+        let value = text.trimmingCharacters(in: .whitespaces)
+        switch name {
+        case DataOption.correlation.name:
+            guard let v = Double(value), v.isFinite, v >= 0, v <= 1 else {
+                throw DataError("data setting distractor_correlation must be a number in [0, 1], got '\(text)'")
+            }
+            distractorCorrelation = v
+            if v != 0 { given[name] = String(v) } else { given[name] = nil }
+        case DataOption.source.name:
+            distractorSource = try DistractorSource(parsing: value)
+            if distractorSource != .letters { given[name] = value } else { given[name] = nil }
+        default:
+            throw DataError("unknown data setting '\(name)'; data settings: \(DataOption.all.map(\.name).joined(separator: ", "))")
+        }
+    }
+}
+
+/// A setting a data set takes, given like a hyperparameter (`--set distractor_correlation=0.5`,
+/// or `data_set:` in an experiment file).
+public struct DataOption: Sendable, Equatable {
+    public let name: String
+    public let defaultText: String
+    public let help: String
+
+    public static let correlation = DataOption(
+        name: "distractor_correlation", defaultText: "0",
+        help: "probability in [0, 1] that a sample's distractor is chosen by its label (class c: letter c, image c, or for synthetic a class-dependent distractor mean) instead of at random")
+    public static let source = DataOption(
+        name: "distractor", defaultText: "letters",
+        help: "where distractor halves come from: letters (rendered capitals), images:DIR (grey patches of the PNG/JPEG files in DIR) or cifar10:DIR (the CIFAR-10 binary files in DIR)")
+    public static let all = [correlation, source]
+
+    /// "distractor_correlation (default 0): probability ...", for listings and errors.
+    public var summary: String { "\(name) (default \(defaultText)): \(help)" }
+}
+
+/// Where a distractor set's distractor halves come from.
+public enum DistractorSource: Equatable, Sendable, CustomStringConvertible {
+    /// Capital letters rendered with FreeType (the paper's).
+    case letters
+    /// Patches of the PNG and JPEG images in a folder.
+    case images(String)
+    /// Patches of CIFAR-10 images (the binary files in a folder; train split for train, test for test).
+    case cifar10(String)
+
+    public init(parsing text: String) throws {
+        if text == "letters" { self = .letters; return }
+        for (prefix, make) in [("images:", DistractorSource.images), ("cifar10:", DistractorSource.cifar10)] where text.hasPrefix(prefix) {
+            let dir = String(text.dropFirst(prefix.count))
+            guard !dir.isEmpty else { throw DataError("data setting distractor=\(text) names no folder; write \(prefix)DIR") }
+            self = make(dir); return
+        }
+        throw DataError("data setting distractor must be letters, images:DIR or cifar10:DIR, got '\(text)'")
+    }
+
+    public var description: String {
+        switch self {
+        case .letters: return "letters"
+        case .images(let d): return "images:" + d
+        case .cifar10(let d): return "cifar10:" + d
+        }
     }
 }
 
@@ -27,6 +99,8 @@ public struct DatasetRegistry {
         public let name: String
         /// One line for `pag` listings.
         public let summary: String
+        /// The data settings it takes.
+        public let options: [DataOption]
         public let load: Loader
     }
 
@@ -35,9 +109,32 @@ public struct DatasetRegistry {
     public init() {}
 
     /// Adds (or replaces) `name`.
-    public mutating func register(_ name: String, summary: String, load: @escaping Loader) {
+    public mutating func register(_ name: String, summary: String, options: [DataOption] = [], load: @escaping Loader) {
         entries.removeAll { $0.name == name }
-        entries.append(Entry(name: name, summary: summary, load: load))
+        entries.append(Entry(name: name, summary: summary, options: options, load: load))
+    }
+
+    /// The data settings `name` takes (none for an unknown name).
+    public func options(of name: String) -> [DataOption] { entries.first { $0.name == name }?.options ?? [] }
+
+    /// The data sets that take setting `key`.
+    public func names(taking key: String) -> [String] { entries.filter { $0.options.contains { $0.name == key } }.map(\.name) }
+
+    /// `options` with `settings` (name, value as written) applied, each checked against what
+    /// data set `name` takes: a setting it does not take is an error saying which ones do.
+    public func options(_ options: DataOptions, for name: String, settings: [(key: String, value: String)]) throws -> DataOptions {
+        var o = options
+        let takes = self.options(of: name)
+        for (key, value) in settings {
+            guard takes.contains(where: { $0.name == key }) else {
+                let others = names(taking: key)
+                throw DataError("data set '\(name)' has no setting '\(key)'"
+                    + (takes.isEmpty ? " (it takes none)" : "; it takes: " + takes.map(\.name).joined(separator: ", "))
+                    + (others.isEmpty ? "" : "; '\(key)' is a setting of " + others.joined(separator: ", ")))
+            }
+            try o.set(key, to: value)
+        }
+        return o
     }
 
     public var names: [String] { entries.map(\.name) }
@@ -48,6 +145,7 @@ public struct DatasetRegistry {
             throw DataError("unknown data set '\(name)'; known: \(names.joined(separator: ", "))")
         }
         let data = try e.load(split, options)
+        assert(data.info.settings == options.given, "loader of '\(name)' must record its settings in info.settings")
         // An empty split would train nothing and evaluate to a meaningless number.
         guard data.count > 0 else {
             throw DataError("data set '\(name)' (\(split.rawValue) split) has no images\(options.dataDir.map { " in \($0)" } ?? "")")
@@ -64,18 +162,18 @@ public struct DatasetRegistry {
         r.register("mnist", summary: "MNIST, 1x28x28, 10 classes (IDX files in --data-dir)") { split, o in
             try MNISTFamily.mnist.load(split: split, directory: o.dataDir)
         }
-        r.register("fashion-mnist-distractor",
-                   summary: "Fashion-MNIST with a letter distractor, 1x56x28, signal mask") { split, o in
-            let base = try MNISTFamily.fashion.load(split: split, directory: o.dataDir)
-            return try DistractorDataset(base: base, seed: o.dataSeed, renderer: LetterRenderer(fontPath: o.fontPath))
+        r.register("fashion-mnist-distractor", summary: "Fashion-MNIST with a letter distractor, 1x56x28, signal mask",
+                   options: DataOption.all) { split, o in
+            try DistractorDataset.make(base: MNISTFamily.fashion.load(split: split, directory: o.dataDir), options: o)
         }
-        r.register("mnist-distractor", summary: "MNIST with a letter distractor, 1x56x28, signal mask") { split, o in
-            let base = try MNISTFamily.mnist.load(split: split, directory: o.dataDir)
-            return try DistractorDataset(base: base, seed: o.dataSeed, renderer: LetterRenderer(fontPath: o.fontPath))
+        r.register("mnist-distractor", summary: "MNIST with a letter distractor, 1x56x28, signal mask", options: DataOption.all) { split, o in
+            try DistractorDataset.make(base: MNISTFamily.mnist.load(split: split, directory: o.dataDir), options: o)
         }
-        r.register("synthetic", summary: "Gaussian classes on a signal subspace plus a distractor subspace, exact score") { split, o in
+        r.register("synthetic", summary: "Gaussian classes on a signal subspace plus a distractor subspace, exact score",
+                   options: [.correlation]) { split, o in
             var c = o.synthetic
             c.seed = o.dataSeed
+            c.distractorCorrelation = o.distractorCorrelation
             return SyntheticDataset(config: c, split: split)
         }
         r.register("cifar10", summary: "CIFAR-10 binary version, 3x32x32, crop and flip for training") { split, o in

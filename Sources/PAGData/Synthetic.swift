@@ -23,6 +23,9 @@ public struct SyntheticConfig: Equatable, Sendable {
     public var distractorStd = 2.0
     /// Isotropic pixel noise, in every direction of R^d.
     public var noiseStd = 0.05
+    /// `distractor_correlation`: with this probability a sample's distractor coordinates are
+    /// centred on its class's distractor mean instead of 0 (0: independent of the class).
+    public var distractorCorrelation = 0.0
     public var trainCount = 10_000
     public var testCount = 2_000
     /// Fixes the subspaces, the class parameters and the samples.
@@ -39,7 +42,13 @@ public struct SyntheticConfig: Equatable, Sendable {
 /// covariance U_s diag(a_y^2) U_s^T + s_d^2 U_d U_d^T + s_n^2 I, which is diagonal in the basis
 /// (U_s, U_d, rest): variances a_y^2 + s_n^2 on the signal axes, s_d^2 + s_n^2 on the
 /// distractor axes, s_n^2 on the d - k_s - k_d others. Densities, posteriors and scores need
-/// only the coordinates U_s^T x, U_d^T x and the residual norm. Every function takes a
+/// only the coordinates U_s^T x, U_d^T x and the residual norm.
+///
+/// With `distractorCorrelation` rho > 0 the distractor depends on the class: z_d | y is the
+/// mixture rho N(m_y, s_d^2 I) + (1 - rho) N(0, s_d^2 I), m_y a class mean as far out (in
+/// units of s_d) as the signal's mu_y are (in units of the signal std). The Bayes classifier
+/// then uses the distractor too and its gradient leaves the signal subspace; rho = 0 is the
+/// independent case above, value for value. Every function takes a
 /// `smoothing` sigma: the same quantity for p convolved with N(0, sigma^2 I) (the noise
 /// variance becomes s_n^2 + sigma^2), i.e. the exact target of a denoising score estimator.
 public struct SyntheticManifold: Sendable {
@@ -55,6 +64,9 @@ public struct SyntheticManifold: Sendable {
     public let classStds: [[Double]]
     public let distractorStd: Double
     public let noiseStd: Double
+    /// rho, and m_y in distractor coordinates (classCount x k_d; used only when rho > 0).
+    public let distractorCorrelation: Double
+    public let distractorMeans: [[Double]]
 
     public var signalDim: Int { signalColumns.count }
     public var distractorDim: Int { distractorColumns.count }
@@ -84,6 +96,31 @@ public struct SyntheticManifold: Sendable {
         classStds = stds
         distractorStd = config.distractorStd
         noiseStd = config.noiseStd
+        precondition(config.distractorCorrelation >= 0 && config.distractorCorrelation <= 1, "distractor correlation outside [0, 1]")
+        distractorCorrelation = config.distractorCorrelation
+        var meanRNG = RandomGenerator(seed: config.seed, stream: "synthetic/distractor-means")
+        distractorMeans = (0..<config.classCount).map { _ in
+            let v = (0..<config.distractorDim).map { _ in SyntheticManifold.normal(&meanRNG) }
+            let norm = Swift.max(v.reduce(0) { $0 + $1 * $1 }.squareRoot(), 1e-12)
+            return v.map { $0 / norm * config.classRadius * config.distractorStd / config.signalStd }
+        }
+    }
+
+    /// The class-dependent part of log p(z_d | y) with noise variance folded in, and the
+    /// weight r_y of the class component (the gradient of that part in cd is r_y m_y / distVar):
+    /// log(1 - rho + rho exp(a_y)), a_y = (cd . m_y - |m_y|^2 / 2) / distVar. Zero at rho = 0.
+    func distractorTerm(_ cd: [Double], label y: Int, distVar: Double) -> (log: Double, weight: Double) {
+        let rho = distractorCorrelation
+        guard rho > 0, distractorDim > 0 else { return (0, 0) }
+        let m = distractorMeans[y]
+        var dot = 0.0, mm = 0.0
+        for j in 0..<distractorDim { dot += cd[j] * m[j]; mm += m[j] * m[j] }
+        let a = (dot - mm / 2) / distVar
+        if rho == 1 { return (a, 1) }
+        let l0 = Glibc.log(1 - rho), l1 = Glibc.log(rho) + a
+        let top = Swift.max(l0, l1)
+        let lse = top + Glibc.log(exp(l0 - top) + exp(l1 - top))
+        return (lse, exp(l1 - lse))
     }
 
     // MARK: Closed forms, one point at a time (Double)
@@ -122,7 +159,7 @@ public struct SyntheticManifold: Sendable {
                 q += e * e / v
                 logDet += log(v)
             }
-            return shared - 0.5 * (q + logDet)
+            return shared - 0.5 * (q + logDet) + distractorTerm(cd, label: y, distVar: distVar).log
         }
     }
 
@@ -156,8 +193,9 @@ public struct SyntheticManifold: Sendable {
             let u = signalColumns[j]
             for i in 0..<dimension { g[i] += w * u[i] }
         }
+        let r = distractorTerm(cd, label: y, distVar: distVar).weight
         for j in 0..<distractorDim {
-            let w = cd[j] / noiseVar - cd[j] / distVar
+            let w = cd[j] / noiseVar - (cd[j] - r * (r > 0 ? distractorMeans[y][j] : 0)) / distVar
             let u = distractorColumns[j]
             for i in 0..<dimension { g[i] += w * u[i] }
         }
@@ -184,6 +222,27 @@ public struct SyntheticManifold: Sendable {
         return zip(a, b).map { $0 - $1 }
     }
 
+    /// The share of `g`'s squared norm in the signal subspace, ||U_s^T g||^2 / ||g||^2 (the
+    /// on-manifold fraction the oracle tangent space measures; 1 for a zero vector).
+    public func signalFraction(_ g: [Double]) -> Double {
+        let total = g.reduce(0) { $0 + $1 * $1 }
+        guard total > 0 else { return 1 }
+        var on = 0.0
+        for u in signalColumns {
+            var c = 0.0
+            for i in 0..<dimension { c += u[i] * g[i] }
+            on += c * c
+        }
+        return Swift.min(on / total, 1)
+    }
+
+    /// The exact Bayes classifier's on-manifold gradient fraction at `x` for class `y`:
+    /// `signalFraction` of grad_x log p(y | x). Exactly 1 when the distractor is independent of
+    /// the class; below 1 once it is not.
+    public func bayesSignalFraction(_ x: [Double], label y: Int) -> Double {
+        signalFraction(logPosteriorGradient(x, label: y))
+    }
+
     /// One sample of class `label`.
     public func sample(label: Int, rng: inout RandomGenerator) -> [Double] {
         var x = (0..<dimension).map { _ in noiseStd * SyntheticManifold.normal(&rng) }
@@ -191,8 +250,10 @@ public struct SyntheticManifold: Sendable {
             let z = classMeans[label][j] + classStds[label][j] * SyntheticManifold.normal(&rng)
             for i in 0..<dimension { x[i] += z * signalColumns[j][i] }
         }
+        // The coin is drawn only when it can matter, so rho = 0 keeps the stream of before.
+        let follows = distractorCorrelation > 0 && Double(rng.nextUInt64() >> 11) * 0x1p-53 < distractorCorrelation
         for j in 0..<distractorDim {
-            let z = distractorStd * SyntheticManifold.normal(&rng)
+            let z = (follows ? distractorMeans[label][j] : 0) + distractorStd * SyntheticManifold.normal(&rng)
             for i in 0..<dimension { x[i] += z * distractorColumns[j][i] }
         }
         return x
@@ -307,8 +368,8 @@ public final class SyntheticDataset: Dataset, SubspaceOracle {
         self.split = split
         let m = manifold ?? SyntheticManifold(config: config)
         self.manifold = m
-        info = DatasetInfo(name: "synthetic", sampleShape: config.shape, classCount: config.classCount,
-                           normalization: .identity)
+        info = DatasetInfo(name: "synthetic", sampleShape: config.shape, classCount: config.classCount, normalization: .identity,
+                           settings: config.distractorCorrelation == 0 ? [:] : [DataOption.correlation.name: String(config.distractorCorrelation)])
         let n = split == .train ? config.trainCount : config.testCount
         var labelRNG = RandomGenerator(seed: config.seed, stream: "synthetic/labels/\(split.rawValue)")
         var sampleRNG = RandomGenerator(seed: config.seed, stream: "synthetic/samples/\(split.rawValue)")

@@ -1,3 +1,4 @@
+import CJPEG
 import CPNG
 import Foundation
 import PAGTensor
@@ -226,6 +227,41 @@ extension Image {
     /// Reads a PNG file.
     public static func readPNG(_ path: String) throws -> Image {
         try decodePNG(try readFileBytes(path), file: path)
+    }
+
+    /// Decodes JPEG bytes (gray or colour, baseline or progressive) to 8-bit gray or RGB; a
+    /// corrupt or truncated file is an error naming `file`.
+    public static func decodeJPEG(_ bytes: [UInt8], file: String = "<memory>") throws -> Image {
+        var pixels: UnsafeMutablePointer<UInt8>?
+        var width: Int32 = 0, height: Int32 = 0, channels: Int32 = 0
+        var message = [CChar](repeating: 0, count: 256)
+        let status = bytes.withUnsafeBufferPointer { p in
+            cjpeg_decode(p.baseAddress, p.count, &pixels, &width, &height, &channels, &message, message.count)
+        }
+        guard status == 0, let pixels else {
+            throw FormatError(file: file, reason: "invalid JPEG: \(String(cString: message))")
+        }
+        defer { cjpeg_free(pixels) }
+        let count = Int(width) * Int(height) * Int(channels)
+        return Image(width: Int(width), height: Int(height), channels: Int(channels),
+                     pixels: Array(UnsafeBufferPointer(start: pixels, count: count)))
+    }
+
+    /// Reads a PNG or JPEG file, told apart by their signatures (not the file name).
+    public static func read(_ path: String) throws -> Image {
+        let bytes = try readFileBytes(path)
+        if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]) { return try decodePNG(bytes, file: path) }
+        if bytes.starts(with: [0xFF, 0xD8, 0xFF]) { return try decodeJPEG(bytes, file: path) }
+        throw FormatError(file: path, reason: "neither a PNG nor a JPEG file (its first bytes are no PNG or JPEG signature)")
+    }
+
+    /// The image in gray (ITU-R BT.601 luma of RGB; alpha dropped): `width * height` bytes.
+    public var grayPixels: [UInt8] {
+        if channels <= 2 { return stride(from: 0, to: pixels.count, by: channels).map { pixels[$0] } }
+        return stride(from: 0, to: pixels.count, by: channels).map { (i: Int) -> UInt8 in
+            let r = 299 * Int(pixels[i]), g = 587 * Int(pixels[i + 1]), b = 114 * Int(pixels[i + 2])
+            return UInt8((r + g + b + 500) / 1000)
+        }
     }
 
     /// A `data:image/png;base64,...` URL for `<img src=...>` in a self-contained HTML page.

@@ -105,6 +105,8 @@ public struct ResultIdentity: Codable, Equatable, Sendable {
         s["data_dir"] = config.dataDir
         s["train_limit"] = config.trainLimit.map(String.init)
         s["test_limit"] = config.testLimit.map(String.init)
+        // The data settings as the data set normalizes them (only those off their defaults).
+        for (k, v) in try DataSettings.options(data: config.data, dataDir: config.dataDir, settings: config.settings).given { s["data." + k] = v }
         return ResultIdentity(kind: "training", data: config.data, settings: s,
                               plugins: [try PluginIdentity(m, settings: ms), try PluginIdentity(o, settings: os)])
     }
@@ -121,7 +123,7 @@ public struct ResultIdentity: Codable, Equatable, Sendable {
         s["train_limit"] = config.trainLimit.map(String.init)
         s["lr_schedule"] = config.schedule.rawValue
         s["conv_algorithm"] = config.convAlgorithm
-        return ResultIdentity(kind: "estimator", data: data.name, settings: s, plugins: [try PluginIdentity(plugin, settings: full)])
+        return ResultIdentity(kind: "estimator", data: data.variantName, settings: s, plugins: [try PluginIdentity(plugin, settings: full)])
     }
 }
 

@@ -198,11 +198,18 @@ extension Measure {
         @Option(help: "Bootstrap resamples for the 95% intervals.") var bootstrap: Int = 1000
         @Option(help: "Seed of the bootstrap.") var seed: UInt64 = 0
         @Option(help: "Output folder (default: runs/DATA/dimension).") var out: String?
+        @Option(name: .customLong("set"), help: ArgumentHelp("A data setting (repeatable), e.g. distractor=images:DIR.", valueName: "key=value"))
+        var settings: [String] = []
         @Flag(help: "Print the result as JSON on standard output.") var json = false
 
         func run() throws {
             let outDir = out ?? "runs/\(data)/dimension"
-            let dataset = try DatasetCatalog.load(data, split: .train, dataDir: dataDir, seed: 0)
+            let given = try Setting.parse(settings)
+            let (_, rest) = DataSettings.split(given, data: data)
+            guard rest.isEmpty else {
+                throw CLIError("--set \(rest.map(\.description).joined(separator: ", ")): 'pag measure dimension' takes only data settings of '\(data)' (\(DatasetRegistry.standard.options(of: data).map(\.name).joined(separator: ", ")))")
+            }
+            let dataset = try DatasetCatalog.load(data, split: .train, dataDir: dataDir, seed: 0, settings: given)
             let r = try DimensionReport.measure(dataset, samples: samples, k: k, bootstrap: bootstrap, seed: seed)
             try r.write(to: outDir)
             func line(_ e: [IntrinsicDimension.Estimate]) -> String {

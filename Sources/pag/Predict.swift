@@ -60,7 +60,7 @@ struct Predict: ParsableCommand {
                 throw ValidationError("\(input) has shape \(x.shape); model '\(config.model)' takes N x \(model.inputShape.map(String.init).joined(separator: " x "))")
             }
         } else {
-            let test = try DatasetCatalog.load(config.data, split: .test, dataDir: config.dataDir, seed: config.seed)
+            let test = try DatasetCatalog.load(config.data, split: .test, dataDir: config.dataDir, seed: config.seed, settings: config.settings)
             x = test.batch(Array(0..<min(samples!, test.count))).images
             try NPY.write(NDArray(x), to: out.replacingOccurrences(of: ".npy", with: "") + ".inputs.npy")
         }

@@ -43,6 +43,9 @@ public struct ExperimentSpec: Sendable {
     public var name = "experiment"
     public var data = "fashion-mnist-distractor"
     public var dataDir: String?
+    /// Settings of the data set for every run (`data_set: {distractor_correlation: 0.5}`),
+    /// qualified with its name; a run's `set` and `sweep` may give data settings too.
+    public var dataSettings: [Setting] = []
     public var model = "lenet"
     public var modelSettings: [Setting] = []
     public var epochs = 1
@@ -184,6 +187,15 @@ public struct ExperimentSpec: Sendable {
         var isFolder: ObjCBool = false
         let base = FileManager.default.fileExists(atPath: source, isDirectory: &isFolder) && !isFolder.boolValue
             ? (source as NSString).deletingLastPathComponent : nil
+        dataSettings = try (r.settings("data_set") ?? []).map { s in
+            guard s.plugin == nil || s.plugin == data || s.plugin == DataSettings.qualifier else {
+                throw SpecError(description: "\(source): data_set.\(s.plugin!).\(s.key): data_set takes settings of the data set '\(data)' (write KEY: VALUE)")
+            }
+            return Self.resolvingFolders(Setting(plugin: data, key: s.key, value: s.value), relativeTo: base)
+        }
+        do { _ = try DataSettings.options(data: data, dataDir: dataDir, settings: dataSettings) } catch {
+            throw SpecError(description: "\(source): data_set: \(error)")
+        }
         (model, modelSettings) = ModelSource.resolve(model: model, settings: modelSettings.map { $0.qualified(model) }, relativeTo: base)
         epochs = try r.int("epochs", min: 1) ?? epochs
         batchSize = try r.int("batch_size", min: 1) ?? batchSize
@@ -221,13 +233,20 @@ public struct ExperimentSpec: Sendable {
             guard let obj = try rr.string("objective") else { throw SpecError(description: "\(source): runs[\(i)] needs an 'objective'") }
             var run = RunSpec(objective: obj)
             run.name = try rr.string("name")
-            run.settings = try rr.settings("set") ?? []
+            run.settings = try (rr.settings("set") ?? []).map { Self.resolvingFolders($0, relativeTo: base) }
             if let sweep = rr.take("sweep") {
                 guard case .object(let s) = sweep, s.count == 1, let (k, v) = s.first, case .array(let values) = v, !values.isEmpty else {
                     throw SpecError(description: "\(source): runs[\(i)].sweep must be one key with a list of values, e.g. {lambda: [1e-3, 1e-2]}")
                 }
                 run.sweepKey = k
                 run.sweepValues = try values.map { try Reader.value($0, "\(source): runs[\(i)].sweep.\(k)") }
+                if let key = try? Setting(parsing: k + "=0"), DataSettings.split([key], data: data).data.count == 1 {
+                    // A swept data setting: every value must be one the data set takes.
+                    for v in run.sweepValues {
+                        do { _ = try DataSettings.options(data: data, dataDir: dataDir, settings: [Setting(plugin: key.plugin, key: key.key, value: v)]) }
+                        catch { throw SpecError(description: "\(source): runs[\(i)].sweep.\(k): \(error)") }
+                    }
+                }
             }
             run.epochs = try rr.int("epochs", min: 1)
             run.trainLimit = try rr.int("train_limit", min: 1)
@@ -375,8 +394,11 @@ public struct ExperimentSpec: Sendable {
                 c.data = data; c.dataDir = dataDir; c.model = model; c.objective = r.objective
                 // model_set goes to the model, a run's set and sweep to its objective, unless
                 // qualified with a plugin's name.
-                c.settings = modelSettings.map { $0.qualified(model) } + r.settings.map { $0.qualified(r.objective) }
-                if let k = r.sweepKey, let v { c.settings.append(Setting(plugin: r.objective, key: k, value: v)) }
+                c.settings = dataSettings + modelSettings.map { $0.qualified(model) } + r.settings.map { owner($0, objective: r.objective) }
+                if let k = r.sweepKey, let v, var swept = try? Setting(parsing: k + "=") {
+                    swept.value = v
+                    c.settings.append(owner(swept, objective: r.objective))
+                }
                 c.epochs = r.epochs ?? epochs
                 c.batchSize = r.batchSize ?? batchSize
                 c.learningRate = r.learningRate ?? learningRate
@@ -386,14 +408,33 @@ public struct ExperimentSpec: Sendable {
                 c.testLimit = testLimit
                 c.convAlgorithm = convAlgorithm
                 var name = r.name ?? ([r.objective] + r.settings.map { $0.description.replacingOccurrences(of: "=", with: "") }).joined(separator: "-")
-                if let k = r.sweepKey, let v { name += "-\(k)\(v)" }
+                if let k = r.sweepKey, let v { name += "-\(k.split(separator: ".").last.map(String.init) ?? k)\(v)" }
                 let display = c.settings.map { s in
-                    (s.plugin == r.objective ? "objective." : s.plugin == model ? "model." : s.plugin.map { $0 + "." } ?? "") + "\(s.key)=\(s.value)"
+                    (s.plugin == r.objective ? "objective." : s.plugin == model ? "model." : s.plugin == data ? "data." : s.plugin.map { $0 + "." } ?? "") + "\(s.key)=\(s.value)"
                 }
                 out.append(Run(name: Self.safeName(name), group: Self.safeName(name), seed: seed, objective: r.objective, sweepKey: r.sweepKey,
                                sweepValue: v?.number, config: c, displaySettings: display))
             }
         }
+        return out
+    }
+
+    /// Who a run's `set` or `sweep` key belongs to: its qualifier (`data.` meaning the data
+    /// set), else the data set when it takes the key, else the run's objective.
+    func owner(_ s: Setting, objective: String) -> Setting {
+        if s.plugin == DataSettings.qualifier || (s.plugin == nil && DataSettings.isDataKey(s.key, of: data)) {
+            return Setting(plugin: data, key: s.key, value: s.value)
+        }
+        return s.qualified(objective)
+    }
+
+    /// `distractor: images:DIR` (or `cifar10:DIR`) with a relative DIR names a folder next to the
+    /// experiment file, as `model: m.onnx` does.
+    static func resolvingFolders(_ s: Setting, relativeTo base: String?) -> Setting {
+        guard s.key == DataOption.source.name, let base, case .text(let t) = s.value,
+              let colon = t.firstIndex(of: ":"), t[t.index(after: colon)...].first.map({ $0 != "/" }) ?? false else { return s }
+        var out = s
+        out.value = .text(String(t[...colon]) + ((base.isEmpty ? "." : base) as NSString).appendingPathComponent(String(t[t.index(after: colon)...])))
         return out
     }
 

@@ -128,7 +128,7 @@ public final class ExperimentRunner {
             catch { throw TrainingError.badConfig("measure.alignment.lpips: \(error)") }
         }
         if let lpips {
-            let info = try DatasetCache.load(spec.data, split: .test, dataDir: spec.dataDir).info
+            let info = try DatasetCache.load(spec.data, split: .test, dataDir: spec.dataDir, settings: spec.dataSettings).info
             do { try lpips.check(sampleShape: info.sampleShape) }
             catch { throw TrainingError.badConfig("measure.alignment.lpips: \(error)") }
         }
@@ -204,8 +204,8 @@ public final class ExperimentRunner {
     /// A fit task: trains and saves a learned estimator (a plain fit leaves nothing to keep, so
     /// the measurement tasks fit it again).
     func fit(_ t: ExperimentTask) throws {
-        let test = try DatasetCache.load(spec.data, split: .test, dataDir: spec.dataDir)
-        let train = try DatasetCache.load(spec.data, split: .train, dataDir: spec.dataDir)
+        let test = try DatasetCache.load(spec.data, split: .test, dataDir: spec.dataDir, settings: spec.dataSettings)
+        let train = try DatasetCache.load(spec.data, split: .train, dataDir: spec.dataDir, settings: spec.dataSettings)
         let (name, kind, settings, steps, fitSamples): (String, PluginKind, [Setting], Int, Int)
         if t.subject == "score", let a = spec.alignment { (name, kind, settings, steps, fitSamples) = (a.score, .score, a.settings, a.trainSteps, a.fitSamples) }
         else if let b = spec.robustness { (name, kind, settings, steps, fitSamples) = (b.manifold, .manifold, b.settings, b.trainSteps, b.fitSamples) }
@@ -281,7 +281,7 @@ public final class ExperimentRunner {
         try Stats.writeSummary(summary, outDir: outDir)
         try FileManager.default.createDirectory(atPath: outDir + "/report", withIntermediateDirectories: true)
         if spec.dimension {  // a property of the data, not of a run: measured here, once (0.2 s for 2,000 images)
-            let train = try DatasetCache.load(spec.data, split: .train, dataDir: spec.dataDir)
+            let train = try DatasetCache.load(spec.data, split: .train, dataDir: spec.dataDir, settings: spec.dataSettings)
             try DimensionReport.measure(train, samples: spec.dimensionSamples, seed: spec.seed).write(to: outDir + "/dimension")
         }
         var html = try Report.html(spec: spec, summary: summary, outDir: outDir)

@@ -116,7 +116,7 @@ public struct TaskGraph: Sendable {
         let runs = spec.expandedRuns()
         var tasks: [ExperimentTask] = []
         let runner = ExperimentRunner(spec: spec, outDir: outDir, registry: registry)
-        let test = try DatasetCache.load(spec.data, split: .test, dataDir: spec.dataDir)
+        let test = try DatasetCache.load(spec.data, split: .test, dataDir: spec.dataDir, settings: spec.dataSettings)
         let seed = runs.first?.config.seed ?? spec.seed
         var fits: [String] = []
         if let a = spec.alignment, let p = registry.plugins.first(where: { $0.name == a.score && $0.kind == .score }) {

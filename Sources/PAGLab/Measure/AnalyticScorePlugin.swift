@@ -27,7 +27,7 @@ enum AnalyticScorePlugin {
         }
         let name = String(cString: info.pointee.name)
         do {
-            guard let syn = try DatasetCache.load(name, split: .train, dataDir: nil) as? SyntheticDataset else {
+            guard let syn = try DatasetCache.loadLatest(name, split: .train) as? SyntheticDataset else {
                 return fail(ctx, "needs the synthetic data set; '\(name)' has no closed-form score")
             }
             me?.pointee = Unmanaged.passRetained(State(syn.manifold)).toOpaque()

@@ -146,7 +146,7 @@ public struct DimensionReport: Codable, Sendable {
         let images = dataset.batch(idx).images
         let flat = images.reshape([idx.count, -1])
         let all = IntrinsicDimension.estimate(flat, k: k, bootstrap: bootstrap, seed: seed)
-        var report = DimensionReport(data: dataset.info.name, samples: idx.count, ambientDimension: flat.shape[1], bootstrap: bootstrap,
+        var report = DimensionReport(data: dataset.info.variantName, samples: idx.count, ambientDimension: flat.shape[1], bootstrap: bootstrap,
                                      seed: seed, dataEstimates: [all.twoNN, all.mle], signal: nil, signalAmbientDimension: nil,
                                      signalEstimates: nil, wallTimeSeconds: 0)
         if let part = signalPart(dataset, images: flat, indices: idx) {

@@ -26,8 +26,9 @@ public final class MeasureSubject {
         guard samples >= 1 else { throw TrainingError.badConfig("--samples must be at least 1, got \(samples)") }
         self.directory = source.label
         config = try source.config()
-        let test = try DatasetCache.load(data ?? config.data, split: .test, dataDir: dataDir ?? config.dataDir)
-        let own = (data ?? config.data) == config.data ? test : try DatasetCache.load(config.data, split: .test, dataDir: config.dataDir)
+        let test = try DatasetCache.load(data ?? config.data, split: .test, dataDir: dataDir ?? config.dataDir, settings: config.settings)
+        let own = (data ?? config.data) == config.data ? test
+            : try DatasetCache.load(config.data, split: .test, dataDir: config.dataDir, settings: config.settings)
         let m = try source.model(config: config, data: own.info, registry: registry)
         model = m
         guard test.info.sampleShape == m.inputShape else {
@@ -49,17 +50,35 @@ public final class MeasureSubject {
     public var sampleShape: [Int] { Array(images.shape.dropFirst()) }
 }
 
-/// Data sets loaded once per process (a distractor set renders its letters when loaded).
+/// Data sets loaded once per process (a distractor set renders its letters when loaded), one per
+/// name, split, folder and data settings.
 public enum DatasetCache {
     nonisolated(unsafe) static var cache: [String: Dataset] = [:]
+    /// The folder and data settings of the variant of each name loaded last (what the analytic
+    /// score plugin, which sees only the name, reads).
+    nonisolated(unsafe) static var latest: [String: (dataDir: String?, settings: [Setting])] = [:]
     static let lock = NSLock()
-    public static func load(_ name: String, split: Split, dataDir: String?) throws -> Dataset {
-        let key = "\(name)|\(split.rawValue)|\(dataDir ?? "")"
+
+    public static func load(_ name: String, split: Split, dataDir: String?, settings: [Setting] = []) throws -> Dataset {
+        let own = DataSettings.split(settings, data: name).data
+        let key = "\(name)|\(split.rawValue)|\(dataDir ?? "")|\(own.map(\.description).sorted().joined(separator: ","))"
         lock.lock(); defer { lock.unlock() }
+        latest[name] = (dataDir, own)
         if let d = cache[key] { return d }
-        let d = try DatasetCatalog.load(name, split: split, dataDir: dataDir, seed: 0)
+        let d = try DatasetCatalog.load(name, split: split, dataDir: dataDir, seed: 0, settings: own)
         cache[key] = d
         return d
+    }
+
+    /// The `split` of the same variant as `info` (its name and recorded data settings).
+    public static func load(like info: DatasetInfo, split: Split, dataDir: String?) throws -> Dataset {
+        try load(info.name, split: split, dataDir: dataDir, settings: DataSettings.settings(of: info))
+    }
+
+    /// The `split` of the variant of `name` loaded last (the default variant when none was).
+    static func loadLatest(_ name: String, split: Split) throws -> Dataset {
+        lock.lock(); let l = latest[name]; lock.unlock()
+        return try load(name, split: split, dataDir: l?.dataDir, settings: l?.settings ?? [])
     }
 }
 
@@ -189,7 +208,7 @@ public enum MeasureRunner {
         }
         let c = try Measures.noiseRatio(model: s.model, images: s.images, masks: masks, stds: stds, draws: draws, seed: seed,
                                         progress: bar("noise-ratio", progress))
-        let r = NoiseRatioReport(checkpoint: s.directory, model: s.config.model, objective: s.config.objective, data: s.data.info.name,
+        let r = NoiseRatioReport(checkpoint: s.directory, model: s.config.model, objective: s.config.objective, data: s.data.info.variantName,
                                  samples: s.images.shape[0], draws: draws, seed: seed, stds: c.scales, signal: c.first,
                                  distractor: c.second, ratio: c.ratio, maxRatio: c.maxRatio, maxRatioStd: c.maxRatioScale)
         if let out {
@@ -280,7 +299,7 @@ public enum MeasureRunner {
         let ss = Measures.ssimPerImage(four(g), four(sc))
         let (cm, cs) = meanStd(cos), (sm, sd) = meanStd(ss)
         let lp = try lpips?.distance(Measures.maxAbsNormalizedRows(g), Measures.maxAbsNormalizedRows(sc))
-        var r = AlignmentReport(checkpoint: s.directory, model: s.config.model, objective: s.config.objective, data: s.data.info.name,
+        var r = AlignmentReport(checkpoint: s.directory, model: s.config.model, objective: s.config.objective, data: s.data.info.variantName,
                                 score: posterior ? score.name + ": s(x|y) - s(x)" : score.name, sigma: sigma,
                                 gradient: posterior ? "log-posterior" : classLogit ? "class-logit" : "sum-of-logits",
                                 samples: n, cosineMean: cm, cosineStd: cs, ssimMean: sm, ssimStd: sd,
@@ -339,7 +358,7 @@ public enum MeasureRunner {
             start = end
         }
         let (fm, fs) = meanStd(fractions)
-        let r = RobustnessReport(checkpoint: s.directory, model: s.config.model, objective: s.config.objective, data: s.data.info.name,
+        let r = RobustnessReport(checkpoint: s.directory, model: s.config.model, objective: s.config.objective, data: s.data.info.variantName,
                                  manifold: manifold.name, samples: n, draws: draws, seed: seed, eps: c.scales, onManifold: c.first,
                                  offManifold: c.second, ratio: c.ratio, maxRatio: c.maxRatio, maxRatioEps: c.maxRatioScale,
                                  gradientTangentFraction: fm, gradientTangentFractionStd: fs)
@@ -386,7 +405,7 @@ public enum MeasureRunner {
                                    training: EstimatorTrainingConfig? = nil, settings: [Setting] = [],
                                    checkpoint: String? = nil) throws -> ScoreSource {
         let p = try registry.plugin(named: name, kind: .score)
-        let train = try DatasetCache.load(s.data.info.name, split: .train, dataDir: s.config.dataDir)
+        let train = try DatasetCache.load(like: s.data.info, split: .train, dataDir: s.config.dataDir)
         let cfg = training ?? EstimatorTrainingConfig(steps: 500, seed: s.config.seed)
         let inst = try LearnedEstimator.prepare(p, settings: settings, data: train, config: cfg, checkpoint: checkpoint,
                                                 fitSamples: fitSamples, log: log, progress: estimatorBar(name, cfg.steps))
@@ -409,7 +428,7 @@ public enum MeasureRunner {
                                       training: EstimatorTrainingConfig? = nil, settings: [Setting] = [],
                                       checkpoint: String? = nil) throws -> TangentSource {
         let p = try registry.plugin(named: name, kind: .manifold)
-        let train = try DatasetCache.load(s.data.info.name, split: .train, dataDir: s.config.dataDir)
+        let train = try DatasetCache.load(like: s.data.info, split: .train, dataDir: s.config.dataDir)
         let inst: PluginInstance
         let basis = (train as? SubspaceOracle)?.signalBasis
         let cfg = training ?? EstimatorTrainingConfig(steps: 500, seed: s.config.seed)

@@ -93,14 +93,15 @@ public enum Evaluation {
                            registry: PluginRegistry) throws -> EvaluationResult {
         let config = try source.config()
         let model = try loadModel(source, config: config, registry: registry)
-        var test = try DatasetCatalog.load(data ?? config.data, split: .test, dataDir: dataDir ?? config.dataDir, seed: config.seed)
+        var test = try DatasetCatalog.load(data ?? config.data, split: .test, dataDir: dataDir ?? config.dataDir, seed: config.seed,
+                                           settings: config.settings)
         if let n = limit, n < test.count { test = DatasetSubset(test, indices: Array(0..<n)) }
         guard test.info.sampleShape == model.inputShape else {
             throw TrainingError.badConfig("model '\(config.model)' takes input \(ModelFactory.shapeText(model.inputShape)) but data set '\(test.info.name)' has \(ModelFactory.shapeText(test.info.sampleShape))")
         }
         guard test.count > 0 else { throw TrainingError.badConfig("data set '\(test.info.name)' has no test images to evaluate") }
         let acc = try Evaluator.accuracy(model: model, data: test)
-        return EvaluationResult(checkpoint: source.directory.map { $0 + "/checkpoint.safetensors" } ?? source.label, model: config.model, data: test.info.name,
+        return EvaluationResult(checkpoint: source.directory.map { $0 + "/checkpoint.safetensors" } ?? source.label, model: config.model, data: test.info.variantName,
                                 samples: test.count, accuracy: acc)
     }
 
@@ -113,7 +114,7 @@ public enum Evaluation {
     /// With `data`, for samples it describes instead (an input file without a data set).
     public static func loadModel(_ source: ModelSource, config: TrainingConfig, data: DatasetInfo? = nil,
                                  registry: PluginRegistry) throws -> PluginInstance {
-        let info = try data ?? DatasetCatalog.load(config.data, split: .test, dataDir: config.dataDir, seed: config.seed).info
+        let info = try data ?? DatasetCatalog.load(config.data, split: .test, dataDir: config.dataDir, seed: config.seed, settings: config.settings).info
         return try source.model(config: config, data: info, registry: registry)
     }
 }

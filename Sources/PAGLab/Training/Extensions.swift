@@ -18,10 +18,11 @@ extension Array where Element == Setting {
 
 /// The data sets the trainer knows, by name.
 public enum DatasetCatalog {
-    /// Loads a split. The data itself does not depend on the training seed: a distractor set's
-    /// letters are the same for every run, so runs with different seeds see the same data.
-    public static func load(_ name: String, split: Split, dataDir: String?, seed: UInt64) throws -> Dataset {
-        try DatasetRegistry.standard.load(name, split: split, options: DataOptions(dataDir: dataDir, dataSeed: 0))
+    /// Loads a split, with the data settings among `settings` (`DataSettings`). The data itself
+    /// does not depend on the training seed: a distractor set's letters are the same for every
+    /// run, so runs with different seeds see the same data.
+    public static func load(_ name: String, split: Split, dataDir: String?, seed: UInt64, settings: [Setting] = []) throws -> Dataset {
+        try DatasetRegistry.standard.load(name, split: split, options: DataSettings.options(data: name, dataDir: dataDir, settings: settings))
     }
 }
 

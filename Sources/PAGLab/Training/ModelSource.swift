@@ -7,7 +7,9 @@ import PAGTensor
 /// (its configuration and checkpoint), or a model plugin created from its own settings without a
 /// checkpoint: an imported model (`--model m.onnx`) whose weights are in its file.
 public enum ModelSource {
-    case checkpoint(String)
+    /// A `pag train` folder; `dataSettings` (from `--set`) replace the data settings it was
+    /// trained with, to evaluate or measure it on another variant of its data.
+    case checkpoint(String, dataSettings: [Setting] = [])
     case imported(TrainingConfig)
 
     /// `--model PATH.onnx` is the `onnx` plugin with `onnx.file=PATH` (made absolute, relative to
@@ -28,8 +30,14 @@ public enum ModelSource {
     public static func from(checkpoint: String?, model: String?, settings: [String], data: String?, dataDir: String?) throws -> ModelSource {
         switch (checkpoint, model) {
         case (let dir?, nil):
-            guard settings.isEmpty else { throw TrainingError.badConfig("--set goes with --model; a checkpoint folder keeps the settings it was trained with") }
-            return .checkpoint(dir)
+            guard !settings.isEmpty else { return .checkpoint(dir) }
+            let given = try Setting.parse(settings)
+            let measured = try data ?? Trainer.savedConfig(in: dir).data
+            let (dataPart, rest) = DataSettings.split(given, data: measured)
+            guard rest.isEmpty else {
+                throw TrainingError.badConfig("--set \(rest.map(\.description).joined(separator: ", ")): a checkpoint folder keeps the model and objective settings it was trained with; with --checkpoint, --set takes only data settings of '\(measured)' (\(DatasetRegistry.standard.options(of: measured).map(\.name).joined(separator: ", ").nonEmpty ?? "it takes none"))")
+            }
+            return .checkpoint(dir, dataSettings: dataPart)
         case (nil, let m?):
             var config = TrainingConfig()
             (config.model, config.settings) = resolve(model: m, settings: try Setting.parse(settings))
@@ -44,21 +52,24 @@ public enum ModelSource {
     /// The training configuration: the folder's saved one, or the imported model's.
     public func config() throws -> TrainingConfig {
         switch self {
-        case .checkpoint(let dir): return try Trainer.savedConfig(in: dir)
+        case .checkpoint(let dir, let dataSettings):
+            var c = try Trainer.savedConfig(in: dir)
+            if !dataSettings.isEmpty { c.settings = DataSettings.split(c.settings, data: c.data).plugins + dataSettings }
+            return c
         case .imported(let c): return c
         }
     }
 
     /// The checkpoint folder, if any.
     public var directory: String? {
-        if case .checkpoint(let d) = self { return d }
+        if case .checkpoint(let d, _) = self { return d }
         return nil
     }
 
     /// What reports name as the model's origin: the checkpoint file or the model's file.
     public var label: String {
         switch self {
-        case .checkpoint(let d): return d
+        case .checkpoint(let d, _): return d
         case .imported(let c):
             return c.settings.first { $0.key == "file" && ($0.plugin == nil || $0.plugin == c.model) }?.value.description ?? c.model
         }
@@ -76,4 +87,9 @@ public enum ModelSource {
         }
         return model
     }
+}
+
+extension String {
+    /// nil for the empty string (for "a list, or else a phrase").
+    var nonEmpty: String? { isEmpty ? nil : self }
 }

@@ -170,7 +170,7 @@ public final class Trainer {
         metrics.identity = identity
         metrics.modelHyperparameters = setup.model.config.textValues
         metrics.objectiveHyperparameters = setup.objective.config.textValues
-        metrics.data = ["name": setup.train.info.name, "train_samples": String(setup.train.count),
+        metrics.data = ["name": setup.train.info.variantName, "train_samples": String(setup.train.count),
                         "test_samples": String(setup.test.count), "normalization": setup.train.info.normalization.description,
                         "sample_shape": setup.train.info.sampleShape.map(String.init).joined(separator: "x")]
 
@@ -353,8 +353,8 @@ struct TrainingSetup {
         let modelPlugin = try registry.plugin(named: config.model, kind: .model)
         let objectivePlugin = try registry.plugin(named: config.objective, kind: .objective)
         let (ms, os) = try config.routedSettings(model: modelPlugin, objective: objectivePlugin)
-        var train = try DatasetCatalog.load(config.data, split: .train, dataDir: config.dataDir, seed: config.seed)
-        var test = try DatasetCatalog.load(config.data, split: .test, dataDir: config.dataDir, seed: config.seed)
+        var train = try DatasetCatalog.load(config.data, split: .train, dataDir: config.dataDir, seed: config.seed, settings: config.settings)
+        var test = try DatasetCatalog.load(config.data, split: .test, dataDir: config.dataDir, seed: config.seed, settings: config.settings)
         if let n = config.trainLimit, n < train.count { train = DatasetSubset(train, indices: Array(0..<n)) }
         if let n = config.testLimit, n < test.count { test = DatasetSubset(test, indices: Array(0..<n)) }
         self.train = train; self.test = test

@@ -61,11 +61,17 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     }
 
     /// The settings routed to the model and the objective (`Setting.route`), each checked
-    /// against its plugin's hyperparameters. An unknown, ambiguous or bad setting is an error
-    /// listing the valid keys.
+    /// against its plugin's hyperparameters; the data set's settings (`DataSettings`) are
+    /// checked against the data set. An unknown, ambiguous or bad setting is an error listing
+    /// the valid keys.
     public func routedSettings(model: Plugin, objective: Plugin) throws -> (model: [Setting], objective: [Setting]) {
+        let keys = Set((model.hyperparameters + objective.hyperparameters).map(\.name))
+        let (dataPart, pluginPart) = DataSettings.split(settings, data: data, pluginKeys: keys)
+        do { _ = try DataSettings.options(data: data, dataDir: dataDir, settings: dataPart) } catch {
+            throw TrainingError.badConfig("--set: \(error)")
+        }
         do {
-            let r = try Setting.route(settings, to: [model, objective])
+            let r = try Setting.route(pluginPart, to: [model, objective])
             _ = try HyperparameterValues(plugin: model.name, specs: model.hyperparameters, settings: r[0])
             _ = try HyperparameterValues(plugin: objective.name, specs: objective.hyperparameters, settings: r[1])
             return (r[0], r[1])
