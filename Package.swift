@@ -103,7 +103,9 @@ let package = Package(
         // Loads libPAGModels.so and libPAGObjectives.so from the build folder (swift build builds them).
         .testTarget(name: "PAGPluginsTests", dependencies: ["PAGLab", "PAGTensor", "pag", "PAGTestSupport"], path: "Tests/PAGPluginsTests"),
         // The torch cross-check runs only where /work/venv-torch or $PAG_TORCH_PYTHON exists.
-        .testTarget(name: "PAGFormatsTests", dependencies: ["PAGFormats", "PAGTestSupport"], path: "Tests/PAGFormatsTests"),
+        // Fixtures/ holds JPEGs and the PNGs of the same pixels (scripts/jpeg_fixture.py).
+        .testTarget(name: "PAGFormatsTests", dependencies: ["PAGFormats", "PAGTestSupport"], path: "Tests/PAGFormatsTests",
+                    exclude: ["Fixtures"]),
         .testTarget(name: "PAGTrainingTests", dependencies: ["PAGLab", "PAGData", "PAGFormats", "PAGTensor", "PAGTestSupport"], path: "Tests/PAGTrainingTests"),
         // Loads libPAGManifolds.so from the build folder: oracle / pca / autoencoder on the synthetic set.
         .testTarget(name: "PAGManifoldTests", dependencies: ["PAGLab", "PAGData", "PAGTensor", "PAGTestSupport"], path: "Tests/PAGManifoldTests"),

@@ -26,7 +26,7 @@ struct MeasureCommon: ParsableArguments {
     @OptionGroup var paths: PluginPathOptions
     @Option(help: "A folder written by pag train.") var checkpoint: String?
     @Option(help: "Instead of --checkpoint: a model plugin or an ONNX file (PATH.onnx) with its own weights (give --data too).") var model: String?
-    @Option(name: .customLong("set"), help: ArgumentHelp("With --model: a hyperparameter of the model (repeatable), e.g. onnx.input_range=0,1.", valueName: "[plugin.]key=value"))
+    @Option(name: .customLong("set"), help: ArgumentHelp("A data setting (distractor_correlation=0.5; with --checkpoint it replaces the one trained with), or with --model a hyperparameter of the model (repeatable), e.g. onnx.input_range=0,1.", valueName: "[plugin.]key=value"))
     var settings: [String] = []
     @Option(help: "Measure on the first N test images.") var samples: Int = 500
     @Option(help: "Data set (default: the one the model was trained on).") var data: String?
@@ -198,17 +198,14 @@ extension Measure {
         @Option(help: "Bootstrap resamples for the 95% intervals.") var bootstrap: Int = 1000
         @Option(help: "Seed of the bootstrap.") var seed: UInt64 = 0
         @Option(help: "Output folder (default: runs/DATA/dimension).") var out: String?
-        @Option(name: .customLong("set"), help: ArgumentHelp("A data setting (repeatable), e.g. distractor=images:DIR.", valueName: "key=value"))
+        @Option(name: .customLong("set"), help: ArgumentHelp("A data setting (repeatable): distractor_correlation=RHO (distractor sets, synthetic), distractor=letters|images:DIR|cifar10:DIR (distractor sets).", valueName: "key=value"))
         var settings: [String] = []
         @Flag(help: "Print the result as JSON on standard output.") var json = false
 
         func run() throws {
             let outDir = out ?? "runs/\(data)/dimension"
             let given = try Setting.parse(settings)
-            let (_, rest) = DataSettings.split(given, data: data)
-            guard rest.isEmpty else {
-                throw CLIError("--set \(rest.map(\.description).joined(separator: ", ")): 'pag measure dimension' takes only data settings of '\(data)' (\(DatasetRegistry.standard.options(of: data).map(\.name).joined(separator: ", ")))")
-            }
+            _ = try DataSettings.onlyData(given, data: data, context: "'pag measure dimension' takes only data settings")
             let dataset = try DatasetCatalog.load(data, split: .train, dataDir: dataDir, seed: 0, settings: given)
             let r = try DimensionReport.measure(dataset, samples: samples, k: k, bootstrap: bootstrap, seed: seed)
             try r.write(to: outDir)

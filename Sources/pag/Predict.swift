@@ -23,7 +23,7 @@ struct Predict: ParsableCommand {
     @OptionGroup var paths: PluginPathOptions
     @Option(help: "A folder written by pag train.") var checkpoint: String?
     @Option(help: "Instead of --checkpoint: a model plugin or an ONNX file (PATH.onnx) with its own weights.") var model: String?
-    @Option(name: .customLong("set"), help: ArgumentHelp("With --model: a hyperparameter of the model (repeatable).", valueName: "[plugin.]key=value"))
+    @Option(name: .customLong("set"), help: ArgumentHelp("A data setting (with --checkpoint it replaces the one trained with), or with --model a hyperparameter of the model (repeatable).", valueName: "[plugin.]key=value"))
     var settings: [String] = []
     @Option(help: "With --model: the data set whose sample shape and classes the model is made for (default: the --input file's sample shape, else fashion-mnist).") var data: String?
     @Option(help: "Folder with the data set's files.") var dataDir: String?

@@ -28,7 +28,7 @@ struct Train: ParsableCommand {
     @Option(help: "Model plugin (see pag plugins list), or an ONNX file (PATH.onnx: the onnx plugin with onnx.file=PATH; docs/models-from-pytorch.md).") var model: String = "lenet"
     @Option(help: "Objective plugin: ce, gradnorm, smoothness, randomized-smoothing, pgd-l2, or any loaded one.")
     var objective: String = "ce"
-    @Option(name: .customLong("set"), help: ArgumentHelp("Hyperparameter of the model or objective (repeatable): KEY=VALUE goes to the plugin that declares KEY; write PLUGIN.KEY=VALUE (e.g. lenet.width=4) when both do.", valueName: "[plugin.]key=value"))
+    @Option(name: .customLong("set"), help: ArgumentHelp("Hyperparameter of the model or objective, or a data setting (repeatable): KEY=VALUE goes to the plugin that declares KEY, or to the data set when it takes KEY (distractor_correlation=0.5, distractor=images:DIR); write PLUGIN.KEY=VALUE (e.g. lenet.width=4, data.distractor=cifar10:DIR) when both do.", valueName: "[plugin.]key=value"))
     var settings: [String] = []
     @Option(help: "Passes over the training set.") var epochs: Int = 1
     @Option(help: "Samples per step.") var batchSize: Int = 64
@@ -83,7 +83,7 @@ struct Eval: ParsableCommand {
     @OptionGroup var paths: PluginPathOptions
     @Option(help: "A folder written by pag train.") var checkpoint: String?
     @Option(help: "Instead of --checkpoint: a model plugin or an ONNX file (PATH.onnx) with its own weights.") var model: String?
-    @Option(name: .customLong("set"), help: ArgumentHelp("With --model: a hyperparameter of the model (repeatable), e.g. onnx.input_range=0,1.", valueName: "[plugin.]key=value"))
+    @Option(name: .customLong("set"), help: ArgumentHelp("A data setting (distractor_correlation=0.5; with --checkpoint it replaces the one trained with), or with --model a hyperparameter of the model (repeatable), e.g. onnx.input_range=0,1.", valueName: "[plugin.]key=value"))
     var settings: [String] = []
     @Option(help: "Data set (default: the one it was trained on).") var data: String?
     @Option(help: "Folder with the data set's files.") var dataDir: String?

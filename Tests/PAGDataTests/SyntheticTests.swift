@@ -36,7 +36,8 @@ final class SyntheticTests: XCTestCase {
     }
 
     /// log p(x | y) computed the slow way: the dense covariance and its Cholesky factor.
-    func denseClassLogLikelihood(_ m: SyntheticManifold, _ x: [Double], _ y: Int, smoothing: Double) -> Double {
+    /// With `shifted`, the distractor coordinates' mean is the class's (`distractorMeans[y]`).
+    func denseClassLogLikelihood(_ m: SyntheticManifold, _ x: [Double], _ y: Int, smoothing: Double, shifted: Bool = false) -> Double {
         let d = m.dimension
         let nv = m.noiseStd * m.noiseStd + smoothing * smoothing
         var cov = [Double](repeating: 0, count: d * d)
@@ -51,6 +52,7 @@ final class SyntheticTests: XCTestCase {
         }
         var mean = [Double](repeating: 0, count: d)
         for (j, u) in m.signalColumns.enumerated() { for a in 0..<d { mean[a] += m.classMeans[y][j] * u[a] } }
+        if shifted { for (j, u) in m.distractorColumns.enumerated() { for a in 0..<d { mean[a] += m.distractorMeans[y][j] * u[a] } } }
         // Cholesky cov = L L^T, then solve L z = x - mean.
         var l = [Double](repeating: 0, count: d * d)
         for i in 0..<d {
@@ -84,6 +86,32 @@ final class SyntheticTests: XCTestCase {
         }
     }
 
+    func testCorrelatedDistractorIsTheStatedMixture() {
+        // p(x | y) = rho N(x; shifted mean) + (1 - rho) N(x; unshifted mean), each dense.
+        for rho in [0.3, 1.0] {
+            var c = smallConfig()
+            c.distractorCorrelation = rho
+            let m = SyntheticManifold(config: c)
+            var rng = RandomGenerator(seed: 1, stream: "test points")
+            for t in 0..<5 {
+                let x = m.sample(label: t % 4, rng: &rng)
+                for s in [0.0, 0.3] {
+                    let joint = m.classLogJoint(x, smoothing: s)
+                    for y in 0..<4 {
+                        let a = log(rho) + denseClassLogLikelihood(m, x, y, smoothing: s, shifted: true)
+                        let b = rho == 1 ? -Double.infinity : log(1 - rho) + denseClassLogLikelihood(m, x, y, smoothing: s)
+                        let hi = max(a, b)
+                        XCTAssertEqual(joint[y], hi + log(exp(a - hi) + exp(b - hi)) - log(4.0), accuracy: 1e-9)
+                    }
+                }
+            }
+            // The distractor means differ by class and have the stated norm.
+            let norm = m.distractorMeans[0].map { $0 * $0 }.reduce(0, +).squareRoot()
+            XCTAssertEqual(norm, c.classRadius * c.distractorStd / c.signalStd, accuracy: 1e-9)
+            XCTAssertNotEqual(m.distractorMeans[0], m.distractorMeans[1])
+        }
+    }
+
     func testPosteriorIsNormalizedExpOfClassLogJoint() {
         let m = SyntheticManifold(config: smallConfig())
         var rng = RandomGenerator(seed: 2, stream: "test points")
@@ -114,7 +142,13 @@ final class SyntheticTests: XCTestCase {
     }
 
     func testScoreMatchesFiniteDifferencesOfLogDensity() {
-        let m = SyntheticManifold(config: smallConfig())
+        for rho in [0.0, 0.5] { checkScoresAgainstFiniteDifferences(rho: rho) }
+    }
+
+    func checkScoresAgainstFiniteDifferences(rho: Double) {
+        var c = smallConfig()
+        c.distractorCorrelation = rho
+        let m = SyntheticManifold(config: c)
         var rng = RandomGenerator(seed: 3, stream: "test points")
         for t in 0..<4 {
             // Points on the data and a bit off it (where the mixture weights matter most).

@@ -28,6 +28,21 @@ public enum DataSettings {
         return (ours, rest)
     }
 
+    /// The data settings among `settings` where a command takes nothing else (`--checkpoint`,
+    /// `pag measure dimension`): each is checked against what `data` takes, and a setting that is
+    /// no data set's is an error saying why (`context`) the command refuses it.
+    public static func onlyData(_ settings: [Setting], data: String, context: String,
+                                registry: DatasetRegistry = .standard) throws -> [Setting] {
+        let (ours, rest) = split(settings, data: data, pluginKeys: [], registry: registry)
+        if let bad = rest.first {
+            let takes = registry.options(of: data).map(\.name)
+            throw DataError("--set \(bad): \(context); '\(data)' takes "
+                + (takes.isEmpty ? "no data settings" : takes.joined(separator: ", ")))
+        }
+        _ = try options(data: data, dataDir: nil, settings: ours, registry: registry)
+        return ours
+    }
+
     /// The loader options of `data`: its folder and the data settings among `settings`, each
     /// checked (a setting the data set does not take, or a bad value, is an error naming it).
     public static func options(data: String, dataDir: String?, settings: [Setting],

@@ -33,10 +33,8 @@ public enum ModelSource {
             guard !settings.isEmpty else { return .checkpoint(dir) }
             let given = try Setting.parse(settings)
             let measured = try data ?? Trainer.savedConfig(in: dir).data
-            let (dataPart, rest) = DataSettings.split(given, data: measured)
-            guard rest.isEmpty else {
-                throw TrainingError.badConfig("--set \(rest.map(\.description).joined(separator: ", ")): a checkpoint folder keeps the model and objective settings it was trained with; with --checkpoint, --set takes only data settings of '\(measured)' (\(DatasetRegistry.standard.options(of: measured).map(\.name).joined(separator: ", ").nonEmpty ?? "it takes none"))")
-            }
+            let dataPart = try DataSettings.onlyData(given, data: measured, context:
+                "a checkpoint folder keeps the model and objective settings it was trained with; with --checkpoint, --set takes only data settings")
             return .checkpoint(dir, dataSettings: dataPart)
         case (nil, let m?):
             var config = TrainingConfig()
@@ -87,9 +85,4 @@ public enum ModelSource {
         }
         return model
     }
-}
-
-extension String {
-    /// nil for the empty string (for "a list, or else a phrase").
-    var nonEmpty: String? { isEmpty ? nil : self }
 }
