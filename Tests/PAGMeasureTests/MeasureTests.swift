@@ -71,6 +71,15 @@ final class MeasureTests: XCTestCase {
         let x = randomImages(400, [1, h, w], seed: 4)
         let c = try Measures.noiseRatio(model: model, images: x, masks: topMasks(400, h: h, w: w), draws: 2)
         for (k, r) in c.ratio.enumerated() { XCTAssertEqual(r, 1, accuracy: 0.15, "std \(c.scales[k])") }
+        // The per-image changes at the maximum (what the reports resample) average to the curves
+        // there, over more than one chunk of images.
+        for curves in [c, try Measures.noiseRatio(model: model, images: x, masks: topMasks(400, h: h, w: w), draws: 2, chunk: 150)] {
+            let best = curves.scales.firstIndex(of: curves.maxRatioScale)!
+            XCTAssertEqual(curves.firstAtMax.count, 400)
+            XCTAssertEqual(curves.firstAtMax.reduce(0, +) / 400, curves.first[best], accuracy: 1e-9)
+            XCTAssertEqual(curves.secondAtMax.reduce(0, +) / 400, curves.second[best], accuracy: 1e-9)
+            XCTAssertGreaterThan(Set(curves.firstAtMax).count, 100, "values per image, not one copied")
+        }
     }
 
     func testCurvesOfATwoClassModelRiseWithTheNoise() throws {

@@ -46,13 +46,16 @@ public enum Report {
         }
         let ceName = baselineRun(runs, baseline)?.groupName
         let ce = groups.first { $0.name == ceName }
-        if let ce, let baseNR = Stats.perSeed(ce.runs, { $0.noiseRatio?.maxRatio }) {
-            let others = groups.filter { $0.name != ce.name }.compactMap { g in Stats.perSeed(g.runs, { $0.noiseRatio?.maxRatio }).map { (g.name, $0) } }
-            let baseMean = Stats.bootstrap([baseNR]) { $0 }[0]
+        if let ce, let baseNR = Stats.noiseRatioCurves(ce.runs) {
+            let others = groups.filter { $0.name != ce.name }.compactMap { g in Stats.noiseRatioCurves(g.runs).map { (g.name, $0) } }
+            let baseMean = Stats.bootstrap(baseNR) { [Stats.noiseRatio($0)] }[0]
             var parts: [String] = [], above: [String] = [], near: [String] = []
             for (name, v) in others {
-                // Above by 25%: the interval of other - 1.25 x baseline, paired by seed, excludes zero.
-                let r = Stats.bootstrap([v, baseNR]) { m in [m[0], m[0] - 1.25 * m[1]] }
+                // Above by 25%: the interval of other - 1.25 x baseline, paired by seed and image, excludes zero.
+                let r = Stats.bootstrap(v + baseNR) { m in
+                    let other = Stats.noiseRatio(Array(m[0..<2])), base = Stats.noiseRatio(Array(m[2..<4]))
+                    return [other, other - 1.25 * base]
+                }
                 parts.append("\(name) \(r[0].text("%.2f"))")
                 if r[1].excludesZeroAbove { above.append(name) }
                 else if r[1].mean > 0 { near.append("\(name) (\(r[1].text("%.2f", signed: true)))") }
@@ -63,7 +66,7 @@ public enum Report {
                     ? "No model's noise ratio is shown (95%) to be 25% above the baseline's: the paper's effect does not appear at this training budget."
                     : "Shown (95%) to be 25% above the baseline: " + above.joined(separator: ", ") + ". These models react less to the distractor than to the object, as the paper finds for robust models."
                 if !near.isEmpty {
-                    line += " Not shown: " + near.joined(separator: ", ") + " (ratio − 1.25 × baseline\(seedCounts.max() == 1 ? "; one seed: no interval" : ""))."
+                    line += " Not shown: " + near.joined(separator: ", ") + " (ratio − 1.25 × baseline\(seedCounts.max() == 1 && Stats.noiseRatioValues(ce.runs) == nil ? "; one seed: no interval" : ""))."
                 }
                 out.append(line)
             }
@@ -114,12 +117,51 @@ public enum Report {
                 out.append("\(key): alignment (\(metric)) does not rise then fall over this sweep (\(values)): the largest mean is at an end.")
             }
         }
+        out += dataSweepFindings(groups)
         let cosines = runs.compactMap { $0.alignment?.cosineMean }
         if cosines.count >= 2 && cosines.allSatisfy({ $0 < 0 }) {
             out.append("The gradient-score cosine is negative for every model: at a clean test image the score and the gradient point in partly opposite directions, so the raw cosine says little here; the similarity of the normalized maps (SSIM, LPIPS) compares their structure, as the paper does.")
         }
         if let a = runs.first(where: { $0.alignment != nil })?.alignment, a.score.hasPrefix("empirical") {
             out.append("The score is the smoothed-empirical one: for a test image it points to the nearest training images, so cosines near 0 are expected for every model; a learned score (score: denoiser) is needed for alignment to say more.")
+        }
+        return out
+    }
+
+    /// Sweeps over a data setting (docs/examples/break-condition.yaml sweeps
+    /// distractor_correlation): the noise ratio and the on-manifold gradient fraction at each
+    /// value, and whether each is shown (95%, paired bootstrap) to fall from the first value to
+    /// the last. The paper predicts both fall once the distractor carries the label.
+    static func dataSweepFindings(_ groups: [(name: String, runs: [RunResult])]) -> [String] {
+        let swept = groups.filter { g in g.runs[0].sweepValue != nil && g.runs[0].sweepKey.map { DataSettings.isDataSetting($0) } == true }
+        let bySweep = Dictionary(grouping: swept) { "\($0.runs[0].objective) \($0.runs[0].sweepKey!)" }
+        var out: [String] = []
+        for key in bySweep.keys.sorted() {
+            let g = bySweep[key]!.sorted { $0.runs[0].sweepValue! < $1.runs[0].sweepValue! }
+            guard g.count >= 2 else { continue }
+            let setting = g[0].runs[0].sweepKey!
+            /// "name v0: m [lo, hi], ...; falls from first to last (first − last d [..]): verdict".
+            func line(_ name: String, _ fmt: String, _ curves: [[Stats.Values]], _ metric: @escaping ([Double]) -> Double, note: (Double) -> String) -> String {
+                let width = curves[0].count, k = curves.count
+                let flat = curves.flatMap { $0 }
+                func at(_ m: [Double], _ i: Int) -> Double { metric(Array(m[(i * width)..<((i + 1) * width)])) }
+                let means = Stats.bootstrap(flat) { m in (0..<k).map { at(m, $0) } }
+                let drop = Stats.bootstrap(flat) { m in [at(m, 0) - at(m, k - 1)] }[0]
+                let values = zip(g, means).map { String(format: "%g: ", $0.runs[0].sweepValue!) + $1.text(fmt) }.joined(separator: ", ")
+                let falls = drop.excludesZeroAbove
+                let trend = drop.mean > 0 ? "falls" : "does not fall"
+                return "\(key): \(name) \(values); \(trend) from \(setting) \(String(format: "%g", g[0].runs[0].sweepValue!)) to \(String(format: "%g", g[k - 1].runs[0].sweepValue!)) (first − last \(drop.text(fmt, signed: true))): \(verdict(falls, drop.low != nil))\(note(means[k - 1].mean))."
+            }
+            let ratios = g.compactMap { Stats.noiseRatioCurves($0.runs) }
+            if ratios.count == g.count {
+                out.append(line("noise ratio", "%.2f", ratios, Stats.noiseRatio) { last in
+                    last < 1 ? "; at the last value below 1: the model reacts more to the distractor than to the object, which now predicts the label too" : ""
+                })
+            }
+            let fractions = g.compactMap { Stats.tangentFractionValues($0.runs) ?? Stats.perSeed($0.runs, { $0.robustness?.gradientTangentFraction }) }
+            if fractions.count == g.count {
+                out.append(line("on-manifold gradient fraction", "%.3f", fractions.map { [$0] }, { $0[0] }) { _ in "" })
+            }
         }
         return out
     }
@@ -184,7 +226,7 @@ public enum Report {
         }
         h += "</table>\n"
         h += """
-        <p class="note">\(seeded ? "Each cell: the mean over the training seeds, below it the 95% interval (bootstrap over seeds and test images for cosine, SSIM and LPIPS; t over seeds for the others). " : "")<b>Noise ratio</b>: mean L1 change of the softmax when Gaussian noise is added only to the signal half,
+        <p class="note">\(seeded ? "Each cell: the mean over the training seeds. " : "")Below a value, its 95% interval: bootstrap over seeds and test images for the noise ratio, cosine, SSIM, LPIPS and the on-manifold fraction; t over seeds for the others. <b>Noise ratio</b>: mean L1 change of the softmax when Gaussian noise is added only to the signal half,
         divided by the change when the same noise is added only to the distractor half, maximum over std in logspace(-2, 1, 30);
         about 1 for a model that looks at both halves alike, large for one that ignores the distractor.
         <b>Cosine / SSIM</b>: the input gradient (\(esc(runs.first?.alignment?.gradient ?? "sum of logits"))) against the

@@ -60,6 +60,33 @@ extension Stats {
         }
     }
 
+    /// Per-image softmax changes at the noise ratio's maximum, signal then distractor, one list
+    /// per seed; nil when a run lacks them (older files) or was not measured.
+    public static func noiseRatioValues(_ runs: [RunResult]) -> [Values]? {
+        let r = runs.compactMap(\.noiseRatio)
+        guard r.count == runs.count, !r.isEmpty else { return nil }
+        let signal = r.compactMap(\.signalAtMax), distractor = r.compactMap(\.distractorAtMax)
+        guard signal.count == r.count, distractor.count == r.count, signal.allSatisfy({ !$0.isEmpty }) else { return nil }
+        return [signal, distractor]
+    }
+
+    /// The two curves the noise ratio divides, for the findings: per image when the runs have
+    /// them, else each seed's ratio over ones (a seed-only bootstrap).
+    static func noiseRatioCurves(_ runs: [RunResult]) -> [Values]? {
+        if let v = noiseRatioValues(runs) { return v }
+        return perSeed(runs, { $0.noiseRatio?.maxRatio }).map { [$0, $0.map { _ in [1] }] }
+    }
+
+    /// The noise ratio of resampled means: signal change over distractor change.
+    public static func noiseRatio(_ means: [Double]) -> Double { means[0] / max(means[1], Measures.ratioFloor) }
+
+    /// Per-image on-manifold gradient fractions, one list per seed (nil as for noiseRatioValues).
+    public static func tangentFractionValues(_ runs: [RunResult]) -> Values? {
+        let v = runs.compactMap { $0.robustness?.gradientTangentFractions }
+        guard v.count == runs.count, !v.isEmpty, v.allSatisfy({ !$0.isEmpty }) else { return nil }
+        return v
+    }
+
     /// Per-seed values of a run-level metric (one value per seed, for a seed-only bootstrap).
     static func perSeed(_ runs: [RunResult], _ value: (RunResult) -> Double?) -> Values? {
         let v = runs.map(value)
@@ -73,13 +100,14 @@ extension Stats {
     public static func summarize(_ runs: [RunResult]) -> [GroupSummary] {
         groups(runs).map { name, g in
             var metrics: [MetricSummary] = []
-            func add(_ metric: String, _ value: (RunResult) -> Double?, images: ((AlignmentReport) -> [Double])? = nil) {
+            /// `resampled`: the per-image curves and the metric they make, for the bootstrap.
+            func add(_ metric: String, _ value: (RunResult) -> Double?, resampled: ([Values], ([Double]) -> Double)? = nil) {
                 let v = g.map(value)
                 guard v.allSatisfy({ $0 != nil }) else { return }
                 let seedValues = v.map { $0! }
                 var ci: Interval, method: String
-                if let images, g.allSatisfy({ !($0.alignment?.images.isEmpty ?? true) }) {
-                    ci = bootstrap([g.map { images($0.alignment!) }]) { $0 }[0]
+                if let (curves, metricOf) = resampled {
+                    ci = bootstrap(curves) { [metricOf($0)] }[0]
                     ci.mean = seedValues.reduce(0, +) / Double(seedValues.count)
                     method = "bootstrap over seeds and images"
                 } else {
@@ -88,17 +116,19 @@ extension Stats {
                 }
                 metrics.append(MetricSummary(metric: metric, perSeed: seedValues, mean: ci.mean, ciLow: ci.low, ciHigh: ci.high, method: method))
             }
-            add("test_accuracy", \.testAccuracy)
-            add("noise_ratio_max", { $0.noiseRatio?.maxRatio })
-            add("cosine_mean", { $0.alignment?.cosineMean }, images: { $0.images.map(\.cosine) })
-            add("ssim_mean", { $0.alignment?.ssimMean }, images: { $0.images.map(\.ssim) })
-            if g.allSatisfy({ $0.alignment?.images.allSatisfy { $0.lpips != nil } ?? false }) {
-                add("lpips_mean", { $0.alignment?.lpipsMean }, images: { $0.images.compactMap(\.lpips) })
-            } else {
-                add("lpips_mean", { $0.alignment?.lpipsMean })
+            /// An alignment measure's per-image values, when every run has them.
+            func images(_ pick: (AlignmentReport.PerImage) -> Double?) -> ([Values], ([Double]) -> Double)? {
+                let v = g.map { r in r.alignment?.images.compactMap(pick) ?? [] }
+                guard v.allSatisfy({ !$0.isEmpty }), g.allSatisfy({ r in r.alignment?.images.allSatisfy { pick($0) != nil } ?? false }) else { return nil }
+                return ([v], { $0[0] })
             }
+            add("test_accuracy", \.testAccuracy)
+            add("noise_ratio_max", { $0.noiseRatio?.maxRatio }, resampled: noiseRatioValues(g).map { ($0, noiseRatio) })
+            add("cosine_mean", { $0.alignment?.cosineMean }, resampled: images(\.cosine))
+            add("ssim_mean", { $0.alignment?.ssimMean }, resampled: images(\.ssim))
+            add("lpips_mean", { $0.alignment?.lpipsMean }, resampled: images(\.lpips))
             add("on_off_ratio_max", { $0.robustness?.maxRatio })
-            add("gradient_tangent_fraction", { $0.robustness?.gradientTangentFraction })
+            add("gradient_tangent_fraction", { $0.robustness?.gradientTangentFraction }, resampled: tangentFractionValues(g).map { ([$0], { $0[0] }) })
             add("train_seconds", { $0.trainSeconds })
             let f = g[0]
             return GroupSummary(name: name, objective: f.objective, sweepKey: f.sweepKey, sweepValue: f.sweepValue,

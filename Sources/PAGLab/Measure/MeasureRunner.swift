@@ -102,6 +102,10 @@ public struct NoiseRatioReport: Codable, Sendable {
     /// The relative noise robustness: the largest ratio over the grid, and where.
     public var maxRatio: Double
     public var maxRatioStd: Double
+    /// Per image, the softmax change at `maxRatioStd` with noise on the signal / distractor half
+    /// (what the reports' intervals resample; absent in older files).
+    public var signalAtMax: [Double]? = nil
+    public var distractorAtMax: [Double]? = nil
 }
 
 /// alignment.json
@@ -159,6 +163,8 @@ public struct RobustnessReport: Codable, Sendable {
     /// Mean and std over images of ||P_T g||^2 / ||g||^2 for the input gradient g (sum of logits).
     public var gradientTangentFraction: Double
     public var gradientTangentFractionStd: Double
+    /// The fraction per image (absent in older files).
+    public var gradientTangentFractions: [Double]? = nil
 }
 
 /// Runs the measurements on a subject and writes JSON, CSV and PNG files.
@@ -210,7 +216,8 @@ public enum MeasureRunner {
                                         progress: bar("noise-ratio", progress))
         let r = NoiseRatioReport(checkpoint: s.directory, model: s.config.model, objective: s.config.objective, data: s.data.info.variantName,
                                  samples: s.images.shape[0], draws: draws, seed: seed, stds: c.scales, signal: c.first,
-                                 distractor: c.second, ratio: c.ratio, maxRatio: c.maxRatio, maxRatioStd: c.maxRatioScale)
+                                 distractor: c.second, ratio: c.ratio, maxRatio: c.maxRatio, maxRatioStd: c.maxRatioScale,
+                                 signalAtMax: c.firstAtMax, distractorAtMax: c.secondAtMax)
         if let out {
             try prepare(out)
             try writeJSON(r, to: out + "/noise-ratio.json")
@@ -361,7 +368,7 @@ public enum MeasureRunner {
         let r = RobustnessReport(checkpoint: s.directory, model: s.config.model, objective: s.config.objective, data: s.data.info.variantName,
                                  manifold: manifold.name, samples: n, draws: draws, seed: seed, eps: c.scales, onManifold: c.first,
                                  offManifold: c.second, ratio: c.ratio, maxRatio: c.maxRatio, maxRatioEps: c.maxRatioScale,
-                                 gradientTangentFraction: fm, gradientTangentFractionStd: fs)
+                                 gradientTangentFraction: fm, gradientTangentFractionStd: fs, gradientTangentFractions: fractions)
         if let out {
             try prepare(out)
             try writeJSON(r, to: out + "/robustness.json")

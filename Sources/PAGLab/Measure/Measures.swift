@@ -24,6 +24,10 @@ public struct NoiseCurves: Codable, Equatable, Sendable {
     /// The largest ratio over the grid and the scale where it occurs.
     public var maxRatio: Double
     public var maxRatioScale: Double
+    /// Per image (mean over draws), the two deltas at `maxRatioScale`: what the reports'
+    /// intervals resample.
+    public var firstAtMax: [Double] = []
+    public var secondAtMax: [Double] = []
 }
 
 public enum Measures {
@@ -47,11 +51,14 @@ public enum Measures {
         return out
     }
 
-    /// Sum over images of || p - q ||_1 for row-major [N, C] probabilities.
-    static func l1Sum(_ p: [Float], _ q: [Float]) -> Double {
-        var s = 0.0
-        for i in 0..<p.count { s += Double(abs(p[i] - q[i])) }
-        return s
+    /// Adds || p_i - q_i ||_1 of row-major [N, C] probabilities to `sums[i]`.
+    static func addRowL1(_ p: [Float], _ q: [Float], into sums: inout ArraySlice<Double>) {
+        let c = p.count / max(sums.count, 1)
+        for (r, i) in sums.indices.enumerated() {
+            var s = 0.0
+            for j in (r * c)..<((r + 1) * c) { s += Double(abs(p[j] - q[j])) }
+            sums[i] += s
+        }
     }
 
     /// Curves of the mean softmax L1 change under two kinds of noise: for each scale s the
@@ -63,7 +70,8 @@ public enum Measures {
                               directions: (_ x: Tensor, _ u: Tensor, _ range: Range<Int>) throws -> (Tensor, Tensor)) throws -> NoiseCurves {
         let n = images.shape[0]
         precondition(n > 0, "no images to measure")
-        var first = [Double](repeating: 0, count: scales.count), second = first
+        // Per scale and image, the summed deltas over draws.
+        var first = [[Double]](repeating: [Double](repeating: 0, count: n), count: scales.count), second = first
         var rng = RandomGenerator(seed: seed, stream: "pag.measure.noise")
         let chunks = (n + chunk - 1) / chunk
         var done = 0
@@ -76,19 +84,21 @@ public enum Measures {
                 let (a, b) = try directions(x, u, range)
                 for (k, s) in scales.enumerated() {
                     let xa = add(x, a, Float(s)), xb = add(x, b, Float(s))
-                    first[k] += l1Sum(try probabilities(model, xa, chunk: chunk), p0)
-                    second[k] += l1Sum(try probabilities(model, xb, chunk: chunk), p0)
+                    addRowL1(try probabilities(model, xa, chunk: chunk), p0, into: &first[k][range])
+                    addRowL1(try probabilities(model, xb, chunk: chunk), p0, into: &second[k][range])
                 }
                 done += 1
                 progress?(done, chunks * draws)
             }
         }
-        let total = Double(n * draws)
-        first = first.map { $0 / total }; second = second.map { $0 / total }
-        let ratio = zip(first, second).map { $0 / max($1, ratioFloor) }
+        let perDraw = { (v: [Double]) in v.map { $0 / Double(draws) } }
+        let mean = { (v: [Double]) in v.reduce(0, +) / Double(n * draws) }
+        let firstMean = first.map(mean), secondMean = second.map(mean)
+        let ratio = zip(firstMean, secondMean).map { $0 / max($1, ratioFloor) }
         let best = ratio.indices.max { ratio[$0] < ratio[$1] } ?? 0
-        return NoiseCurves(scales: scales, first: first, second: second, ratio: ratio,
-                           maxRatio: ratio.isEmpty ? 0 : ratio[best], maxRatioScale: scales.isEmpty ? 0 : scales[best])
+        return NoiseCurves(scales: scales, first: firstMean, second: secondMean, ratio: ratio,
+                           maxRatio: ratio.isEmpty ? 0 : ratio[best], maxRatioScale: scales.isEmpty ? 0 : scales[best],
+                           firstAtMax: scales.isEmpty ? [] : perDraw(first[best]), secondAtMax: scales.isEmpty ? [] : perDraw(second[best]))
     }
 
     /// x + s * v, elementwise (no graph).

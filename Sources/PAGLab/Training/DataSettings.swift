@@ -57,6 +57,12 @@ public enum DataSettings {
         info.settings.sorted { $0.key < $1.key }.map { Setting(plugin: info.name, key: $0.key, value: .text($0.value)) }
     }
 
+    /// Whether a run's key (`distractor_correlation`, `data.distractor`) names a data setting of
+    /// some data set (the report tells sweeps over the data from sweeps over an objective so).
+    public static func isDataSetting(_ key: String, registry: DatasetRegistry = .standard) -> Bool {
+        key.hasPrefix(qualifier + ".") || !registry.names(taking: key).isEmpty
+    }
+
     /// Whether `key` is a setting some data set takes (experiment files route a run's keys by it).
     public static func isDataKey(_ key: String, of data: String, registry: DatasetRegistry = .standard) -> Bool {
         registry.options(of: data).contains { $0.name == key }
