@@ -35,6 +35,22 @@ final class DataSweepTests: XCTestCase {
         XCTAssertFalse(DataSettings.isDataSetting("lambda"))
     }
 
+    /// docs/examples/break-condition.yaml (its results are in docs/experiments.md): ce and pgd-l2
+    /// at five correlations, each trained and measured on its own variant.
+    func testBreakConditionExample() throws {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let spec = try ExperimentSpec(file: repo.appendingPathComponent("docs/examples/break-condition.yaml").path)
+        let runs = spec.expandedRuns()
+        XCTAssertEqual(runs.count, 10)
+        XCTAssertEqual(runs.filter { $0.objective == "ce" }.compactMap(\.sweepValue), [0, 0.25, 0.5, 0.75, 1])
+        for r in runs {
+            let o = try DataSettings.options(data: spec.data, dataDir: nil, settings: r.config.settings)
+            XCTAssertEqual(o.distractorCorrelation, r.sweepValue!)
+        }
+        XCTAssertNil(spec.alignment)
+        XCTAssertNotNil(spec.robustness)
+    }
+
     func testBadDataSettingsInExperimentsNameTheirPlace() {
         func error(_ text: String) -> String {
             do { _ = try ExperimentSpec(text: text, source: "x.yaml"); return "" } catch { return "\(error)" }

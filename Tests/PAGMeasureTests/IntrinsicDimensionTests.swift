@@ -82,4 +82,20 @@ final class IntrinsicDimensionTests: XCTestCase {
             XCTAssertEqual("\(e)".contains("--samples must be larger than k + 1 = 21, got 10"), true, "\(e)")
         }
     }
+
+    /// The signal of a distractor set is each sample's object half, whichever half that is: the
+    /// same objects with other distractors (letters chosen by the label) give the same signal
+    /// estimates, bit for bit, and other data estimates.
+    func testDistractorSignalIsEachSamplesObjectHalf() throws {
+        try XCTSkipUnless(FileManager.default.fileExists(atPath: "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz"),
+                          "Debian's dataset-fashion-mnist is not installed")
+        let settings = [Setting(plugin: "data", key: "distractor_correlation", value: .float(1))]
+        let plain = try DatasetCatalog.load("fashion-mnist-distractor", split: .train, dataDir: nil, seed: 0)
+        let tied = try DatasetCatalog.load("fashion-mnist-distractor", split: .train, dataDir: nil, seed: 0, settings: settings)
+        let a = try DimensionReport.measure(plain, samples: 400, bootstrap: 50)
+        let b = try DimensionReport.measure(tied, samples: 400, bootstrap: 50)
+        XCTAssertEqual(a.signalEstimates, b.signalEstimates)
+        XCTAssertNotEqual(a.dataEstimates[0].dimension, b.dataEstimates[0].dimension)
+        XCTAssertEqual(b.data, "fashion-mnist-distractor[distractor_correlation=1.0]")
+    }
 }

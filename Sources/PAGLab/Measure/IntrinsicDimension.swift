@@ -168,12 +168,13 @@ public struct DimensionReport: Codable, Sendable {
         }
         guard let masks = dataset.signalMask(indices) else { return nil }
         let m = masks.reshape([indices.count, -1])
-        let d = flat.shape[1], pm = m.pointer, px = flat.pointer
-        let kept = (0..<d).filter { pm[$0] != 0 }  // the object half: the same elements in every sample
-        guard !kept.isEmpty else { return nil }
-        let out = Tensor.zeros([indices.count, kept.count])
-        for i in 0..<indices.count { for (j, e) in kept.enumerated() { out.pointer[i * kept.count + j] = px[i * d + e] } }
-        return (out, "the object half (the signal mask's \(kept.count) elements)")
+        let n = indices.count, d = flat.shape[1], pm = m.pointer, px = flat.pointer
+        // Each sample's own marked elements, in order (the object's half differs by sample).
+        let kept = (0..<n).map { i in (0..<d).filter { pm[i * d + $0] != 0 } }
+        guard let width = kept.first?.count, width > 0, kept.allSatisfy({ $0.count == width }) else { return nil }
+        let out = Tensor.zeros([n, width])
+        for i in 0..<n { for (j, e) in kept[i].enumerated() { out.pointer[i * width + j] = px[i * d + e] } }
+        return (out, "the object half (the signal mask's \(width) elements)")
     }
 
     /// Writes dimension.json and dimension.csv to `out`.
