@@ -11,6 +11,14 @@ reports per-step timings. With --json, prints a JSON list:
 
 `gflops` is present only for the throughput workloads (conv2d-fwd, sgemm)
 and is computed from ms_median. See bench/README.md.
+
+--mode picks how PyTorch runs: eager (the default), channels_last (models and
+4-D inputs in NHWC memory format), compile (torch.compile, inductor; the
+compile time is excluded from the timings and reported as compile_s), or best
+(every mode per workload, the fastest kept, as "mode", with each mode's
+median in "modes"). torch.compile does not support double backward
+(gradnorm's penalty): such a workload runs eager under compile and says so in
+"note".
 """
 
 import argparse
@@ -26,6 +34,8 @@ import torch.nn.functional as F
 
 NUM_THREADS = 2
 WARMUP = 3
+MODES = ("eager", "channels_last", "compile")
+MODE = "eager"  # the mode the workload factories build for (set by run_workload)
 BATCH = 128
 LR = 0.01
 MOMENTUM = 0.9
@@ -252,6 +262,24 @@ def edm_loss(net, x, sigma, sigma_data, labels):
 
 
 # --------------------------------------------------------------------------
+# Modes: each factory passes its model and inputs through `adapt`
+
+
+def adapt(model, *tensors):
+    """The model (a callable sharing the model's parameters) and inputs as MODE runs them."""
+    if MODE == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        tensors = tuple(t.contiguous(memory_format=torch.channels_last) if t.dim() == 4 else t for t in tensors)
+    elif MODE == "compile":
+        model = torch.compile(model)
+    return (model,) + tensors
+
+
+def has_conv(model):
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
+# --------------------------------------------------------------------------
 # Workloads: each factory returns (step_fn, flops_per_step or None)
 
 
@@ -261,6 +289,7 @@ def make_train(model_cls, gradnorm):
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     data = torch.randn(BATCH, 1, 28, 28)
     labels = torch.randint(0, 10, (BATCH,))
+    model, data = adapt(model, data)
 
     if not gradnorm:
 
@@ -293,6 +322,7 @@ def make_plugin_train(model_cls, objective, shape):
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=MOMENTUM)
     data = torch.randn(*shape)
     labels = torch.randint(0, 10, (shape[0],))
+    model, data = adapt(model, data)
 
     def step():
         opt.zero_grad()
@@ -316,11 +346,13 @@ def make_denoiser_train():
     opt = torch.optim.Adam(net.parameters(), lr=2e-3)
     data = torch.rand(64, 1, 56, 28) * 2 - 1
     labels = torch.randint(0, 10, (64,))
+    classes = net.classes
+    net, data = adapt(net, data)
 
     def step():
         opt.zero_grad()
         sigma = torch.full((64, 1, 1, 1), DENOISER_SIGMA)
-        dropped = torch.where(torch.rand(64) < DENOISER_LABEL_DROPOUT, net.classes, labels)
+        dropped = torch.where(torch.rand(64) < DENOISER_LABEL_DROPOUT, classes, labels)
         loss, _ = edm_loss(net, data, sigma, DENOISER_SIGMA_DATA, dropped)
         loss.backward()
         opt.step()
@@ -337,10 +369,13 @@ def make_conv2d_fwd():
     bias = torch.randn(o)
     oh, ow = h, w  # padding 1, stride 1
     flops = 2 * n * o * oh * ow * c * kh * kw
+    if MODE == "channels_last":
+        x, weight = x.contiguous(memory_format=torch.channels_last), weight.contiguous(memory_format=torch.channels_last)
+    conv = torch.compile(F.conv2d) if MODE == "compile" else F.conv2d
 
     def step():
         with torch.no_grad():
-            F.conv2d(x, weight, bias, padding=1)
+            conv(x, weight, bias, padding=1)
 
     return step, flops
 
@@ -374,6 +409,7 @@ def make_edm_score():
     net = randomize_(EDMPrecond(cfg)).eval()
     x = torch.rand(16, 3, 32, 32) * 2 - 1
     sigma = torch.full([16], 0.5)
+    net, x = adapt(net, x)
 
     def step():
         with torch.no_grad():
@@ -445,9 +481,10 @@ def make_wrn_input_grad():
         p.requires_grad_(False)
     x = torch.rand(32, 3, 32, 32) * 2 - 1
     labels = torch.randint(0, 10, (32,))
+    model, x = adapt(model, x)
 
     def step():
-        xi = x.clone().requires_grad_(True)
+        xi = x.detach().clone().requires_grad_(True)
         out = model((xi + 1) / 2)
         torch.autograd.grad(out.gather(1, labels[:, None]).sum(), xi)
 
@@ -477,22 +514,80 @@ WORKLOADS = {
 # --------------------------------------------------------------------------
 
 
-def run_workload(name, steps):
+# Workloads without convolutions: channels_last is eager for them (not run twice).
+NO_CONV = {"mlp-ce", "mlp-gradnorm", "sgemm"}
+# Double backward, which torch.compile does not support: eager under compile.
+DOUBLE_BACKWARD = {"mlp-gradnorm", "lenet-gradnorm", "resnet18-gradnorm"}
+
+
+def effective(name, mode):
+    """The mode a workload really runs in under `mode`, and why when it differs."""
+    if mode == "compile" and name in DOUBLE_BACKWARD:
+        return "eager", "torch.compile does not support double backward; ran eager"
+    if mode == "channels_last" and name in NO_CONV:
+        return "eager", "no convolutions: channels_last is eager"
+    return mode, None
+
+
+def run_mode(name, steps, mode):
+    """One workload in one mode: its timings, plus compile_s (the warm-up, where compiling
+    happens) under compile, and a note where the mode cannot run the workload."""
+    global MODE
+    mode, note = effective(name, mode)
+    MODE = mode
+    if mode == "compile":
+        torch._dynamo.reset()
     made = WORKLOADS[name]()
     step, flops = made[0], made[1]
     opts = made[2] if len(made) > 2 else {}
-    for _ in range(opts.get("warmup", WARMUP)):
+    t0 = time.perf_counter()
+    for _ in range(max(opts.get("warmup", WARMUP), 1)):
         step()
+    warmup_s = time.perf_counter() - t0
     times_ms = []
     for _ in range(min(steps, opts.get("max_steps", steps))):
         t0 = time.perf_counter()
         step()
         times_ms.append((time.perf_counter() - t0) * 1e3 / opts.get("per", 1))
     med = statistics.median(times_ms)
-    res = {"name": name, "ms_median": med, "ms_min": min(times_ms)}
+    res = {"name": name, "ms_median": med, "ms_min": min(times_ms), "mode": mode}
     if flops is not None:
         res["gflops"] = flops / (med * 1e-3) / 1e9
+    if mode == "compile":
+        res["compile_s"] = warmup_s
+    if note:
+        res["note"] = note
     return res
+
+
+def run_workload(name, steps, mode="eager"):
+    """`mode` best: every mode, the fastest median kept, each mode's median in "modes"."""
+    if mode != "best":
+        return run_mode(name, steps, mode)
+    tried = {}
+    for m in MODES:
+        real, note = effective(name, m)
+        if real in tried:  # the same run as a mode already timed
+            tried[m] = dict(tried[real], note=note)
+            continue
+        try:
+            tried[m] = run_mode(name, steps, m)
+        except Exception as e:  # a mode that fails on this workload is reported, not fatal
+            tried[m] = {"error": "%s: %s" % (type(e).__name__, str(e).splitlines()[0][:200] if str(e) else "")}
+    ok = {m: r for m, r in tried.items() if "ms_median" in r}
+    if not ok:
+        raise RuntimeError("%s: no mode ran: %s" % (name, tried))
+    best = dict(min(ok.values(), key=lambda r: r["ms_median"]))
+    best["modes"] = {m: r.get("ms_median") for m, r in tried.items()}
+    notes = ["%s: %s" % (m, r["note"]) for m, r in tried.items() if r.get("note")]
+    notes += ["%s failed: %s" % (m, r["error"]) for m, r in tried.items() if "error" in r]
+    if "compile" in ok and "compile_s" in ok["compile"]:
+        best["compile_s"] = ok["compile"]["compile_s"]
+    if notes:
+        best["note"] = "; ".join(notes)
+    else:
+        best.pop("note", None)
+    return best
 
 
 def peak_rss_mb():
@@ -511,6 +606,9 @@ def main(argv=None):
                    help="comma-separated workload names (default: all): "
                    + ",".join(WORKLOADS))
     p.add_argument("--json", action="store_true", help="print JSON list")
+    p.add_argument("--mode", default="eager", choices=MODES + ("best",),
+                   help="how PyTorch runs: eager, channels_last, compile (torch.compile), or best "
+                   "(the fastest of the three per workload)")
     p.add_argument("--export-wrn", metavar="PATH", default=None,
                    help="write the wrn-input-grad workload's network to PATH as ONNX and exit")
     args = p.parse_args(argv)
@@ -532,7 +630,7 @@ def main(argv=None):
 
     results = []
     for name in names:
-        r = run_workload(name, args.steps)
+        r = run_workload(name, args.steps, args.mode)
         results.append(r)
     results.append({"name": "peak-rss", "peak_rss_mb": peak_rss_mb()})
 
@@ -544,12 +642,14 @@ def main(argv=None):
     print("torch %s, %d threads, %d steps (+%d warmup)"
           % (torch.__version__, torch.get_num_threads(), args.steps, WARMUP))
     width = max(16, max(len(r["name"]) for r in results))
-    print("%-*s %12s %12s %10s" % (width, "workload", "ms_median", "ms_min", "gflops"))
+    print("%-*s %12s %12s %10s %14s" % (width, "workload", "ms_median", "ms_min", "gflops", "mode"))
     for r in results:
         if r["name"] == "peak-rss":
             continue
         gf = "%10.1f" % r["gflops"] if "gflops" in r else "%10s" % "-"
-        print("%-*s %12.3f %12.3f %s" % (width, r["name"], r["ms_median"], r["ms_min"], gf))
+        print("%-*s %12.3f %12.3f %s %14s" % (width, r["name"], r["ms_median"], r["ms_min"], gf, r["mode"]))
+        if r.get("note"):
+            print("    note: %s" % r["note"])
     print("peak RSS: %.1f MB" % results[-1]["peak_rss_mb"])
 
 
