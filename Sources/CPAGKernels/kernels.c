@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 // ---------------------------------------------------------------------------------------------
 // sgemm
@@ -441,7 +442,7 @@ int64_t pag_kernels_cache_size(void) {
 }
 
 void pag_kernels_set_conv_policy(int policy) {
-    if (policy >= PAG_CONV_AUTO && policy <= PAG_CONV_PAG_WINOGRAD) atomic_store(&g_policy, policy);
+    if (policy >= PAG_CONV_AUTO && policy <= PAG_CONV_MEASURED) atomic_store(&g_policy, policy);
 }
 
 int pag_kernels_get_conv_policy(void) { return atomic_load(&g_policy); }
@@ -497,7 +498,7 @@ static dnnl_status_t bind_arg(const conv_arg *a, thread_state *ts, int slot, voi
     return st;
 }
 
-static dnnl_status_t conv_execute(const pag_conv_shape *s, int op, int want_bias, void *xp, void *wp, void *yp, void *bp) {
+static dnnl_status_t conv_execute(const pag_conv_shape *s, int op, int policy, int want_bias, void *xp, void *wp, void *yp, void *bp) {
     thread_state *ts;
     dnnl_status_t st = get_thread_state(&ts);
     if (st != dnnl_success) return st;
@@ -506,7 +507,7 @@ static dnnl_status_t conv_execute(const pag_conv_shape *s, int op, int want_bias
     key.s = *s;
     key.op = op;
     key.bias = want_bias;
-    key.policy = atomic_load(&g_policy);
+    key.policy = policy;
     conv_entry *e;
     st = acquire_entry(&key, &e);
     if (st != dnnl_success) return st;
@@ -554,6 +555,169 @@ static dnnl_status_t conv_execute(const pag_conv_shape *s, int op, int want_bias
     free_mems(&em);
     entry_release(e);
     return st;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Measured choices (PAG_CONV_MEASURED): per (shape, op) the fastest kernel, timed once on the
+// first call's own arguments, the way cudnn.benchmark does; preloadable so a run can repeat
+// another's choices exactly.
+
+typedef struct conv_call {
+    int op;
+    const pag_conv_shape *s;
+    const float *x, *w, *gy, *bias;  // inputs (those of op; others NULL)
+    float *y, *gx, *gw, *gbias;      // outputs
+} conv_call;
+
+static int shape_ok(const pag_conv_shape *s);
+
+int pag_conv_kernel_supports(const pag_conv_shape *s, int op, int kernel) {
+    if (!shape_ok(s) || op < OP_FWD || op > OP_BWD_WEIGHTS) return 0;
+    switch (kernel) {
+    case PAG_KERNEL_DIRECT: return 1;
+    case PAG_KERNEL_PAG_WINOGRAD: return pag_winograd_supports(s);
+    case PAG_KERNEL_ONEDNN_WINOGRAD: return onednn_avx512() && winograd_shape(s);
+    default: return 0;
+    }
+}
+
+static dnnl_status_t run_kernel(int kernel, const conv_call *c) {
+    const pag_conv_shape *s = c->s;
+    switch (kernel) {
+    case PAG_KERNEL_PAG_WINOGRAD:
+        if (c->op == OP_FWD) return pag_winograd_forward(s, c->x, c->w, c->bias, c->y);
+        if (c->op == OP_BWD_DATA) return pag_winograd_backward_data(s, c->gy, c->w, c->gx);
+        return pag_winograd_backward_weights(s, c->x, c->gy, c->gw, c->gbias);
+    case PAG_KERNEL_ONEDNN_WINOGRAD: {
+        int p = PAG_CONV_WINOGRAD;
+        if (c->op == OP_FWD) return conv_execute(s, OP_FWD, p, c->bias != NULL, (void *)c->x, (void *)c->w, c->y, (void *)c->bias);
+        if (c->op == OP_BWD_DATA) return conv_execute(s, OP_BWD_DATA, p, 0, c->gx, (void *)c->w, (void *)c->gy, NULL);
+        return conv_execute(s, OP_BWD_WEIGHTS, p, c->gbias != NULL, (void *)c->x, c->gw, (void *)c->gy, c->gbias);
+    }
+    default: {  // PAG_CONV_AUTO's path
+        int p = PAG_CONV_AUTO, nar = pag_narrow_supports(s);
+        if (c->op == OP_FWD) return nar ? pag_narrow_forward(s, c->x, c->w, c->bias, c->y)
+                                        : conv_execute(s, OP_FWD, p, c->bias != NULL, (void *)c->x, (void *)c->w, c->y, (void *)c->bias);
+        if (c->op == OP_BWD_DATA) return nar ? pag_narrow_backward_data(s, c->gy, c->w, c->gx)
+                                             : conv_execute(s, OP_BWD_DATA, p, 0, c->gx, (void *)c->w, (void *)c->gy, NULL);
+        return nar ? pag_narrow_backward_weights(s, c->x, c->gy, c->gw, c->gbias)
+                   : conv_execute(s, OP_BWD_WEIGHTS, p, c->gbias != NULL, (void *)c->x, c->gw, (void *)c->gy, c->gbias);
+    }
+    }
+}
+
+static pthread_mutex_t g_choice_lock = PTHREAD_MUTEX_INITIALIZER;
+static pag_conv_choice *g_choices;  // in the order made
+static int64_t g_choice_count, g_choice_cap;
+
+// The choice for (s, op), or -1. Caller holds g_choice_lock.
+static int64_t find_choice(const pag_conv_shape *s, int op) {
+    for (int64_t i = 0; i < g_choice_count; i++)
+        if (g_choices[i].op == op && memcmp(&g_choices[i].s, s, sizeof *s) == 0) return i;
+    return -1;
+}
+
+// Adds a choice unless (s, op) has one already; returns the kernel in effect.
+static int add_choice(const pag_conv_choice *c) {
+    pthread_mutex_lock(&g_choice_lock);
+    int64_t i = find_choice(&c->s, (int)c->op);
+    int kernel = (int)c->kernel;
+    if (i >= 0) {
+        kernel = (int)g_choices[i].kernel;
+    } else {
+        if (g_choice_count == g_choice_cap) {
+            int64_t cap = g_choice_cap ? 2 * g_choice_cap : 64;
+            pag_conv_choice *grown = realloc(g_choices, (size_t)cap * sizeof *grown);
+            if (grown) { g_choices = grown; g_choice_cap = cap; }
+        }
+        if (g_choice_count < g_choice_cap) g_choices[g_choice_count++] = *c;  // else: chosen, not kept
+    }
+    pthread_mutex_unlock(&g_choice_lock);
+    return kernel;
+}
+
+static int chosen_kernel(const pag_conv_shape *s, int op) {
+    pthread_mutex_lock(&g_choice_lock);
+    int64_t i = find_choice(s, op);
+    int kernel = i >= 0 ? (int)g_choices[i].kernel : -1;
+    pthread_mutex_unlock(&g_choice_lock);
+    return kernel;
+}
+
+static double now_ms(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+static dnnl_status_t run_measured(const conv_call *c) {
+    int kernel = chosen_kernel(c->s, c->op);
+    if (kernel < 0) {
+        pag_conv_choice made;
+        memset(&made, 0, sizeof made);
+        made.s = *c->s;
+        made.op = c->op;
+        made.kernel = PAG_KERNEL_DIRECT;
+        for (int k = 0; k < PAG_KERNEL_COUNT; k++) {
+            made.ms[k] = -1;
+            if (!pag_conv_kernel_supports(c->s, c->op, k)) continue;
+            if (run_kernel(k, c) != dnnl_success) continue;  // warm-up: builds primitives, faults pages in
+            double t[3];
+            int ok = 1;
+            for (int r = 0; r < 3 && ok; r++) {
+                double t0 = now_ms();
+                ok = run_kernel(k, c) == dnnl_success;
+                t[r] = now_ms() - t0;
+            }
+            if (!ok) continue;
+            double lo = t[0] < t[1] ? t[0] : t[1], hi = t[0] < t[1] ? t[1] : t[0];
+            made.ms[k] = t[2] < lo ? lo : t[2] > hi ? hi : t[2];  // the median of three
+        }
+        // Direct unless a Winograd is clearly faster: direct rounds least.
+        double best = made.ms[PAG_KERNEL_DIRECT];
+        for (int k = 1; k < PAG_KERNEL_COUNT; k++)
+            if (made.ms[k] >= 0 && (best < 0 || made.ms[k] < 0.95 * best)) { best = made.ms[k]; made.kernel = k; }
+        kernel = add_choice(&made);
+    }
+    return run_kernel(kernel, c);
+}
+
+int pag_conv_choice_set(const pag_conv_shape *s, int op, int kernel) {
+    if (!shape_ok(s) || op < OP_FWD || op > OP_BWD_WEIGHTS || !pag_conv_kernel_supports(s, op, kernel))
+        return dnnl_invalid_arguments;
+    pag_conv_choice c;
+    memset(&c, 0, sizeof c);
+    c.s = *s;
+    c.op = op;
+    c.kernel = kernel;
+    for (int k = 0; k < PAG_KERNEL_COUNT; k++) c.ms[k] = -1;
+    pthread_mutex_lock(&g_choice_lock);
+    int64_t i = find_choice(s, op);
+    if (i >= 0) g_choices[i] = c;
+    pthread_mutex_unlock(&g_choice_lock);
+    if (i < 0) add_choice(&c);
+    return dnnl_success;
+}
+
+int64_t pag_conv_choice_count(void) {
+    pthread_mutex_lock(&g_choice_lock);
+    int64_t n = g_choice_count;
+    pthread_mutex_unlock(&g_choice_lock);
+    return n;
+}
+
+int pag_conv_choice_get(int64_t index, pag_conv_choice *out) {
+    pthread_mutex_lock(&g_choice_lock);
+    int ok = index >= 0 && index < g_choice_count && out;
+    if (ok) *out = g_choices[index];
+    pthread_mutex_unlock(&g_choice_lock);
+    return ok ? dnnl_success : dnnl_invalid_arguments;
+}
+
+void pag_conv_choice_clear(void) {
+    pthread_mutex_lock(&g_choice_lock);
+    g_choice_count = 0;
+    pthread_mutex_unlock(&g_choice_lock);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -606,15 +770,33 @@ int pag_conv2d_forward(const pag_conv_shape *s, const float *x, const float *w, 
         return dnnl_success;
     }
     if (!x || !w || !y) return dnnl_invalid_arguments;
+    if (atomic_load(&g_policy) == PAG_CONV_MEASURED)
+        return run_measured(&(conv_call){OP_FWD, s, x, w, NULL, bias, y, NULL, NULL, NULL});
     if (own_winograd(s)) return pag_winograd_forward(s, x, w, bias, y);
     if (narrow(s)) return pag_narrow_forward(s, x, w, bias, y);
-    return conv_execute(s, OP_FWD, bias != NULL, (void *)x, (void *)w, y, (void *)bias);
+    return conv_execute(s, OP_FWD, atomic_load(&g_policy), bias != NULL, (void *)x, (void *)w, y, (void *)bias);
 }
 
 int pag_conv2d_forward_maxpool2x2(const pag_conv_shape *s, const float *x, const float *w, const float *bias,
                                   float *y, int32_t *idx) {
-    if (!shape_ok(s) || degenerate(s) || s->oh < 2 || s->ow < 2 || !own_winograd(s)) return PAG_KERNELS_UNFUSED;
+    if (!shape_ok(s) || degenerate(s) || s->oh < 2 || s->ow < 2) return PAG_KERNELS_UNFUSED;
     if (!x || !w || !y) return dnnl_invalid_arguments;
+    if (atomic_load(&g_policy) == PAG_CONV_MEASURED) {
+        // Fused only where the forward's choice is pag's Winograd; an unmeasured shape is measured
+        // here first (into a scratch output), so the first call fuses or not like every later one.
+        int k = chosen_kernel(s, OP_FWD);
+        if (k < 0) {
+            float *scratch = malloc(sizeof(float) * (size_t)(s->n * s->o * s->oh * s->ow));
+            if (!scratch) return PAG_KERNELS_UNFUSED;
+            dnnl_status_t st = run_measured(&(conv_call){OP_FWD, s, x, w, NULL, bias, scratch, NULL, NULL, NULL});
+            free(scratch);
+            if (st != dnnl_success) return st;
+            k = chosen_kernel(s, OP_FWD);
+        }
+        if (k != PAG_KERNEL_PAG_WINOGRAD) return PAG_KERNELS_UNFUSED;
+    } else if (!own_winograd(s)) {
+        return PAG_KERNELS_UNFUSED;
+    }
     return pag_winograd_forward_maxpool2x2(s, x, w, bias, y, idx);
 }
 
@@ -626,9 +808,11 @@ int pag_conv2d_backward_data(const pag_conv_shape *s, const float *gy, const flo
         return dnnl_success;
     }
     if (!gy || !w || !gx) return dnnl_invalid_arguments;
+    if (atomic_load(&g_policy) == PAG_CONV_MEASURED)
+        return run_measured(&(conv_call){OP_BWD_DATA, s, NULL, w, gy, NULL, NULL, gx, NULL, NULL});
     if (own_winograd(s)) return pag_winograd_backward_data(s, gy, w, gx);
     if (narrow(s)) return pag_narrow_backward_data(s, gy, w, gx);
-    return conv_execute(s, OP_BWD_DATA, 0, gx, (void *)w, (void *)gy, NULL);
+    return conv_execute(s, OP_BWD_DATA, atomic_load(&g_policy), 0, gx, (void *)w, (void *)gy, NULL);
 }
 
 int pag_conv2d_backward_weights(const pag_conv_shape *s, const float *x, const float *gy, float *gw,
@@ -643,9 +827,11 @@ int pag_conv2d_backward_weights(const pag_conv_shape *s, const float *x, const f
         return dnnl_success;
     }
     if (!x || !gy || !gw) return dnnl_invalid_arguments;
+    if (atomic_load(&g_policy) == PAG_CONV_MEASURED)
+        return run_measured(&(conv_call){OP_BWD_WEIGHTS, s, x, NULL, gy, NULL, NULL, NULL, gw, gbias});
     if (own_winograd(s)) return pag_winograd_backward_weights(s, x, gy, gw, gbias);
     if (narrow(s)) return pag_narrow_backward_weights(s, x, gy, gw, gbias);
-    return conv_execute(s, OP_BWD_WEIGHTS, gbias != NULL, (void *)x, gw, (void *)gy, gbias);
+    return conv_execute(s, OP_BWD_WEIGHTS, atomic_load(&g_policy), gbias != NULL, (void *)x, gw, (void *)gy, gbias);
 }
 
 void pag_conv_bias_gradient(const pag_conv_shape *s, const float *gy, float *gbias) {

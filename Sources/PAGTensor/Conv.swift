@@ -140,27 +140,122 @@ extension Tensor {
     }
 }
 
-/// How convolutions are computed; see pag_kernels.h. `.fast` adds Winograd F(4,3) for 3x3
-/// stride-1 layers with at least 16 channels in and out (pag's own, on every machine; oneDNN's for
-/// layers wider than 32 x 64 channels on AVX-512): 1.2-2.5x faster there, rounding error ~1e-6
-/// relative. `.direct` uses oneDNN's direct algorithm everywhere, as PyTorch does.
+/// How convolutions are computed; see pag_kernels.h. `.auto` (the default) picks per shape and
+/// op the fastest of direct and the Winograds, measured once on this machine (ConvolutionChoices;
+/// a run records its choices so that resume and replicate repeat them). `.fast` adds Winograd
+/// F(4,3) for 3x3 stride-1 layers with at least 16 channels in and out (pag's own, on every
+/// machine; oneDNN's for layers wider than 32 x 64 channels on AVX-512): 1.2-2.5x faster there,
+/// rounding error ~1e-6 relative. `.direct` uses oneDNN's direct algorithm everywhere, as
+/// PyTorch does.
 public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
-    case direct, fast
+    case auto, direct, fast
 
     /// Which kernels the algorithm in effect uses on this machine, for benchmark reports. pag's
     /// Winograd has baseline and AVX2 variants (the AVX2 one on AVX-512 machines too).
     public static var kernels: String {
         let narrow = "under 8 output channels: pag's narrow kernels"
-        guard current == .fast else { return "direct (oneDNN; \(narrow))" }
         let variant = InstructionSet.current.rawValue >= InstructionSet.avx2.rawValue ? "avx2" : "baseline"
-        return pag_kernels_onednn_has_winograd() != 0
-            ? "fast (3x3: Winograd F(4,3), pag's \(variant) variant up to 32 x 64 channels, oneDNN's above; \(narrow))"
-            : "fast (3x3: Winograd F(4,3), pag's \(variant) variant; \(narrow))"
+        switch current {
+        case .direct:
+            return "direct (oneDNN; \(narrow))"
+        case .auto:
+            let choices = ConvolutionChoices.current
+            let counts = Dictionary(grouping: choices, by: \.kernel).mapValues(\.count)
+            let made = ConvolutionChoice.Kernel.allCases.compactMap { k in counts[k].map { "\($0) \(k.rawValue)" } }.joined(separator: ", ")
+            return "auto (per shape and op the fastest of direct, pag's \(variant) Winograd\(pag_kernels_onednn_has_winograd() != 0 ? ", oneDNN's Winograd" : ""), measured once; \(choices.count) choices\(made.isEmpty ? "" : ": " + made))"
+        case .fast:
+            return pag_kernels_onednn_has_winograd() != 0
+                ? "fast (3x3: Winograd F(4,3), pag's \(variant) variant up to 32 x 64 channels, oneDNN's above; \(narrow))"
+                : "fast (3x3: Winograd F(4,3), pag's \(variant) variant; \(narrow))"
+        }
     }
 
     /// The algorithm in effect (process-wide).
     public static var current: ConvolutionAlgorithm {
-        get { pag_kernels_get_conv_policy() == Int32(PAG_CONV_FAST) ? .fast : .direct }
-        set { pag_kernels_set_conv_policy(newValue == .fast ? Int32(PAG_CONV_FAST) : Int32(PAG_CONV_AUTO)) }
+        get {
+            switch pag_kernels_get_conv_policy() {
+            case Int32(PAG_CONV_FAST): return .fast
+            case Int32(PAG_CONV_MEASURED): return .auto
+            default: return .direct
+            }
+        }
+        set {
+            pag_kernels_set_conv_policy(newValue == .fast ? Int32(PAG_CONV_FAST) : newValue == .auto ? Int32(PAG_CONV_MEASURED) : Int32(PAG_CONV_AUTO))
+        }
     }
+}
+
+/// One choice of `.auto`: the kernel for one convolution shape and op, and the times (ms, median
+/// of 3) that chose it when it was measured here.
+public struct ConvolutionChoice: Codable, Equatable, Hashable, Sendable {
+    public enum Op: String, Codable, CaseIterable, Sendable { case forward, backwardData = "backward_data", backwardWeights = "backward_weights" }
+    public enum Kernel: String, Codable, CaseIterable, Sendable { case direct, pagWinograd = "pag_winograd", onednnWinograd = "onednn_winograd" }
+    /// n, c, h, w, o, kh, kw, sh, sw, ph, pw, oh, ow, groups, dh, dw, pb, pr (pag_conv_shape's order).
+    public var shape: [Int]
+    public var op: Op
+    public var kernel: Kernel
+    /// Per kernel, its measured time; absent for preloaded choices.
+    public var ms: [String: Double]?
+
+    public init(shape: [Int], op: Op, kernel: Kernel, ms: [String: Double]? = nil) {
+        self.shape = shape; self.op = op; self.kernel = kernel; self.ms = ms
+    }
+
+    /// The same choice without its timings: what decides the numbers.
+    public var decision: ConvolutionChoice { ConvolutionChoice(shape: shape, op: op, kernel: kernel) }
+
+    var cShape: pag_conv_shape? {
+        guard shape.count == 18 else { return nil }
+        let v = shape.map(Int64.init)
+        return pag_conv_shape(n: v[0], c: v[1], h: v[2], w: v[3], o: v[4], kh: v[5], kw: v[6], sh: v[7], sw: v[8], ph: v[9], pw: v[10],
+                              oh: v[11], ow: v[12], groups: v[13], dh: v[14], dw: v[15], pb: v[16], pr: v[17])
+    }
+}
+
+/// The choices `.auto` has made or been given in this process (pag_conv_choice_*).
+public enum ConvolutionChoices {
+    public struct LoadError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Every choice so far, in the order made.
+    public static var current: [ConvolutionChoice] {
+        (0..<pag_conv_choice_count()).compactMap { i in
+            var c = pag_conv_choice()
+            guard pag_conv_choice_get(i, &c) == 0 else { return nil }
+            let s = c.s
+            let shape = [s.n, s.c, s.h, s.w, s.o, s.kh, s.kw, s.sh, s.sw, s.ph, s.pw, s.oh, s.ow, s.groups, s.dh, s.dw, s.pb, s.pr].map(Int.init)
+            let times = withUnsafeBytes(of: c.ms) { Array($0.bindMemory(to: Double.self)) }
+            var ms: [String: Double] = [:]
+            for (k, kernel) in ConvolutionChoice.Kernel.allCases.enumerated() where times[k] >= 0 { ms[kernel.rawValue] = times[k] }
+            return ConvolutionChoice(shape: shape, op: ConvolutionChoice.Op.allCases[Int(c.op)],
+                                     kernel: ConvolutionChoice.Kernel.allCases[Int(c.kernel)], ms: ms.isEmpty ? nil : ms)
+        }
+    }
+
+    /// Gives `.auto` these choices (replacing any for the same shape and op): those shapes are
+    /// then not measured. A choice this machine cannot run (e.g. oneDNN's Winograd from an
+    /// AVX-512 machine, here without AVX-512) or a malformed one is an error naming it.
+    public static func load(_ choices: [ConvolutionChoice], source: String) throws {
+        // All or nothing: every choice is checked before any is given.
+        if let bad = choices.first(where: { !canRun($0) }) {
+            throw LoadError(description: "\(source): convolution choice \(bad.kernel.rawValue) for \(bad.op.rawValue) of shape \(bad.shape) cannot run on this machine (or the shape is malformed)")
+        }
+        for c in choices {
+            var s = c.cShape!
+            _ = pag_conv_choice_set(&s, opIndex(c.op), kernelIndex(c.kernel))
+        }
+    }
+
+    /// Whether this machine's kernels can compute `choice` (its kernel supports the shape and op).
+    public static func canRun(_ choice: ConvolutionChoice) -> Bool {
+        guard var s = choice.cShape else { return false }
+        return pag_conv_kernel_supports(&s, opIndex(choice.op), kernelIndex(choice.kernel)) != 0
+    }
+
+    static func opIndex(_ op: ConvolutionChoice.Op) -> Int32 { Int32(ConvolutionChoice.Op.allCases.firstIndex(of: op)!) }
+    static func kernelIndex(_ k: ConvolutionChoice.Kernel) -> Int32 { Int32(ConvolutionChoice.Kernel.allCases.firstIndex(of: k)!) }
+
+    /// Forgets every choice (tests).
+    public static func clear() { pag_conv_choice_clear() }
 }

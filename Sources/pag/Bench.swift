@@ -58,8 +58,8 @@ struct Bench: ParsableCommand {
     @Option(help: "Comma-separated workloads to run (default: all).")
     var only: String?
 
-    @Option(help: "Convolution algorithm: direct (oneDNN direct, as PyTorch) or fast (adds Winograd F(4,3) for 3x3 stride-1 layers with >= 16 channels: pag's own, or oneDNN's for wide layers on AVX-512).")
-    var convAlgorithm: String = "direct"
+    @Option(help: "Convolution algorithm: auto (per shape and op the fastest kernel, measured once on this machine and cached), direct (oneDNN direct, as PyTorch) or fast (adds Winograd F(4,3) for 3x3 stride-1 layers with >= 16 channels: pag's own, or oneDNN's for wide layers on AVX-512).")
+    var convAlgorithm: String = "auto"
 
     @Option(help: "The ONNX file of the wrn-input-grad workload (a WideResNet that bench/compare has PyTorch export); without it that workload is skipped.")
     var onnxWrn: String?
@@ -81,7 +81,8 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
-        ConvolutionAlgorithm.current = ConvolutionAlgorithm(rawValue: convAlgorithm)!
+        try ConvolutionCache.use(ConvolutionAlgorithm(rawValue: convAlgorithm)!)
+        defer { ConvolutionCache.save() }
         Benchmarks.wrnFile = onnxWrn
         // Without its file the imported-network workload is skipped unless asked for by name.
         let names = only.map { $0.split(separator: ",").map(String.init) } ?? Benchmarks.names.filter { $0 != "wrn-input-grad" || onnxWrn != nil }

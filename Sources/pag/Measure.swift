@@ -48,7 +48,7 @@ struct MeasureCommon: ParsableArguments {
         try FileManager.default.createDirectory(atPath: outDir, withIntermediateDirectories: true)
         let s = try MeasureSubject(source, registry: registry, samples: samples, data: data, dataDir: dataDir)
         // Measured with the convolution algorithm the run was trained with, as an experiment does.
-        ConvolutionAlgorithm.current = s.config.convolutionAlgorithm
+        try ConvolutionCache.use(s.config.convolutionAlgorithm)
         return s
     }
     var showProgress: Bool { !json || isatty(fileno(stderr)) != 0 }

@@ -41,7 +41,7 @@ struct Train: ParsableCommand {
     @Option(help: "Use at most this many training samples.") var trainLimit: Int?
     @Option(help: "Evaluate on at most this many test samples.") var testLimit: Int?
     @Option(help: "Save resumable state every this many steps.") var checkpointEvery: Int = 200
-    @Option(help: "Convolution algorithm: direct or fast (Winograd where it helps).") var convAlgorithm: String = "direct"
+    @Option(help: "Convolution algorithm: auto (per shape the fastest kernel, measured once on this machine and cached), direct (oneDNN's direct everywhere) or fast (Winograd wherever it applies).") var convAlgorithm: String = "auto"
     @Option(help: "Output folder.") var out: String = "runs/train"
     @Flag(help: "Continue the run in --out from its last saved state (other options are taken from it).") var resume = false
     @Flag(help: "Print the final metrics as JSON on standard output.") var json = false

@@ -75,13 +75,16 @@ final class ExperimentTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("distinct"), "\($0)")
         }
         // conv_algorithm reaches every run and every estimator, and is checked where it enters.
-        XCTAssertEqual(d.convAlgorithm, "fast")
-        XCTAssertEqual(Set(all.map(\.config.convAlgorithm)), ["fast"])
-        XCTAssertEqual(d.estimatorConfig(steps: 400, seed: 0).convAlgorithm, "fast")
+        XCTAssertEqual(d.convAlgorithm, "auto")
+        XCTAssertEqual(Set(all.map(\.config.convAlgorithm)), ["auto"])
+        XCTAssertEqual(d.estimatorConfig(steps: 400, seed: 0).convAlgorithm, "auto")
+        let fast = try ExperimentSpec(text: "conv_algorithm: fast\nruns:\n  - objective: ce\n", source: "f.yaml")
+        XCTAssertEqual(fast.expandedRuns()[0].config.convAlgorithm, "fast")
+        XCTAssertEqual(fast.estimatorConfig(steps: 400, seed: 0).convAlgorithm, "fast")
         XCTAssertThrowsError(try ExperimentSpec(text: "conv_algorithm: winograd\nruns:\n  - objective: ce\n", source: "c.yaml")) {
-            XCTAssertEqual("\($0)", "c.yaml: 'conv_algorithm' must be direct or fast, got 'winograd'")
+            XCTAssertEqual("\($0)", "c.yaml: 'conv_algorithm' must be auto, direct or fast, got 'winograd'")
         }
-        XCTAssertEqual(try ExperimentSpec(text: "runs:\n  - objective: ce\n", source: "d.yaml").expandedRuns()[0].config.convAlgorithm, "direct")
+        XCTAssertEqual(try ExperimentSpec(text: "runs:\n  - objective: ce\n", source: "d.yaml").expandedRuns()[0].config.convAlgorithm, "auto")
         // JSON is accepted too.
         let j = try ExperimentSpec(text: #"{"data": "synthetic", "runs": [{"objective": "ce"}], "measure": {"alignment": false}}"#, source: "j.json")
         XCTAssertNil(j.alignment)

@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 import PAGData
 import PAGFormats
-import PAGLab
+@testable import PAGLab
 import PAGTensor
 import PAGTestSupport
 
@@ -105,6 +105,50 @@ final class TrainerTests: XCTestCase {
         for name in a.names { XCTAssertEqual(try a.tensor(name).values, try b.tensor(name).values, name) }
         // Resuming a finished run changes nothing.
         XCTAssertEqual(try train(c, parts, resume: true).steps, full.steps)
+    }
+
+    /// conv_algorithm auto: a run records the kernel choices it used; resumed with a cache that
+    /// says otherwise (every Winograd-capable shape flipped between direct and pag's Winograd),
+    /// it keeps its recorded choices and ends bit for bit where the uninterrupted run ended.
+    func testResumeUnderAutoKeepsItsRecordedChoices() throws {
+        var c = TrainingConfig()
+        c.data = "synthetic"; c.model = "resnet18"; c.objective = "ce"; c.convAlgorithm = "auto"
+        c.epochs = 1; c.batchSize = 8; c.learningRate = 1e-3; c.seed = 2
+        c.trainLimit = 40; c.testLimit = 16; c.checkpointEvery = 2
+        let cache = tempDir("conv-cache")
+        setenv("PAG_CACHE_DIR", cache, 1)
+        defer { unsetenv("PAG_CACHE_DIR"); ConvolutionChoices.clear(); ConvolutionAlgorithm.current = .direct }
+        ConvolutionChoices.clear()
+        let whole = tempDir("auto-whole"), parts = tempDir("auto-parts")
+        let full = try train(c, whole)
+        let recorded = try XCTUnwrap(full.convolutionChoices)
+        XCTAssertFalse(recorded.isEmpty)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: ConvolutionCache.path), "the choices were cached")
+        XCTAssertTrue(ConvolutionCache.path.hasPrefix(cache + "/conv-choices/"))
+        XCTAssertThrowsError(try train(c, parts, interruptAfter: 3))
+
+        // Another cache, and nothing in memory: what a resume on a later day would find.
+        let flipped = recorded.map { r -> ConvolutionChoice in
+            let winograd = ConvolutionChoice(shape: r.shape, op: r.op, kernel: .pagWinograd)
+            return r.kernel == .direct && ConvolutionChoices.canRun(winograd) ? winograd : ConvolutionChoice(shape: r.shape, op: r.op, kernel: .direct)
+        }
+        XCTAssertTrue(zip(flipped, recorded).contains { $0.kernel != $1.kernel }, "resnet18 has Winograd-capable layers")
+        try AtomicFile.write(String(decoding: try JSONEncoder.pag.encode(ConvolutionCache.File(machine: ConvolutionCache.machineKey, choices: flipped)), as: UTF8.self),
+                             to: ConvolutionCache.path)
+        var warnings: [String] = []
+        XCTAssertEqual(ConvolutionCache.read(warn: { warnings.append($0) }), flipped)
+        XCTAssertEqual(warnings, [])
+        ConvolutionChoices.clear()
+        let resumed = try train(c, parts, resume: true)
+        XCTAssertEqual(Set(try XCTUnwrap(resumed.convolutionChoices).map(\.decision)), Set(recorded.map(\.decision)))
+        XCTAssertEqual(resumed.epochs.map(\.trainLoss), full.epochs.map(\.trainLoss))
+        let a = try SafeTensors.read(whole + "/checkpoint.safetensors"), b = try SafeTensors.read(parts + "/checkpoint.safetensors")
+        for name in a.names { XCTAssertEqual(try a.tensor(name).values, try b.tensor(name).values, name) }
+
+        // A fresh run now takes the (flipped) cache as given: nothing is measured.
+        ConvolutionChoices.clear()
+        let other = try train(c, tempDir("auto-other"))
+        XCTAssertEqual(Set(try XCTUnwrap(other.convolutionChoices).map(\.decision)), Set(flipped))
     }
 
     /// Interrupted after step 3, before the first periodic save (step 4): the state saved at

@@ -84,7 +84,39 @@ enum {
     PAG_CONV_BLOCKED = 3,   // oneDNN picks every layout; reorders around the primitive
     PAG_CONV_WINOGRAD = 4,  // oneDNN's Winograd
     PAG_CONV_PAG_WINOGRAD = 5,  // pag's own Winograd, whatever oneDNN has
+    PAG_CONV_MEASURED = 6,  // per shape and op the fastest kernel, measured once (below)
 };
+
+/// The kernels PAG_CONV_MEASURED chooses among. DIRECT is PAG_CONV_AUTO's path (oneDNN's direct
+/// algorithm, pag's narrow kernels under 8 output channels); the Winograds compute 3x3 stride-1
+/// layers with C, O >= 16 (oneDNN's on AVX-512 only), with rounding error a few times direct's.
+enum { PAG_KERNEL_DIRECT = 0, PAG_KERNEL_PAG_WINOGRAD = 1, PAG_KERNEL_ONEDNN_WINOGRAD = 2, PAG_KERNEL_COUNT = 3 };
+/// The three convolution ops (the second-order passes are these ops of other shapes).
+enum { PAG_CONV_OP_FORWARD = 0, PAG_CONV_OP_BACKWARD_DATA = 1, PAG_CONV_OP_BACKWARD_WEIGHTS = 2 };
+
+/// One choice of PAG_CONV_MEASURED: the kernel for (shape, op), and the median times (ms) that
+/// chose it (-1: not measured, e.g. a preloaded choice, or a kernel that does not support it).
+typedef struct pag_conv_choice {
+    pag_conv_shape s;
+    int64_t op, kernel;
+    double ms[PAG_KERNEL_COUNT];
+} pag_conv_choice;
+
+/// 1 when `kernel` computes `op` of this shape on this machine.
+int pag_conv_kernel_supports(const pag_conv_shape *s, int op, int kernel);
+/// Under PAG_CONV_MEASURED, a (shape, op) without a choice is measured on its first call: every
+/// supported kernel runs on that call's own arguments (1 warm-up, 3 timed runs each), the fastest
+/// is kept (DIRECT unless another takes under 0.95 of its time) and the call's result is the
+/// chosen kernel's. Choices can be preloaded (a cache, a run's record): then nothing is
+/// measured and the choice is exactly the one given. Returns 0, or dnnl_invalid_arguments for a
+/// bad shape, op or a kernel that does not support it.
+int pag_conv_choice_set(const pag_conv_shape *s, int op, int kernel);
+/// The choices made or preloaded so far (in the order they were made); get returns 0, or
+/// dnnl_invalid_arguments for an index out of range.
+int64_t pag_conv_choice_count(void);
+int pag_conv_choice_get(int64_t index, pag_conv_choice *out);
+/// Forgets every choice.
+void pag_conv_choice_clear(void);
 /// 1 when oneDNN has a Winograd convolution on this machine (AVX-512), so PAG_CONV_FAST uses it.
 int pag_kernels_onednn_has_winograd(void);
 /// Sets the strategy for later calls (thread-safe; primitives are cached per strategy).

@@ -66,7 +66,7 @@ public struct ExperimentSpec: Sendable {
     /// How every convolution of the experiment is computed: training, estimator fits and
     /// measurements (ConvolutionAlgorithm: `direct`, or `fast` for Winograd F(4,3) on 3x3
     /// layers). Part of every result's identity.
-    public var convAlgorithm = ConvolutionAlgorithm.direct.rawValue
+    public var convAlgorithm = ConvolutionAlgorithm.auto.rawValue
     public var samples = 300
     public var draws = 1
     public var noiseRatio = true
@@ -98,9 +98,8 @@ public struct ExperimentSpec: Sendable {
     epochs: 1
     batch_size: 64
     lr: 1e-3
-    # Winograd F(4,3) for the 3x3 convolutions with 16 channels or more, on every machine:
-    # about 1.3x faster than direct here, 1.4x on AVX2 (docs/experiments.md).
-    conv_algorithm: fast
+    # conv_algorithm auto (the default): per convolution shape the fastest of direct and the
+    # Winograds, measured once on this machine and cached (docs/experiments.md).
     # Three training seeds: the findings come with 95% intervals over seeds and test images.
     seeds: [0, 1, 2]
     train_limit: 4000

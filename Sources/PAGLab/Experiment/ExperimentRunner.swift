@@ -231,7 +231,8 @@ public final class ExperimentRunner {
         let t0 = Date()
         // The forward passes use the run's convolution algorithm (the measurement's identity
         // holds it through the run's).
-        ConvolutionAlgorithm.current = r.config.convolutionAlgorithm
+        try ConvolutionCache.use(r.config.convolutionAlgorithm)
+        defer { ConvolutionCache.save() }
         let metrics = try MeasureRunner.readJSON(TrainingMetrics.self, from: dir + "/metrics.json")
         let subject = try MeasureSubject(directory: dir, registry: registry, samples: spec.samples)
         var score: ScoreSource?

@@ -34,10 +34,10 @@ public struct EstimatorTrainingConfig: Codable, Equatable, Sendable {
     public var seed: UInt64 = 0
     /// Train on the first `trainLimit` training samples only (nil: all).
     public var trainLimit: Int?
-    /// How convolutions are computed while it trains (ConvolutionAlgorithm: direct or fast).
-    public var convAlgorithm = ConvolutionAlgorithm.direct.rawValue
+    /// How convolutions are computed while it trains (ConvolutionAlgorithm: auto, direct or fast).
+    public var convAlgorithm = ConvolutionAlgorithm.auto.rawValue
     public init() {}
-    public init(steps: Int, seed: UInt64, convAlgorithm: String = ConvolutionAlgorithm.direct.rawValue) {
+    public init(steps: Int, seed: UInt64, convAlgorithm: String = ConvolutionAlgorithm.auto.rawValue) {
         self.steps = steps; self.seed = seed; self.convAlgorithm = convAlgorithm
     }
 }
@@ -85,10 +85,10 @@ public enum LearnedEstimator {
         if let problem = ConvolutionAlgorithm.problem(with: config.convAlgorithm, in: "estimator training: the convolution algorithm") {
             throw TrainingError.badConfig(problem)
         }
-        let algorithm = ConvolutionAlgorithm(rawValue: config.convAlgorithm) ?? .direct
+        let algorithm = ConvolutionAlgorithm(rawValue: config.convAlgorithm) ?? .auto
         let before = ConvolutionAlgorithm.current
-        ConvolutionAlgorithm.current = algorithm
-        defer { ConvolutionAlgorithm.current = before }
+        try ConvolutionCache.use(algorithm)
+        defer { ConvolutionCache.save(); ConvolutionAlgorithm.current = before }
         let count = min(config.trainLimit ?? data.count, data.count)
         guard count >= 1 else { throw TrainingError.badConfig("no training samples for estimator '\(name)'") }
         let batch = min(config.batchSize, count)

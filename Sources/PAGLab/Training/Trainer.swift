@@ -28,6 +28,8 @@ public struct TrainingMetrics: Codable, Sendable {
     public var wallTimeSeconds = 0.0
     /// What this run is a function of (see ResultIdentity); decides reuse and resume.
     public var identity: ResultIdentity?
+    /// Under conv_algorithm auto, the kernel choices in effect (a resumed run loads them back).
+    public var convolutionChoices: [ConvolutionChoice]?
 }
 
 /// Where a run stands: saved with the weights in resume.safetensors, so resuming is exact.
@@ -163,7 +165,7 @@ public final class Trainer {
         case .refuse(let why):
             throw resume ? TrainingError.resume(why) : TrainingError.badConfig(why)
         }
-        ConvolutionAlgorithm.current = config.convolutionAlgorithm
+        try ConvolutionCache.use(config.convolutionAlgorithm)
 
         let setup = try TrainingSetup(config: config, registry: registry)
         var metrics = TrainingMetrics(config: config)
@@ -179,6 +181,10 @@ public final class Trainer {
                                 epochSeconds: 0, metrics: metrics)
         if resume {
             state = try loadResumeState(setup)
+            // The kernels the first part chose, whatever this machine's cache says now.
+            if let recorded = state.metrics.convolutionChoices, config.convolutionAlgorithm == .auto {
+                do { try ConvolutionChoices.load(recorded, source: resumePath) } catch { throw TrainingError.resume("\(error)") }
+            }
             log("resuming \(outDir) at epoch \(state.epoch + 1), batch \(state.batch) (step \(state.steps))")
             // A kill inside a save can leave the checkpoint and metrics.json of an earlier step
             // next to a newer resume state: write them again from it (the weights are the same).
@@ -292,6 +298,10 @@ public final class Trainer {
                               message: "tensor '\(name)' holds \(bad.value.isNaN ? "NaN" : "\(bad.value)") with \(loopCulprit ?? "this run's plugins"); training stopped")
         }
         state.metrics.steps = state.steps
+        if config.convolutionAlgorithm == .auto {
+            state.metrics.convolutionChoices = ConvolutionChoices.current
+            ConvolutionCache.save()
+        }
         let resumeJSON = String(decoding: try JSONEncoder.pag.encode(state), as: UTF8.self)
         try TensorFile.write(stateDict + optimizerState, metadata: ["pag_resume": resumeJSON, "step": String(state.steps)], to: resumePath)
         pauseForTests(after: "resume", state)

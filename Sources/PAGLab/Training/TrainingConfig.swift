@@ -25,7 +25,7 @@ public struct TrainingConfig: Codable, Equatable, Sendable {
     public var testLimit: Int?
     /// Save resumable state every this many steps (and at every epoch end).
     public var checkpointEvery = 200
-    public var convAlgorithm = "direct"
+    public var convAlgorithm = "auto"
 
     public init() {}
 
@@ -99,7 +99,7 @@ public enum TrainingError: Error, CustomStringConvertible, Equatable {
 
 extension TrainingConfig {
     /// `convAlgorithm` as the engine's setting (validated where it enters: direct or fast).
-    public var convolutionAlgorithm: ConvolutionAlgorithm { ConvolutionAlgorithm(rawValue: convAlgorithm) ?? .direct }
+    public var convolutionAlgorithm: ConvolutionAlgorithm { ConvolutionAlgorithm(rawValue: convAlgorithm) ?? .auto }
 }
 
 extension ConvolutionAlgorithm {
@@ -107,6 +107,6 @@ extension ConvolutionAlgorithm {
     /// estimator's config): nil for a good name, else "WHAT must be direct or fast, got 'NAME'".
     static func problem(with name: String, in what: String) -> String? {
         ConvolutionAlgorithm(rawValue: name) != nil ? nil
-            : "\(what) must be \(allCases.map(\.rawValue).joined(separator: " or ")), got '\(name)'"
+            : "\(what) must be auto, direct or fast, got '\(name)'"
     }
 }

@@ -1,0 +1,83 @@
+import Foundation
+import PAGFormats
+import PAGTensor
+
+/// `conv_algorithm: auto`'s memory across runs: the kernel choices measured on this machine, in
+/// a small JSON file under the user's cache folder (`$PAG_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/pag`, else `~/.cache/pag`), one file per CPU model, instruction set, thread
+/// count and pag version, so that a choice is reused only where it was measured. A run records
+/// the choices it used (metrics.json `convolution_choices`); resuming loads those over the cache.
+public enum ConvolutionCache {
+    /// The cache file's content.
+    struct File: Codable {
+        var machine: String
+        var choices: [ConvolutionChoice]
+    }
+
+    /// What a choice depends on: CPU model, pag's and oneDNN's instruction sets, threads, version.
+    public static var machineKey: String {
+        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+            .split(separator: "\n").first { $0.hasPrefix("model name") }
+            .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" } ?? "unknown-cpu"
+        return "\(cpu) \(InstructionSet.current) \(InstructionSet.oneDNN) \(engineThreads)t pag\(PAGVersion.string)"
+    }
+
+    /// The cache file of this machine.
+    public static var path: String {
+        let env = ProcessInfo.processInfo.environment
+        let base = env["PAG_CACHE_DIR"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 + "/pag" }
+            ?? NSHomeDirectory() + "/.cache/pag"
+        let name = machineKey.map { $0.isLetter || $0.isNumber || $0 == "." ? $0 : "-" }
+        return base + "/conv-choices/" + String(name) + ".json"
+    }
+
+    /// Sets the algorithm for what follows; under `.auto` loads this machine's cache, then
+    /// `recorded` (a run's own choices) over it. A broken cache file is ignored with a warning
+    /// (it is rewritten by the next save); a recorded choice this machine cannot run is an error.
+    public static func use(_ algorithm: ConvolutionAlgorithm, recorded: [ConvolutionChoice]? = nil, source: String = "the run's record",
+                           warn: (String) -> Void = { FileHandle.standardError.write(Data(("pag: " + $0 + "\n").utf8)) }) throws {
+        ConvolutionAlgorithm.current = algorithm
+        guard algorithm == .auto else { return }
+        if let cached = read(warn: warn) {
+            do { try ConvolutionChoices.load(cached, source: path) } catch { warn("\(error); ignoring the cache") }
+        }
+        if let recorded { try ConvolutionChoices.load(recorded, source: source) }
+    }
+
+    /// Adds this process's choices to the cache file (atomically; another process's additions
+    /// since are kept). Nothing to do outside `.auto` or without choices; a cache that cannot be
+    /// written costs only the measurement next time, so failures are warnings.
+    public static func save(warn: (String) -> Void = { FileHandle.standardError.write(Data(("pag: " + $0 + "\n").utf8)) }) {
+        guard ConvolutionAlgorithm.current == .auto else { return }
+        let mine = ConvolutionChoices.current
+        guard !mine.isEmpty else { return }
+        var merged = read(warn: { _ in }) ?? []
+        let known = Set(merged.map { [$0.shape.map(String.init).joined(separator: ","), $0.op.rawValue] })
+        var added = false
+        for c in mine where !known.contains([c.shape.map(String.init).joined(separator: ","), c.op.rawValue]) {
+            merged.append(c); added = true
+        }
+        guard added else { return }
+        do {
+            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            let data = try JSONEncoder.pag.encode(File(machine: machineKey, choices: merged))
+            try AtomicFile.write(String(decoding: data, as: UTF8.self), to: path)
+        } catch {
+            warn("cannot write the convolution choice cache \(path): \(error)")
+        }
+    }
+
+    /// The cached choices (nil: no cache, or a broken one, which `warn` reports).
+    static func read(warn: (String) -> Void) -> [ConvolutionChoice]? {
+        guard let data = FileManager.default.contents(atPath: path) else { return nil }
+        do {
+            let f = try JSONDecoder.pag.decode(File.self, from: data)
+            guard f.machine == machineKey else { warn("\(path) is for '\(f.machine)', not this machine; ignoring it"); return nil }
+            return f.choices
+        } catch {
+            warn("\(path) is not a convolution choice cache (\(error)); ignoring it")
+            return nil
+        }
+    }
+}
