@@ -96,10 +96,7 @@ public struct PatchPool: Sendable {
         let images = set.bytes.withUnsafeBufferPointer { p in
             (0..<set.count).map { i -> Gray in
                 let rgb = p.baseAddress! + i * 3 * n
-                let gray = (0..<n).map { j -> UInt8 in
-                    let r = 299 * Int(rgb[j]), g = 587 * Int(rgb[n + j]), b = 114 * Int(rgb[2 * n + j])
-                    return UInt8((r + g + b + 500) / 1000)
-                }
+                let gray = (0..<n).map { j in Image.luma(rgb[j], rgb[n + j], rgb[2 * n + j]) }
                 return Gray(width: 32, height: 32, pixels: gray)
             }
         }

@@ -258,10 +258,13 @@ extension Image {
     /// The image in gray (ITU-R BT.601 luma of RGB; alpha dropped): `width * height` bytes.
     public var grayPixels: [UInt8] {
         if channels <= 2 { return stride(from: 0, to: pixels.count, by: channels).map { pixels[$0] } }
-        return stride(from: 0, to: pixels.count, by: channels).map { (i: Int) -> UInt8 in
-            let r = 299 * Int(pixels[i]), g = 587 * Int(pixels[i + 1]), b = 114 * Int(pixels[i + 2])
-            return UInt8((r + g + b + 500) / 1000)
-        }
+        return stride(from: 0, to: pixels.count, by: channels).map { Image.luma(pixels[$0], pixels[$0 + 1], pixels[$0 + 2]) }
+    }
+
+    /// ITU-R BT.601 luma of one RGB pixel, rounded: 0.299 R + 0.587 G + 0.114 B.
+    public static func luma(_ r: UInt8, _ g: UInt8, _ b: UInt8) -> UInt8 {
+        let weighted: Int = 299 * Int(r) + 587 * Int(g) + 114 * Int(b)
+        return UInt8((weighted + 500) / 1000)
     }
 
     /// A `data:image/png;base64,...` URL for `<img src=...>` in a self-contained HTML page.

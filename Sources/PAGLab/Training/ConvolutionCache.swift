@@ -14,13 +14,18 @@ public enum ConvolutionCache {
         var choices: [ConvolutionChoice]
     }
 
+    /// The CPU's model name, read once (the instruction sets can change within a process).
+    static let cpuModel: String = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
+        .split(separator: "\n").first { $0.hasPrefix("model name") }
+        .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" } ?? "unknown-cpu"
+
     /// What a choice depends on: CPU model, pag's and oneDNN's instruction sets, threads, version.
     public static var machineKey: String {
-        let cpu = (try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8))?
-            .split(separator: "\n").first { $0.hasPrefix("model name") }
-            .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" } ?? "unknown-cpu"
-        return "\(cpu) \(InstructionSet.current) \(InstructionSet.oneDNN) \(engineThreads)t pag\(PAGVersion.string)"
+        "\(cpuModel) \(InstructionSet.current) \(InstructionSet.oneDNN) \(engineThreads)t pag\(PAGVersion.string)"
     }
+
+    /// Where the cache's complaints go by default.
+    public static let standardWarning: @Sendable (String) -> Void = { FileHandle.standardError.write(Data(("pag: " + $0 + "\n").utf8)) }
 
     /// The cache file of this machine.
     public static var path: String {
@@ -36,7 +41,7 @@ public enum ConvolutionCache {
     /// `recorded` (a run's own choices) over it. A broken cache file is ignored with a warning
     /// (it is rewritten by the next save); a recorded choice this machine cannot run is an error.
     public static func use(_ algorithm: ConvolutionAlgorithm, recorded: [ConvolutionChoice]? = nil, source: String = "the run's record",
-                           warn: (String) -> Void = { FileHandle.standardError.write(Data(("pag: " + $0 + "\n").utf8)) }) throws {
+                           warn: (String) -> Void = standardWarning) throws {
         ConvolutionAlgorithm.current = algorithm
         guard algorithm == .auto else { return }
         if let cached = read(warn: warn) {
@@ -48,23 +53,23 @@ public enum ConvolutionCache {
     /// Adds this process's choices to the cache file (atomically; another process's additions
     /// since are kept). Nothing to do outside `.auto` or without choices; a cache that cannot be
     /// written costs only the measurement next time, so failures are warnings.
-    public static func save(warn: (String) -> Void = { FileHandle.standardError.write(Data(("pag: " + $0 + "\n").utf8)) }) {
+    public static func save(warn: (String) -> Void = standardWarning) {
         guard ConvolutionAlgorithm.current == .auto else { return }
         let mine = ConvolutionChoices.current
         guard !mine.isEmpty else { return }
+        let file = path
         var merged = read(warn: { _ in }) ?? []
-        let known = Set(merged.map { [$0.shape.map(String.init).joined(separator: ","), $0.op.rawValue] })
-        var added = false
-        for c in mine where !known.contains([c.shape.map(String.init).joined(separator: ","), c.op.rawValue]) {
-            merged.append(c); added = true
-        }
-        guard added else { return }
+        // A choice is known by its shape and op (the kernel is what it decides).
+        let known = Set(merged.map { ConvolutionChoice(shape: $0.shape, op: $0.op, kernel: .direct) })
+        let new = mine.filter { !known.contains(ConvolutionChoice(shape: $0.shape, op: $0.op, kernel: .direct)) }
+        guard !new.isEmpty else { return }
+        merged += new
         do {
-            try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             let data = try JSONEncoder.pag.encode(File(machine: machineKey, choices: merged))
-            try AtomicFile.write(String(decoding: data, as: UTF8.self), to: path)
+            try AtomicFile.write(String(decoding: data, as: UTF8.self), to: file)
         } catch {
-            warn("cannot write the convolution choice cache \(path): \(error)")
+            warn("cannot write the convolution choice cache \(file): \(error)")
         }
     }
 
