@@ -577,6 +577,7 @@ int pag_conv_kernel_supports(const pag_conv_shape *s, int op, int kernel) {
     case PAG_KERNEL_DIRECT: return 1;
     case PAG_KERNEL_PAG_WINOGRAD: return pag_winograd_supports(s);
     case PAG_KERNEL_ONEDNN_WINOGRAD: return onednn_avx512() && winograd_shape(s);
+    case PAG_KERNEL_PLAIN: return !pag_narrow_supports(s);
     default: return 0;
     }
 }
@@ -588,8 +589,9 @@ static dnnl_status_t run_kernel(int kernel, const conv_call *c) {
         if (c->op == OP_FWD) return pag_winograd_forward(s, c->x, c->w, c->bias, c->y);
         if (c->op == OP_BWD_DATA) return pag_winograd_backward_data(s, c->gy, c->w, c->gx);
         return pag_winograd_backward_weights(s, c->x, c->gy, c->gw, c->gbias);
-    case PAG_KERNEL_ONEDNN_WINOGRAD: {
-        int p = PAG_CONV_WINOGRAD;
+    case PAG_KERNEL_ONEDNN_WINOGRAD:
+    case PAG_KERNEL_PLAIN: {
+        int p = kernel == PAG_KERNEL_PLAIN ? PAG_CONV_PLAIN : PAG_CONV_WINOGRAD;
         if (c->op == OP_FWD) return conv_execute(s, OP_FWD, p, c->bias != NULL, (void *)c->x, (void *)c->w, c->y, (void *)c->bias);
         if (c->op == OP_BWD_DATA) return conv_execute(s, OP_BWD_DATA, p, 0, c->gx, (void *)c->w, (void *)c->gy, NULL);
         return conv_execute(s, OP_BWD_WEIGHTS, p, c->gbias != NULL, (void *)c->x, c->gw, (void *)c->gy, c->gbias);

@@ -1,8 +1,9 @@
 // winograd.c: pag's own Winograd F(4x4, 3x3) convolutions (see winograd_loops.h for the method).
 // kernels.c uses them for the `fast` policy (everywhere below AVX-512, where oneDNN 2.6 has no
 // Winograd; for layers of at most 32 x 64 channels on AVX-512): 3x3, stride 1, padding at most 2,
-// C and O >= 16, outputs of at least 64 pixels. A baseline and an AVX2 variant, chosen from
-// pag_isa() on every call, like the engine's other loops.
+// C and O >= 16, outputs of at least 64 pixels. A baseline and an AVX2 variant, and on AVX-512
+// the AVX2 transforms with 16-wide products (winograd_avx512.h), chosen from pag_isa() on every
+// call, like the engine's other loops.
 #include "pag_winograd.h"
 
 #include "pag_kernels.h"
@@ -31,6 +32,9 @@ struct wino_loops {
     void (*gather_filters)(const float *, int64_t, int64_t, int64_t, float *);
 };
 
+// The tile-major layout of V, M and Z (winograd_loops.h): [t][channel / 8][xi][channel % 8].
+#define VEC_AT(buf, t, k8, n8, xi) ((buf) + (((t) * (n8) + (k8)) * 36 + (xi)) * 8)
+
 #define V(name) name##_baseline
 #include "winograd_loops.h"
 #undef V
@@ -41,10 +45,21 @@ struct wino_loops {
 #include "winograd_loops.h"
 #undef V
 #pragma clang attribute pop
+
+#pragma clang attribute push(__attribute__((target("avx512f,avx512vl,avx2,fma"))), apply_to = function)
+#include "winograd_avx512.h"
+#pragma clang attribute pop
+
+// The AVX2 transforms with the AVX-512 products.
+static const struct wino_loops wino_loops_avx512 = {
+    to_hwc_avx2, transform_inputs_avx2, multiply_avx512, transform_outputs_avx2, transform_outputs_pooled_avx2,
+    transform_output_grads_avx2, accumulate_products_avx512, transform_filters_avx2, gather_filters_avx2,
+};
 #endif
 
 static const struct wino_loops *loops(void) {
 #if defined(__x86_64__)
+    if (pag_isa() >= PAG_ISA_AVX512) return &wino_loops_avx512;
     if (pag_isa() >= PAG_ISA_AVX2) return &wino_loops_avx2;
 #endif
     return &wino_loops_baseline;

@@ -167,7 +167,7 @@ static void V(to_hwc)(const float *img, int64_t ch, int64_t rows, int64_t cols, 
 #define TILE_AT(t, tpi, tw, g, ty, tx) int64_t g = (t) / (tpi), ty = (t) % (tpi) / (tw), tx = (t) % (tpi) % (tw)
 
 // Vector xi of tile t, channels [8 k8, 8 k8 + 8), in a tile-major block of n8 channel octets.
-#define VEC_AT(buf, t, k8, n8, xi) ((buf) + (((t) * (n8) + (k8)) * 36 + (xi)) * 8)
+// VEC_AT(buf, t, k8, n8, xi) (winograd.c): vector xi of tile t's channels [8 k8, 8 k8 + 8), n8 per tile.
 
 // V[xi][t][c] for the tiles [t0, t0 + nt) of a group of images, from their HWC copies (cs channels
 // per pixel, image_stride floats from one image to the next).
@@ -466,7 +466,6 @@ static void V(gather_filters)(const float *s, int64_t xi_stride, int64_t parts, 
 }
 
 #undef TILE_AT
-#undef VEC_AT
 
 static const struct wino_loops V(wino_loops) = {
     V(to_hwc), V(transform_inputs), V(multiply), V(transform_outputs), V(transform_outputs_pooled), V(transform_output_grads),

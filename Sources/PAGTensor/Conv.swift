@@ -151,10 +151,11 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
     case auto, direct, fast
 
     /// Which kernels the algorithm in effect uses on this machine, for benchmark reports. pag's
-    /// Winograd has baseline and AVX2 variants (the AVX2 one on AVX-512 machines too).
+    /// Winograd has baseline, AVX2 and AVX-512 variants (the last: AVX2 transforms, 16-wide products).
     public static var kernels: String {
         let narrow = "under 8 output channels: pag's narrow kernels"
-        let variant = InstructionSet.current.rawValue >= InstructionSet.avx2.rawValue ? "avx2" : "baseline"
+        let variant = InstructionSet.current.rawValue >= InstructionSet.avx512.rawValue ? "avx512"
+            : InstructionSet.current.rawValue >= InstructionSet.avx2.rawValue ? "avx2" : "baseline"
         switch current {
         case .direct:
             return "direct (oneDNN; \(narrow))"
@@ -162,7 +163,7 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
             let choices = ConvolutionChoices.current
             let counts = Dictionary(grouping: choices, by: \.kernel).mapValues(\.count)
             let made = ConvolutionChoice.Kernel.allCases.compactMap { k in counts[k].map { "\($0) \(k.rawValue)" } }.joined(separator: ", ")
-            return "auto (per shape and op the fastest of direct, pag's \(variant) Winograd\(pag_kernels_onednn_has_winograd() != 0 ? ", oneDNN's Winograd" : ""), measured once; \(choices.count) choices\(made.isEmpty ? "" : ": " + made))"
+            return "auto (per shape and op the fastest of direct, oneDNN on plain layouts, pag's \(variant) Winograd\(pag_kernels_onednn_has_winograd() != 0 ? ", oneDNN's Winograd" : ""), measured once; \(choices.count) choices\(made.isEmpty ? "" : ": " + made))"
         case .fast:
             return pag_kernels_onednn_has_winograd() != 0
                 ? "fast (3x3: Winograd F(4,3), pag's \(variant) variant up to 32 x 64 channels, oneDNN's above; \(narrow))"
@@ -189,7 +190,7 @@ public enum ConvolutionAlgorithm: String, CaseIterable, Sendable {
 /// of 3) that chose it when it was measured here.
 public struct ConvolutionChoice: Codable, Equatable, Hashable, Sendable {
     public enum Op: String, Codable, CaseIterable, Sendable { case forward, backwardData = "backward_data", backwardWeights = "backward_weights" }
-    public enum Kernel: String, Codable, CaseIterable, Sendable { case direct, pagWinograd = "pag_winograd", onednnWinograd = "onednn_winograd" }
+    public enum Kernel: String, Codable, CaseIterable, Sendable { case direct, pagWinograd = "pag_winograd", onednnWinograd = "onednn_winograd", onednnPlain = "onednn_plain" }
     /// n, c, h, w, o, kh, kw, sh, sw, ph, pw, oh, ow, groups, dh, dw, pb, pr (pag_conv_shape's order).
     public var shape: [Int]
     public var op: Op
@@ -214,6 +215,12 @@ public struct ConvolutionChoice: Codable, Equatable, Hashable, Sendable {
 
 /// The choices `.auto` has made or been given in this process (pag_conv_choice_*).
 public enum ConvolutionChoices {
+    /// The revision of the kernels the choices are made between: raised whenever a kernel's
+    /// speed changes (2: pag's Winograd got 16-wide products on AVX-512, and oneDNN on plain
+    /// layouts became a candidate), so that choices
+    /// measured with older kernels are measured again (ConvolutionCache keys its files by it).
+    public static let kernelRevision = 2
+
     public struct LoadError: Error, CustomStringConvertible {
         public let description: String
     }

@@ -57,7 +57,33 @@ final class ConvolutionChoiceTests: XCTestCase {
             XCTAssertEqual(ConvolutionChoices.current, choices)
             checked += 1
         }
-        XCTAssertGreaterThanOrEqual(checked, 2)
+        XCTAssertGreaterThanOrEqual(checked, 3)  // direct, onednn_plain, pag_winograd everywhere
+    }
+
+    /// pag's Winograd on AVX-512 (16-wide products) computes every value with the same fused
+    /// multiply-adds in the same order as its AVX2 variant: the two agree bit for bit. Shapes
+    /// cover the 32-channel blocks, a last block of 16 channels, and 6- and 12-tile ends.
+    func testPagWinogradAVX512MatchesAVX2BitForBit() throws {
+        guard InstructionSet.supported.contains(.avx512) else { throw XCTSkip("no AVX-512 here") }
+        defer { _ = InstructionSet.use(InstructionSet.cpuBest) }
+        var rng = RandomGenerator(seed: 5, stream: "winograd variants")
+        for (n, c, h, w, o) in [(2, 16, 12, 10, 24), (3, 24, 16, 16, 40), (1, 32, 9, 30, 64)] {
+            let x = Tensor.randn([n, c, h, w], rng: &rng), wt = Tensor.randn([o, c, 3, 3], rng: &rng) * 0.1
+            let r = Tensor.randn([n, o, h, w], rng: &rng)
+            var results: [[[Float]]] = []
+            for isa in [InstructionSet.avx2, .avx512] {
+                _ = InstructionSet.use(isa)
+                ConvolutionChoices.clear()
+                try ConvolutionChoices.load(ConvolutionChoice.Op.allCases.map {
+                    ConvolutionChoice(shape: shape(n: n, c: c, h: h, w: w, o: o), op: $0, kernel: .pagWinograd)
+                }, source: "test")
+                ConvolutionAlgorithm.current = .auto
+                results.append(try passes(x, wt, r))
+            }
+            for (k, name) in ["forward", "input gradient", "weight gradient", "second order"].enumerated() {
+                XCTAssertEqual(results[0][k], results[1][k], "\(name) of \([n, c, h, w, o])")
+            }
+        }
     }
 
     func testANewShapeIsMeasuredOnceThenKept() throws {

@@ -90,7 +90,16 @@ enum {
 /// The kernels PAG_CONV_MEASURED chooses among. DIRECT is PAG_CONV_AUTO's path (oneDNN's direct
 /// algorithm, pag's narrow kernels under 8 output channels); the Winograds compute 3x3 stride-1
 /// layers with C, O >= 16 (oneDNN's on AVX-512 only), with rounding error a few times direct's.
-enum { PAG_KERNEL_DIRECT = 0, PAG_KERNEL_PAG_WINOGRAD = 1, PAG_KERNEL_ONEDNN_WINOGRAD = 2, PAG_KERNEL_COUNT = 3 };
+/// PLAIN is oneDNN on NCHW / OIHW memory (PAG_CONV_PLAIN: no reorders; for few channels its
+/// im2col + sgemm kernel), for layers without pag's narrow kernels: where DIRECT's reorder of a
+/// blocked output costs more than the convolution (LeNet's conv1, 1 -> 32 channels).
+enum {
+    PAG_KERNEL_DIRECT = 0,
+    PAG_KERNEL_PAG_WINOGRAD = 1,
+    PAG_KERNEL_ONEDNN_WINOGRAD = 2,
+    PAG_KERNEL_PLAIN = 3,
+    PAG_KERNEL_COUNT = 4
+};
 /// The three convolution ops (the second-order passes are these ops of other shapes).
 enum { PAG_CONV_OP_FORWARD = 0, PAG_CONV_OP_BACKWARD_DATA = 1, PAG_CONV_OP_BACKWARD_WEIGHTS = 2 };
 

@@ -5,7 +5,7 @@ import PAGTensor
 /// `conv_algorithm: auto`'s memory across runs: the kernel choices measured on this machine, in
 /// a small JSON file under the user's cache folder (`$PAG_CACHE_DIR`, else
 /// `$XDG_CACHE_HOME/pag`, else `~/.cache/pag`), one file per CPU model, instruction set, thread
-/// count and pag version, so that a choice is reused only where it was measured. A run records
+/// count, pag version and kernel revision, so that a choice is reused only where it was measured. A run records
 /// the choices it used (metrics.json `convolution_choices`); resuming loads those over the cache.
 public enum ConvolutionCache {
     /// The cache file's content.
@@ -19,9 +19,10 @@ public enum ConvolutionCache {
         .split(separator: "\n").first { $0.hasPrefix("model name") }
         .map { $0.split(separator: ":", maxSplits: 1).last.map { $0.trimmingCharacters(in: .whitespaces) } ?? "" } ?? "unknown-cpu"
 
-    /// What a choice depends on: CPU model, pag's and oneDNN's instruction sets, threads, version.
+    /// What a choice depends on: CPU model, pag's and oneDNN's instruction sets, threads, pag's
+    /// version and its kernels' revision.
     public static var machineKey: String {
-        "\(cpuModel) \(InstructionSet.current) \(InstructionSet.oneDNN) \(engineThreads)t pag\(PAGVersion.string)"
+        "\(cpuModel) \(InstructionSet.current) \(InstructionSet.oneDNN) \(engineThreads)t pag\(PAGVersion.string) k\(ConvolutionChoices.kernelRevision)"
     }
 
     /// Where the cache's complaints go by default.
