@@ -610,6 +610,7 @@ static dnnl_status_t run_kernel(int kernel, const conv_call *c) {
 
 static pthread_mutex_t g_choice_lock = PTHREAD_MUTEX_INITIALIZER;
 static pag_conv_choice *g_choices;  // in the order made
+static unsigned char *g_choice_used;  // per choice: looked up or made since the last usage reset
 static int64_t g_choice_count, g_choice_cap;
 
 // The choice for (s, op), or -1. Caller holds g_choice_lock.
@@ -630,18 +631,25 @@ static int add_choice(const pag_conv_choice *c) {
         if (g_choice_count == g_choice_cap) {
             int64_t cap = g_choice_cap ? 2 * g_choice_cap : 64;
             pag_conv_choice *grown = realloc(g_choices, (size_t)cap * sizeof *grown);
-            if (grown) { g_choices = grown; g_choice_cap = cap; }
+            if (grown) g_choices = grown;
+            unsigned char *used = grown ? realloc(g_choice_used, (size_t)cap) : NULL;
+            if (used) { g_choice_used = used; g_choice_cap = cap; }
         }
-        if (g_choice_count < g_choice_cap) g_choices[g_choice_count++] = *c;  // else: chosen, not kept
+        if (g_choice_count < g_choice_cap) {  // else: chosen, not kept
+            g_choice_used[g_choice_count] = 0;
+            g_choices[g_choice_count++] = *c;
+        }
     }
     pthread_mutex_unlock(&g_choice_lock);
     return kernel;
 }
 
-static int chosen_kernel(const pag_conv_shape *s, int op) {
+// The kernel chosen for (s, op), or -1; `use` marks the choice as used (a call runs with it).
+static int chosen_kernel(const pag_conv_shape *s, int op, int use) {
     pthread_mutex_lock(&g_choice_lock);
     int64_t i = find_choice(s, op);
     int kernel = i >= 0 ? (int)g_choices[i].kernel : -1;
+    if (i >= 0 && use) g_choice_used[i] = 1;
     pthread_mutex_unlock(&g_choice_lock);
     return kernel;
 }
@@ -653,7 +661,7 @@ static double now_ms(void) {
 }
 
 static dnnl_status_t run_measured(const conv_call *c) {
-    int kernel = chosen_kernel(c->s, c->op);
+    int kernel = chosen_kernel(c->s, c->op, 1);
     if (kernel < 0) {
         pag_conv_choice made;
         memset(&made, 0, sizeof made);
@@ -679,7 +687,9 @@ static dnnl_status_t run_measured(const conv_call *c) {
         double best = made.ms[PAG_KERNEL_DIRECT];
         for (int k = 1; k < PAG_KERNEL_COUNT; k++)
             if (made.ms[k] >= 0 && (best < 0 || made.ms[k] < 0.95 * best)) { best = made.ms[k]; made.kernel = k; }
-        kernel = add_choice(&made);
+        add_choice(&made);
+        kernel = chosen_kernel(c->s, c->op, 1);  // another thread's choice if it came first
+        if (kernel < 0) kernel = (int)made.kernel;  // not kept (out of memory)
     }
     return run_kernel(kernel, c);
 }
@@ -706,6 +716,19 @@ int64_t pag_conv_choice_count(void) {
     int64_t n = g_choice_count;
     pthread_mutex_unlock(&g_choice_lock);
     return n;
+}
+
+int pag_conv_choice_used(int64_t index) {
+    pthread_mutex_lock(&g_choice_lock);
+    int used = index >= 0 && index < g_choice_count && g_choice_used[index];
+    pthread_mutex_unlock(&g_choice_lock);
+    return used;
+}
+
+void pag_conv_choice_reset_usage(void) {
+    pthread_mutex_lock(&g_choice_lock);
+    if (g_choice_count > 0) memset(g_choice_used, 0, (size_t)g_choice_count);
+    pthread_mutex_unlock(&g_choice_lock);
 }
 
 int pag_conv_choice_get(int64_t index, pag_conv_choice *out) {
@@ -786,14 +809,14 @@ int pag_conv2d_forward_maxpool2x2(const pag_conv_shape *s, const float *x, const
     if (atomic_load(&g_policy) == PAG_CONV_MEASURED) {
         // Fused only where the forward's choice is pag's Winograd; an unmeasured shape is measured
         // here first (into a scratch output), so the first call fuses or not like every later one.
-        int k = chosen_kernel(s, OP_FWD);
+        int k = chosen_kernel(s, OP_FWD, 1);
         if (k < 0) {
             float *scratch = malloc(sizeof(float) * (size_t)(s->n * s->o * s->oh * s->ow));
             if (!scratch) return PAG_KERNELS_UNFUSED;
             dnnl_status_t st = run_measured(&(conv_call){OP_FWD, s, x, w, NULL, bias, scratch, NULL, NULL, NULL});
             free(scratch);
             if (st != dnnl_success) return st;
-            k = chosen_kernel(s, OP_FWD);
+            k = chosen_kernel(s, OP_FWD, 1);
         }
         if (k != PAG_KERNEL_PAG_WINOGRAD) return PAG_KERNELS_UNFUSED;
     } else if (!own_winograd(s)) {

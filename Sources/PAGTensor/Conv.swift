@@ -226,8 +226,18 @@ public enum ConvolutionChoices {
     }
 
     /// Every choice so far, in the order made.
-    public static var current: [ConvolutionChoice] {
+    public static var current: [ConvolutionChoice] { choices(usedOnly: false) }
+
+    /// The choices convolutions ran with (or that were made) since the last `resetUsage()`: what
+    /// a run records, rather than everything a cache loaded.
+    public static var used: [ConvolutionChoice] { choices(usedOnly: true) }
+
+    /// Starts a new record of `used` (each task starts one).
+    public static func resetUsage() { pag_conv_choice_reset_usage() }
+
+    static func choices(usedOnly: Bool) -> [ConvolutionChoice] {
         (0..<pag_conv_choice_count()).compactMap { i in
+            if usedOnly && pag_conv_choice_used(i) == 0 { return nil }
             var c = pag_conv_choice()
             guard pag_conv_choice_get(i, &c) == 0 else { return nil }
             let s = c.s

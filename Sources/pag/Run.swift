@@ -119,8 +119,8 @@ struct Run: ParsableCommand {
         } else {
             let findings = Report.findings(summary.runs, baseline: spec.baseline)
             if !findings.isEmpty { print("Findings:"); for f in findings { print("  - " + f) } }
-            print(String(format: "experiment '%@' done in %.0f s (tasks: %.0f s of work); report: %@/report/index.html",
-                         spec.name, Date().timeIntervalSince(started), summary.taskSeconds, dir))
+            print(String(format: "experiment '%@' done in %.0f s (tasks: %.0f s of work%@); report: %@/report/index.html",
+                         spec.name, Date().timeIntervalSince(started), summary.taskSeconds, summary.workSplit.map { ": " + $0 } ?? "", dir))
         }
     }
 
@@ -135,6 +135,7 @@ struct Run: ParsableCommand {
         catch let e as ExperimentSpec.SpecError { throw CLIError("--replicate: \(e.description)") }
         let first = spec.allSeeds[0]
         let several = spec.allSeeds.count > 1
+        let pinned = Replicate.originalChoices(in: dir, spec: spec)
         do { spec = try spec.replacingSeeds([first]) }
         catch let e as ExperimentSpec.SpecError { throw CLIError("--replicate: \(e.description)") }
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("pag-replicate-\(UUID().uuidString)").path
@@ -142,6 +143,7 @@ struct Run: ParsableCommand {
         let registry = paths.load(quiet: true)
         let runner = ExperimentRunner(spec: spec, outDir: tmp, registry: registry)
         runner.showProgress = isatty(fileno(stderr)) != 0
+        runner.pinnedChoices = pinned  // the original's kernels, whatever this machine's cache says
         var rerun = try runner.run()
         // The rerun's runs carry the names of one seed; match them with OUT's by name across seeds.
         if several { for i in rerun.runs.indices { rerun.runs[i].seed = first } }

@@ -122,9 +122,8 @@ final class ExecutorTests: XCTestCase {
     }
 
     /// One process, one child at a time and two at once give the same summary.csv (threads 1),
-    /// for a small twin of the default: seeds, and a learned score estimator (a denoiser) that
-    /// the fit task trains once and every measurement of every seed reuses (it once trained
-    /// with the measured run's seed, so seed 1's measurements refused the shared file).
+    /// for a small twin of the default: seeds, and a learned score estimator (a denoiser) per
+    /// seed that its fit task trains and every measurement of that seed reuses.
     func testSameResultsInProcessAndWithJobs() throws {
         let tmp = try Support.tempDir("exec-same")
         defer { try? FileManager.default.removeItem(at: tmp) }
@@ -164,7 +163,7 @@ final class ExecutorTests: XCTestCase {
         let one = try csv("in-process", ["--in-process"], env: ["OMP_NUM_THREADS": "1"])
         XCTAssertEqual(one.count, 1 + 3 * 2 + 3 * 3, "header, a row per run and seed, then mean and interval rows per run")
         let estimators = try FileManager.default.contentsOfDirectory(atPath: tmp.appendingPathComponent("in-process").path + "/estimators")
-        XCTAssertEqual(estimators.filter { $0.hasPrefix("denoiser-5steps-") }.count, 1, "one denoiser for every run and seed: \(estimators)")
+        XCTAssertEqual(estimators.filter { $0.hasPrefix("denoiser-5steps-") }.count, 2, "one denoiser per seed: \(estimators)")
         XCTAssertEqual(try csv("jobs1", ["--jobs", "1", "--threads", "1"]), one)
         XCTAssertEqual(try csv("jobs2", ["--jobs", "2", "--threads", "1"]), one)
         guard try Self.slurmAvailable() else { return }

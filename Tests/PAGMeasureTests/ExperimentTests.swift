@@ -2,7 +2,7 @@ import Foundation
 import XCTest
 import PAGData
 import PAGFormats
-import PAGLab
+@testable import PAGLab
 import PAGTensor
 
 /// Experiment files, the YAML subset, and `pag run` end to end on the synthetic set.
@@ -369,6 +369,132 @@ final class ExperimentTests: XCTestCase {
         XCTAssertEqual(shapes["down1.weight"], [64, 32, 3, 3])
         XCTAssertEqual(shapes["out_conv.weight"], [1, 32, 3, 3])
         XCTAssertEqual(shapes["embed.0.weight"], [32, 11], "class-conditional on the data's 10 classes, plus 'no class'")
+    }
+
+    /// With several seeds each seed's learned estimator trains from that seed (`estimators:
+    /// per_seed`, the default): one fit task and one file per seed, different weights, each run
+    /// measured with its own seed's estimator, and the summary says the intervals include it;
+    /// `shared` keeps one estimator for all.
+    func testLearnedEstimatorsTrainPerSeed() throws {
+        guard Self.registry.plugins.contains(where: { $0.name == "denoiser" }), Self.registry.plugins.contains(where: { $0.name == "mlp" }) else {
+            throw XCTSkip("plugins not built next to the tests")
+        }
+        let text = """
+        name: per-seed
+        data: fashion-mnist-distractor
+        model: mlp
+        model_set: [widths=16]
+        seeds: [0, 1]
+        train_limit: 64
+        test_limit: 32
+        runs:
+          - objective: ce
+        measure:
+          samples: 4
+          noise_ratio: false
+          alignment: {score: denoiser, train_steps: 2, fit_samples: 64, set: [width=8], class_logit: true}
+          robustness: false
+        """
+        let spec = try ExperimentSpec(text: text, source: "per-seed.yaml")
+        XCTAssertEqual(spec.estimatorSeeds, [0, 1])
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("pag-perseed-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: out) }
+        let graph: TaskGraph
+        do { graph = try TaskGraph.build(spec, outDir: out, registry: Self.registry) } catch {
+            throw XCTSkip("fashion-mnist-distractor not available: \(error)")
+        }
+        let fits = graph.tasks.filter { $0.kind == .fit }
+        XCTAssertEqual(fits.map(\.id), ["fit-score-seed0", "fit-score-seed1"])
+        XCTAssertEqual(fits.map(\.seed), [0, 1])
+        XCTAssertNotEqual(fits[0].outputs, fits[1].outputs, "one file per seed")
+        XCTAssertEqual(graph.tasks.first { $0.id == "measure-ce-seed1" }?.dependencies, ["fit-score-seed1", "train-ce-seed1"])
+
+        let runner = ExperimentRunner(spec: spec, outDir: out, registry: Self.registry)
+        runner.showProgress = false; runner.log = { _ in }
+        let summary = try runner.run()
+        let uses = summary.runs.map { $0.estimators ?? [] }
+        XCTAssertEqual(uses.map { $0.map(\.seed) }, [[0], [1]], "each run measured with its own seed's estimator")
+        XCTAssertEqual(Set(uses.flatMap { $0 }.map(\.file)).count, 2)
+        let weights = try uses.map { try SafeTensors.read(out + "/" + $0[0].file) }
+        let names = Set(weights[0].tensors.keys)
+        XCTAssertEqual(names, Set(weights[1].tensors.keys))
+        XCTAssertTrue(names.contains { weights[0].tensors[$0]!.floats() != weights[1].tensors[$0]!.floats() }, "the seed changes the weights")
+        let sources = try XCTUnwrap(summary.intervalSources)
+        XCTAssertTrue(sources.contains("score estimator denoiser: one per training seed (2, each trained from its seed)"), "\(sources)")
+
+        var shared = try ExperimentSpec(text: text.replacingOccurrences(of: "noise_ratio: false", with: "noise_ratio: false\n  estimators: shared"), source: "shared.yaml")
+        XCTAssertFalse(shared.estimatorsPerSeed)
+        XCTAssertEqual(shared.estimatorSeeds, [0])
+        XCTAssertEqual(try TaskGraph.build(shared, outDir: out, registry: Self.registry).tasks.filter { $0.kind == .fit }.map(\.id), ["fit-score"])
+        XCTAssertEqual(Stats.intervalSources(summary.runs.map { var r = $0; r.estimators = [uses[0][0]]; return r }).last,
+                       "score estimator denoiser: one shared by every run (its own variation is in no interval)")
+        shared.estimatorsPerSeed = true
+        XCTAssertThrowsError(try ExperimentSpec(text: text.replacingOccurrences(of: "noise_ratio: false", with: "noise_ratio: false\n  estimators: once"), source: "bad.yaml")) {
+            XCTAssertEqual("\($0)", "bad.yaml: measure.estimators must be per_seed or shared, got 'once'")
+        }
+    }
+
+    /// Under `conv_algorithm: auto` each task records the choices it used (only those, not the
+    /// whole cache), and a rerun pinned to them (`pag run --replicate`) computes with them under
+    /// a cache that says otherwise, ending bit for bit where the original ended.
+    func testReplicateRunsWithTheOriginalTasksChoices() throws {
+        guard Self.registry.plugins.contains(where: { $0.name == "resnet18" }) else { throw XCTSkip("model plugins not built next to the tests") }
+        let spec = try ExperimentSpec(text: """
+        name: pinned
+        data: synthetic
+        model: resnet18
+        seeds: [0, 1]
+        train_limit: 24
+        test_limit: 8
+        batch_size: 8
+        runs:
+          - objective: ce
+        measure: {samples: 4, alignment: false, robustness: false}
+        """, source: "pinned.yaml")
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("pag-pinned-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: tmp); unsetenv("PAG_CACHE_DIR"); ConvolutionChoices.clear(); ConvolutionAlgorithm.current = .direct }
+        setenv("PAG_CACHE_DIR", tmp + "/cache", 1)
+        ConvolutionChoices.clear()
+        // A cached choice of a shape no task uses stays out of the records.
+        let unused = ConvolutionChoice(shape: [1, 3, 9, 9, 5, 3, 3, 1, 1, 1, 1, 9, 9, 1, 1, 1, 1, 1], op: .forward, kernel: .direct)
+        try FileManager.default.createDirectory(atPath: tmp + "/cache/conv-choices", withIntermediateDirectories: true)
+        try AtomicFile.write(String(decoding: try JSONEncoder.pag.encode(ConvolutionCache.File(machine: ConvolutionCache.machineKey, choices: [unused])), as: UTF8.self),
+                             to: ConvolutionCache.path)
+        func run(_ name: String, pinned: ExperimentSpec? = nil) throws -> String {
+            let out = tmp + "/" + name
+            let runner = ExperimentRunner(spec: pinned == nil ? spec : try spec.replacingSeeds([0]), outDir: out, registry: Self.registry)
+            runner.showProgress = false; runner.log = { _ in }
+            if let pinned { runner.pinnedChoices = Replicate.originalChoices(in: tmp + "/original", spec: pinned) }
+            try runner.run()
+            return out
+        }
+        let original = try run("original")
+        let record = try MeasureRunner.readJSON(TaskRecord.self, from: original + "/tasks/train-ce-seed0.json")
+        let used = try XCTUnwrap(record.convolutionChoices)
+        XCTAssertFalse(used.isEmpty)
+        XCTAssertFalse(used.contains { $0.shape == unused.shape }, "only the choices the task used")
+        let metrics = try MeasureRunner.readJSON(TrainingMetrics.self, from: original + "/runs/ce-seed0/metrics.json")
+        XCTAssertEqual(Set(try XCTUnwrap(metrics.convolutionChoices).map(\.decision)), Set(used.map(\.decision)))
+
+        // Another day's cache says otherwise for every shape that pag's Winograd can take.
+        let flipped = used.map { r -> ConvolutionChoice in
+            let winograd = ConvolutionChoice(shape: r.shape, op: r.op, kernel: .pagWinograd)
+            return r.kernel != .pagWinograd && ConvolutionChoices.canRun(winograd) ? winograd : ConvolutionChoice(shape: r.shape, op: r.op, kernel: .direct)
+        }
+        XCTAssertTrue(zip(flipped, used).contains { $0.kernel != $1.kernel })
+        try AtomicFile.write(String(decoding: try JSONEncoder.pag.encode(ConvolutionCache.File(machine: ConvolutionCache.machineKey, choices: flipped)), as: UTF8.self),
+                             to: ConvolutionCache.path)
+        ConvolutionChoices.clear()
+        let rerun = try run("rerun", pinned: spec)
+        let again = try MeasureRunner.readJSON(TaskRecord.self, from: rerun + "/tasks/train-ce.json")
+        XCTAssertEqual(Set(try XCTUnwrap(again.convolutionChoices).map(\.decision)), Set(used.map(\.decision)))
+        let a = try SafeTensors.read(original + "/runs/ce-seed0/checkpoint.safetensors"), b = try SafeTensors.read(rerun + "/runs/ce/checkpoint.safetensors")
+        for name in a.names { XCTAssertEqual(try a.tensor(name).values, try b.tensor(name).values, name) }
+        // Unpinned, the same rerun follows the cache.
+        ConvolutionChoices.clear()
+        let free = try run("free")
+        let freeRecord = try MeasureRunner.readJSON(TaskRecord.self, from: free + "/tasks/train-ce-seed0.json")
+        XCTAssertEqual(Set(try XCTUnwrap(freeRecord.convolutionChoices).map(\.decision)), Set(flipped.map(\.decision)))
     }
 
     /// Learned estimators are saved under a name that changes with their settings, so a new

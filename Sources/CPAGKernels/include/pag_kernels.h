@@ -126,6 +126,10 @@ int64_t pag_conv_choice_count(void);
 int pag_conv_choice_get(int64_t index, pag_conv_choice *out);
 /// Forgets every choice.
 void pag_conv_choice_clear(void);
+/// 1 when choice `index` was used (a convolution ran with it, or it was made) since the last
+/// pag_conv_choice_reset_usage: what a run records as the choices it used.
+int pag_conv_choice_used(int64_t index);
+void pag_conv_choice_reset_usage(void);
 /// 1 when oneDNN has a Winograd convolution on this machine (AVX-512), so PAG_CONV_FAST uses it.
 int pag_kernels_onednn_has_winograd(void);
 /// Sets the strategy for later calls (thread-safe; primitives are cached per strategy).

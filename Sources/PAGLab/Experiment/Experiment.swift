@@ -74,6 +74,11 @@ public struct ExperimentSpec: Sendable {
     /// per experiment on the first `dimensionSamples` training images, in the report.
     public var dimension = false
     public var dimensionSamples = 2000
+    /// Whether learned estimators (a denoiser, an autoencoder) are trained once per training seed,
+    /// seeded with it (`measure: {estimators: per_seed}`, the default), so that the intervals over
+    /// seeds include the estimator's own variation, or once for all seeds (`shared`: cheaper,
+    /// the estimator's variation in no interval).
+    public var estimatorsPerSeed = true
     public var alignment: AlignmentSpec? = AlignmentSpec()
     public var robustness: RobustnessSpec? = RobustnessSpec()
     /// The text the experiment was read from (copied to OUT/experiment.yaml).
@@ -262,6 +267,12 @@ public struct ExperimentSpec: Sendable {
             noiseRatio = try mr.bool("noise_ratio") ?? noiseRatio
             dimension = try mr.bool("dimension") ?? dimension
             dimensionSamples = try mr.int("dimension_samples", min: 22) ?? dimensionSamples
+            if let e = try mr.string("estimators") {
+                guard e == "per_seed" || e == "shared" else {
+                    throw SpecError(description: "\(source): measure.estimators must be per_seed or shared, got '\(e)'")
+                }
+                estimatorsPerSeed = e == "per_seed"
+            }
             alignment = try mr.sub("alignment") { ar in
                 var a = AlignmentSpec()
                 a.score = try ar.string("score") ?? a.score
@@ -376,6 +387,13 @@ public struct ExperimentSpec: Sendable {
             }
         }
     }
+
+    /// The seed the learned estimators of a run with this training seed train from: the same
+    /// seed (`estimators: per_seed`), or the first seed for every run (`shared`).
+    public func estimatorSeed(training: UInt64) -> UInt64 { estimatorsPerSeed ? training : allSeeds[0] }
+
+    /// The seeds the experiment's learned estimators train from, one per training seed or one.
+    public var estimatorSeeds: [UInt64] { estimatorsPerSeed ? allSeeds : [allSeeds[0]] }
 
     /// How the experiment's learned estimators train: `steps` steps from `seed`, with its
     /// convolution algorithm.

@@ -25,6 +25,19 @@ public struct RunResult: Codable, Sendable {
     public var alignment: AlignmentReport?
     public var robustness: RobustnessReport?
     public var measureSeconds: Double
+    /// The learned estimators the measurements used (their files under OUT/estimators, and the
+    /// seed each trained from); nil in older results and where none learns.
+    public var estimators: [EstimatorUse]? = nil
+}
+
+/// A learned estimator a run's measurements used.
+public struct EstimatorUse: Codable, Sendable, Equatable {
+    /// "score" or "manifold".
+    public var role: String
+    public var name: String
+    public var seed: UInt64
+    /// Relative to the experiment folder.
+    public var file: String
 }
 
 /// summary.json of an experiment folder.
@@ -45,6 +58,18 @@ public struct ExperimentSummary: Codable, Sendable {
     public var threads: Int? = nil
     /// Tasks that failed (nil when none): their runs are missing from `runs`.
     public var failed: [FailedTask]? = nil
+    /// What the 95% intervals resample, in words (Stats.intervalSources); nil in older summaries.
+    public var intervalSources: [String]? = nil
+    /// `taskSeconds` split by kind of task: "fit" (estimators), "train", "measure"; nil in older summaries.
+    public var taskSecondsByKind: [String: Double]? = nil
+
+    /// "estimators 150 s, training 250 s, measuring 120 s" (the kinds present), or nil.
+    public var workSplit: String? {
+        guard let k = taskSecondsByKind, !k.isEmpty else { return nil }
+        return [("fit", "estimators"), ("train", "training"), ("measure", "measuring")].compactMap { key, label in
+            k[key].map { String(format: "%@ %.0f s", label, $0) }
+        }.joined(separator: ", ")
+    }
 }
 
 extension ExperimentSummary {
@@ -64,6 +89,8 @@ extension ExperimentSummary {
         groups = try c.decodeIfPresent([GroupSummary].self, forKey: .groups)
         threads = try c.decodeIfPresent(Int.self, forKey: .threads)
         failed = try c.decodeIfPresent([FailedTask].self, forKey: .failed)
+        intervalSources = try c.decodeIfPresent([String].self, forKey: .intervalSources)
+        taskSecondsByKind = try c.decodeIfPresent([String: Double].self, forKey: .taskSecondsByKind)
     }
 }
 
@@ -91,6 +118,9 @@ public final class ExperimentRunner {
     /// Asked by training tasks after every step (see Trainer.stopRequested).
     public var stopRequested: (() -> Bool)?
     public var log: (String) -> Void = { FileHandle.standardError.write(($0 + "\n").data(using: .utf8)!) }
+    /// Per task, convolution choices to run it with over the cache (`pag run --replicate`: the
+    /// original task's recorded ones, with their source); nil: the cache's.
+    public var pinnedChoices: ((ExperimentTask) -> (choices: [ConvolutionChoice], source: String)?)?
 
     /// The experiment folder's lock, from `prepare` until this runner goes away.
     var lock: FolderLock?
@@ -170,6 +200,9 @@ public final class ExperimentRunner {
         let path = TaskGraph.recordPath(outDir, id)
         try? FileManager.default.removeItem(atPath: path)
         try FileManager.default.createDirectory(atPath: outDir + "/tasks/logs", withIntermediateDirectories: true)
+        ConvolutionChoices.resetUsage()
+        ConvolutionCache.pinned = pinnedChoices?(t)
+        defer { ConvolutionCache.pinned = nil }
         do {
             if t.kind != .report, let d = t.dependencies.first(where: { graph.state(graph.task($0)!) != .done }) {
                 throw TrainingError.badConfig("not run: task \(d), which it needs, did not complete")
@@ -190,16 +223,17 @@ public final class ExperimentRunner {
             try? MeasureRunner.writeJSON(record, to: path)
             throw error
         }
-        try MeasureRunner.writeJSON(TaskRecord(task: id, status: "complete", digest: identity.digest, identity: identity,
-                                               seconds: Date().timeIntervalSince(t0), threads: threads), to: path)
+        var record = TaskRecord(task: id, status: "complete", digest: identity.digest, identity: identity,
+                                seconds: Date().timeIntervalSince(t0), threads: threads)
+        let used = ConvolutionChoices.used
+        record.convolutionChoices = ConvolutionAlgorithm.current == .auto && !used.isEmpty ? used : nil
+        try MeasureRunner.writeJSON(record, to: path)
     }
 
     func run(named name: String) throws -> ExperimentSpec.Run {
         guard let r = spec.expandedRuns().first(where: { $0.name == name }) else { throw TrainingError.badConfig("no run '\(name)'") }
         return r
     }
-
-    var estimatorSeed: UInt64 { spec.expandedRuns().first?.config.seed ?? spec.seed }
 
     /// A fit task: trains and saves a learned estimator (a plain fit leaves nothing to keep, so
     /// the measurement tasks fit it again).
@@ -211,18 +245,20 @@ public final class ExperimentRunner {
         else if let b = spec.robustness { (name, kind, settings, steps, fitSamples) = (b.manifold, .manifold, b.settings, b.trainSteps, b.fitSamples) }
         else { return }
         let p = try registry.plugin(named: name, kind: kind)
-        guard try LearnedEstimator.probeLearns(p, settings: settings, data: test.info, seed: estimatorSeed) else { return }
-        let cfg = spec.estimatorConfig(steps: steps, seed: estimatorSeed)
-        let checkpoint = try estimatorCheckpoint(name, kind, settings, steps: steps, data: test.info)
+        let seed = t.seed ?? spec.estimatorSeeds[0]
+        guard try LearnedEstimator.probeLearns(p, settings: settings, data: test.info, seed: seed) else { return }
+        let cfg = spec.estimatorConfig(steps: steps, seed: seed)
+        let checkpoint = try estimatorCheckpoint(name, kind, settings, steps: steps, seed: seed, data: test.info)
         _ = try LearnedEstimator.prepare(p, settings: settings, data: train, config: cfg, checkpoint: checkpoint, fitSamples: fitSamples,
                                          log: log, progress: showProgress ? MeasureRunner.estimatorBar(name, steps) : nil)
     }
 
     /// Where the experiment keeps a learned estimator: OUT/estimators, one file per identity; the fit
     /// task and every measurement task name the same file.
-    func estimatorCheckpoint(_ name: String, _ kind: PluginKind, _ settings: [Setting], steps: Int, data: DatasetInfo) throws -> String? {
+    func estimatorCheckpoint(_ name: String, _ kind: PluginKind, _ settings: [Setting], steps: Int, seed: UInt64,
+                             data: DatasetInfo) throws -> String? {
         try LearnedEstimator.checkpointPath(in: outDir + "/estimators", name, kind: kind, registry: registry,
-                                            settings: settings, data: data, config: spec.estimatorConfig(steps: steps, seed: estimatorSeed))
+                                            settings: settings, data: data, config: spec.estimatorConfig(steps: steps, seed: seed))
     }
 
     /// A measurement task: the run's measurements, and its row of the summary (runs/NAME/result.json).
@@ -237,20 +273,30 @@ public final class ExperimentRunner {
         let subject = try MeasureSubject(directory: dir, registry: registry, samples: spec.samples)
         var score: ScoreSource?
         var manifold: TangentSource?
+        let seed = spec.estimatorSeed(training: r.config.seed)
+        var used: [EstimatorUse] = []
+        /// The estimator's file, noted when the estimator learns (a fit-only one has none on disk).
+        func file(_ role: String, _ name: String, _ kind: PluginKind, _ settings: [Setting], steps: Int) throws -> String? {
+            let path = try estimatorCheckpoint(name, kind, settings, steps: steps, seed: seed, data: subject.data.info)
+            if let path, FileManager.default.fileExists(atPath: path) {
+                used.append(EstimatorUse(role: role, name: name, seed: seed, file: String(path.dropFirst(outDir.count + 1))))
+            }
+            return path
+        }
         if let a = spec.alignment {
             score = try MeasureRunner.scoreSource(a.score, registry: registry, subject: subject, fitSamples: a.fitSamples,
-                                                  training: spec.estimatorConfig(steps: a.trainSteps, seed: estimatorSeed), settings: a.settings,
-                                                  checkpoint: try estimatorCheckpoint(a.score, .score, a.settings, steps: a.trainSteps, data: subject.data.info))
+                                                  training: spec.estimatorConfig(steps: a.trainSteps, seed: seed), settings: a.settings,
+                                                  checkpoint: try file("score", a.score, .score, a.settings, steps: a.trainSteps))
         }
         if let b = spec.robustness {
             manifold = try MeasureRunner.manifoldSource(b.manifold, registry: registry, subject: subject, fitSamples: b.fitSamples,
-                                                        training: spec.estimatorConfig(steps: b.trainSteps, seed: estimatorSeed), settings: b.settings,
-                                                        checkpoint: try estimatorCheckpoint(b.manifold, .manifold, b.settings, steps: b.trainSteps, data: subject.data.info))
+                                                        training: spec.estimatorConfig(steps: b.trainSteps, seed: seed), settings: b.settings,
+                                                        checkpoint: try file("manifold", b.manifold, .manifold, b.settings, steps: b.trainSteps))
         }
         var result = RunResult(name: r.name, group: r.group, seed: r.seed, objective: r.objective, settings: r.displaySettings, sweepKey: r.sweepKey,
                                sweepValue: r.sweepValue, directory: "runs/" + r.name, testAccuracy: metrics.testAccuracy,
                                trainSeconds: metrics.wallTimeSeconds, steps: metrics.steps, training: "trained",
-                               noiseRatio: nil, alignment: nil, robustness: nil, measureSeconds: 0)
+                               noiseRatio: nil, alignment: nil, robustness: nil, measureSeconds: 0, estimators: used.isEmpty ? nil : used)
         try measure(subject, dir: dir, score: score, manifold: manifold, lpips: try loadLPIPS(), into: &result)
         result.measureSeconds = Date().timeIntervalSince(t0)
         log(line(result))
@@ -263,9 +309,10 @@ public final class ExperimentRunner {
         var results: [RunResult] = []
         var failed: [FailedTask] = []
         var seconds = 0.0
+        var byKind: [String: Double] = [:]
         for t in graph.tasks where t.kind != .report {
             let st = graph.state(t)
-            if let rec = graph.record(t.id), st == .done { seconds += rec.seconds }
+            if let rec = graph.record(t.id), st == .done { seconds += rec.seconds; byKind[t.kind.rawValue, default: 0] += rec.seconds }
             if t.kind == .measure, st == .done {
                 results.append(try MeasureRunner.readJSON(RunResult.self, from: outDir + "/runs/\(t.subject)/result.json"))
             } else if st != .done {
@@ -278,7 +325,8 @@ public final class ExperimentRunner {
         }
         let summary = ExperimentSummary(experiment: spec.name, data: spec.data, model: spec.model,
                                         taskSeconds: seconds, runs: results, groups: Stats.summarize(results),
-                                        threads: Replicate.threads, failed: failed.isEmpty ? nil : failed)
+                                        threads: Replicate.threads, failed: failed.isEmpty ? nil : failed,
+                                        intervalSources: Stats.intervalSources(results, spec: spec), taskSecondsByKind: byKind)
         try Stats.writeSummary(summary, outDir: outDir)
         try FileManager.default.createDirectory(atPath: outDir + "/report", withIntermediateDirectories: true)
         if spec.dimension {  // a property of the data, not of a run: measured here, once (0.2 s for 2,000 images)
@@ -352,9 +400,10 @@ public final class ExperimentRunner {
                                           "seed": String(spec.seed), "noise_ratio": String(noiseRatio)]
         for (k, v) in training.settings { settings["train." + k] = v }
         var plugins = training.plugins
+        let seed = spec.estimatorSeed(training: config.seed)
         func estimator(_ name: String, _ kind: PluginKind, _ user: [Setting], steps: Int) throws {
             guard let p = registry.plugins.first(where: { $0.name == name && $0.kind == kind }) else { return }
-            plugins += try ResultIdentity.estimator(p, settings: user, data: info, config: spec.estimatorConfig(steps: steps, seed: estimatorSeed)).plugins
+            plugins += try ResultIdentity.estimator(p, settings: user, data: info, config: spec.estimatorConfig(steps: steps, seed: seed)).plugins
         }
         if let a = spec.alignment {
             settings["alignment"] = "score=\(a.score) sigma=\(a.sigma) fit=\(a.fitSamples) steps=\(a.trainSteps) class=\(a.classLogit) posterior=\(a.posterior)"

@@ -1,4 +1,5 @@
 import Foundation
+import PAGTensor
 
 /// `pag run --replicate OUT`: the first seed of OUT's experiment rerun in a temporary folder,
 /// its metrics compared with OUT's bit for bit.
@@ -6,6 +7,23 @@ public enum Replicate {
     /// The threads a process of pag computes with: OMP_NUM_THREADS when set, else the cores.
     public static var threads: Int {
         ProcessInfo.processInfo.environment["OMP_NUM_THREADS"].flatMap { Int($0) } ?? ProcessInfo.processInfo.activeProcessorCount
+    }
+
+    /// For `ExperimentRunner.pinnedChoices`: the convolution choices that the original task a
+    /// rerun task repeats recorded (DIR/tasks/ID.json), so that `conv_algorithm: auto` computes
+    /// with the original's kernels whatever this machine's cache holds. The rerun has only the
+    /// first seed; with several, the original's tasks carry it in their names (train-ce-seed0,
+    /// and fit-score-seed0 where each seed had its own estimator).
+    public static func originalChoices(in dir: String, spec original: ExperimentSpec)
+        -> (ExperimentTask) -> (choices: [ConvolutionChoice], source: String)? {
+        let first = original.allSeeds[0], several = original.allSeeds.count > 1
+        return { t in
+            var id = t.id
+            if several && (t.kind == .train || t.kind == .measure || (t.kind == .fit && original.estimatorsPerSeed)) { id += "-seed\(first)" }
+            let path = TaskGraph.recordPath(dir, id)
+            guard t.kind != .report, let r = try? MeasureRunner.readJSON(TaskRecord.self, from: path), let c = r.convolutionChoices else { return nil }
+            return (c, path)
+        }
     }
 
     /// One compared metric: how many values, how many differ, the largest absolute difference.

@@ -44,6 +44,8 @@ public enum Report {
             out.append(n > 1 ? "Each value is the mean over \(n) training seeds, with its 95% interval from a paired bootstrap over seeds and, within each seed, test images."
                              : "One training seed: the intervals count only the spread over test images, not over training seeds; run several seeds (seeds: [0, 1, 2]) for findings that survive a rerun.")
         }
+        let estimators = Stats.intervalSources(runs).filter { $0.contains("estimator") }
+        if !estimators.isEmpty { out.append("Learned estimators: " + estimators.joined(separator: "; ") + ".") }
         let ceName = baselineRun(runs, baseline)?.groupName
         let ce = groups.first { $0.name == ceName }
         if let ce, let baseNR = Stats.noiseRatioCurves(ce.runs) {

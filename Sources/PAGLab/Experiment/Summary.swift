@@ -160,3 +160,27 @@ extension Stats {
         try CSV.write(header: header, rows: rows, to: outDir + "/summary.csv")
     }
 }
+
+extension Stats {
+    /// What the 95% intervals of `runs` resample, in words (summary.json `interval_sources`, the
+    /// report): the training seeds, the test images and, per learned estimator, whether each seed
+    /// had its own (its variation then lies inside the intervals over seeds) or all shared one
+    /// (its variation lies in none). Estimators that do not learn are named as fixed.
+    public static func intervalSources(_ runs: [RunResult], spec: ExperimentSpec? = nil) -> [String] {
+        let seeds = Set(runs.compactMap(\.seed)).count
+        var out = [seeds > 1 ? "training seeds (\(seeds))" : "one training seed (no spread over seeds)"]
+        let images = runs.compactMap { $0.alignment?.samples ?? $0.noiseRatio?.samples ?? $0.robustness?.samples }.max()
+        if let images { out.append("test images (\(images) per run)") }
+        for role in ["score", "manifold"] {
+            let uses = runs.flatMap { $0.estimators ?? [] }.filter { $0.role == role }
+            if let first = uses.first {
+                let files = Set(uses.map(\.file)).count
+                out.append(files > 1 ? "\(role) estimator \(first.name): one per training seed (\(files), each trained from its seed)"
+                                     : "\(role) estimator \(first.name): one shared by every run (its own variation is in no interval)")
+            } else if let name = role == "score" ? spec?.alignment?.score : spec?.robustness?.manifold {
+                out.append("\(role) estimator \(name): fixed (it does not learn; the same for every run)")
+            }
+        }
+        return out
+    }
+}

@@ -14,6 +14,8 @@ public struct ExperimentTask: Sendable {
     public var dependencies: [String]
     /// The run a train or measure task belongs to; for fits, "score" or "manifold".
     public var subject: String
+    /// For fits, the seed the estimator trains from (one fit per estimator seed).
+    public var seed: UInt64? = nil
     /// nil for the report, whose identity is made from its dependencies' states when it runs.
     public var identity: ResultIdentity?
     /// Files (relative to the output folder) that must exist for the task to count as done.
@@ -37,6 +39,9 @@ public struct TaskRecord: Codable, Sendable {
     public var error: String?
     /// The last lines of the task's log (failed tasks).
     public var logTail: [String]?
+    /// Under `conv_algorithm: auto`, the convolution choices the task used (`pag run --replicate`
+    /// reruns the task with them); nil otherwise and in older records.
+    public var convolutionChoices: [ConvolutionChoice]?
     public var pagVersion = PAGVersion.string
 
     public init(task: String, status: String, digest: String, identity: ResultIdentity?, seconds: Double, threads: Int,
@@ -110,37 +115,33 @@ public struct TaskGraph: Sendable {
     }
 
     /// Builds the graph of `spec` for `outDir`: one fit per learned-or-fitted estimator (score,
-    /// manifold), one training task per run, one measurement task per run (after its training
+    /// manifold) and estimator seed, one training task per run, one measurement task per run (after its training
     /// and the fits), and the report (after every measurement, run even when some failed).
     public static func build(_ spec: ExperimentSpec, outDir: String, registry: PluginRegistry) throws -> TaskGraph {
         let runs = spec.expandedRuns()
         var tasks: [ExperimentTask] = []
         let runner = ExperimentRunner(spec: spec, outDir: outDir, registry: registry)
         let test = try DatasetCache.load(spec.data, split: .test, dataDir: spec.dataDir, settings: spec.dataSettings)
-        let seed = runs.first?.config.seed ?? spec.seed
-        var fits: [String] = []
-        if let a = spec.alignment, let p = registry.plugins.first(where: { $0.name == a.score && $0.kind == .score }) {
-            let cfg = spec.estimatorConfig(steps: a.trainSteps, seed: seed)
-            var id = try ResultIdentity.estimator(p, settings: a.settings, data: test.info, config: cfg)
-            id.settings["fit_samples"] = String(a.fitSamples)
-            let ckpt = !(try LearnedEstimator.probeLearns(p, settings: a.settings, data: test.info, seed: seed)) ? nil
-                : try LearnedEstimator.checkpointPath(in: "estimators", a.score, kind: .score, registry: registry, settings: a.settings,
-                                                            data: test.info, config: cfg)
-            tasks.append(ExperimentTask(id: "fit-score", kind: .fit, dependencies: [], subject: "score", identity: id,
-                                        outputs: ckpt.map { [$0] } ?? [], level: 0))
-            fits.append("fit-score")
+        // One fit per estimator and estimator seed: `fit-score`, or `fit-score-seedS` with several.
+        let seeds = spec.estimatorSeeds
+        var fits: [UInt64: [String]] = [:]
+        func addFits(_ subject: String, _ name: String, _ kind: PluginKind, _ settings: [Setting], steps: Int, fitSamples: Int) throws {
+            guard let p = registry.plugins.first(where: { $0.name == name && $0.kind == kind }) else { return }
+            for seed in seeds {
+                let cfg = spec.estimatorConfig(steps: steps, seed: seed)
+                var id = try ResultIdentity.estimator(p, settings: settings, data: test.info, config: cfg)
+                id.settings["fit_samples"] = String(fitSamples)
+                let ckpt = try LearnedEstimator.probeLearns(p, settings: settings, data: test.info, seed: seed)
+                    ? try LearnedEstimator.checkpointPath(in: "estimators", name, kind: kind, registry: registry, settings: settings,
+                                                          data: test.info, config: cfg) : nil
+                let taskID = "fit-" + subject + (seeds.count > 1 ? "-seed\(seed)" : "")
+                tasks.append(ExperimentTask(id: taskID, kind: .fit, dependencies: [], subject: subject, seed: seed, identity: id,
+                                            outputs: ckpt.map { [$0] } ?? [], level: 0))
+                fits[seed, default: []].append(taskID)
+            }
         }
-        if let b = spec.robustness, let p = registry.plugins.first(where: { $0.name == b.manifold && $0.kind == .manifold }) {
-            let cfg = spec.estimatorConfig(steps: b.trainSteps, seed: seed)
-            var id = try ResultIdentity.estimator(p, settings: b.settings, data: test.info, config: cfg)
-            id.settings["fit_samples"] = String(b.fitSamples)
-            let ckpt = try LearnedEstimator.probeLearns(p, settings: b.settings, data: test.info, seed: seed)
-                ? try LearnedEstimator.checkpointPath(in: "estimators", b.manifold, kind: .manifold, registry: registry, settings: b.settings,
-                                                      data: test.info, config: cfg) : nil
-            tasks.append(ExperimentTask(id: "fit-manifold", kind: .fit, dependencies: [], subject: "manifold", identity: id,
-                                        outputs: ckpt.map { [$0] } ?? [], level: 0))
-            fits.append("fit-manifold")
-        }
+        if let a = spec.alignment { try addFits("score", a.score, .score, a.settings, steps: a.trainSteps, fitSamples: a.fitSamples) }
+        if let b = spec.robustness { try addFits("manifold", b.manifold, .manifold, b.settings, steps: b.trainSteps, fitSamples: b.fitSamples) }
         let noiseRatio = spec.noiseRatio && test.signalMask([0]) != nil
         for r in runs {
             let train: ResultIdentity
@@ -149,7 +150,8 @@ public struct TaskGraph: Sendable {
             tasks.append(ExperimentTask(id: "train-" + r.name, kind: .train, dependencies: [], subject: r.name, identity: train,
                                         outputs: ["runs/\(r.name)/checkpoint.safetensors", "runs/\(r.name)/metrics.json"], level: 0))
             let m = try runner.measureIdentity(config: r.config, data: test.info, noiseRatio: noiseRatio)
-            tasks.append(ExperimentTask(id: "measure-" + r.name, kind: .measure, dependencies: fits + ["train-" + r.name],
+            tasks.append(ExperimentTask(id: "measure-" + r.name, kind: .measure,
+                                        dependencies: (fits[spec.estimatorSeed(training: r.config.seed)] ?? []) + ["train-" + r.name],
                                         subject: r.name, identity: m, outputs: ["runs/\(r.name)/result.json"], level: 1))
         }
         tasks.append(ExperimentTask(id: "report", kind: .report, dependencies: tasks.filter { $0.kind == .measure }.map(\.id),

@@ -38,16 +38,24 @@ public enum ConvolutionCache {
         return base + "/conv-choices/" + String(name) + ".json"
     }
 
-    /// Sets the algorithm for what follows; under `.auto` loads this machine's cache, then
-    /// `recorded` (a run's own choices) over it. A broken cache file is ignored with a warning
-    /// (it is rewritten by the next save); a recorded choice this machine cannot run is an error.
+    /// Choices that override the cache for the task about to run (`pag run --replicate` sets the
+    /// original task's recorded ones), with where they came from; while set, nothing is saved.
+    nonisolated(unsafe) public static var pinned: (choices: [ConvolutionChoice], source: String)?
+
+    /// Sets the algorithm for what follows (a task: training, an estimator fit, a measurement)
+    /// and starts its record of used choices; under `.auto` loads this machine's cache, then
+    /// `pinned`, then `recorded` (a run's own choices) over it. A broken cache file is ignored
+    /// with a warning (it is rewritten by the next save); a pinned or recorded choice this machine
+    /// cannot run is an error.
     public static func use(_ algorithm: ConvolutionAlgorithm, recorded: [ConvolutionChoice]? = nil, source: String = "the run's record",
                            warn: (String) -> Void = standardWarning) throws {
         ConvolutionAlgorithm.current = algorithm
+        ConvolutionChoices.resetUsage()
         guard algorithm == .auto else { return }
         if let cached = read(warn: warn) {
             do { try ConvolutionChoices.load(cached, source: path) } catch { warn("\(error); ignoring the cache") }
         }
+        if let pinned { try ConvolutionChoices.load(pinned.choices, source: pinned.source) }
         if let recorded { try ConvolutionChoices.load(recorded, source: source) }
     }
 
@@ -55,7 +63,8 @@ public enum ConvolutionCache {
     /// since are kept). Nothing to do outside `.auto` or without choices; a cache that cannot be
     /// written costs only the measurement next time, so failures are warnings.
     public static func save(warn: (String) -> Void = standardWarning) {
-        guard ConvolutionAlgorithm.current == .auto else { return }
+        // A replicate's pinned choices were measured on the original's machine, not here.
+        guard ConvolutionAlgorithm.current == .auto, pinned == nil else { return }
         let mine = ConvolutionChoices.current
         guard !mine.isEmpty else { return }
         let file = path
