@@ -65,6 +65,18 @@ final class MeasureTests: XCTestCase {
         XCTAssertEqual(r.maxRatio, 0)
     }
 
+    /// The maximum skips scales where the deltas are Float32 rounding (the case of a model left at
+    /// chance by excessive noise: 4.8e-8 against 0 gave a "ratio" of 2e5), and falls back to the
+    /// last scale when no scale is measurable.
+    func testMaxRatioSkipsUnmeasurableScales() {
+        let first = [4.8e-8, 3e-6, 1.2e-5, 2e-3], second = [0, 2e-6, 9e-6, 1.5e-3]
+        let ratio = zip(first, second).map { $0 / max($1, Measures.ratioFloor) }
+        XCTAssertEqual(ratio[0], 48_000, accuracy: 1e-6, "the unguarded maximum")
+        XCTAssertEqual(Measures.maxRatioIndex(first: first, second: second, ratio: ratio), 3, "1.2e-5 against 9e-6: the distractor's change is rounding")
+        XCTAssertEqual(Measures.maxRatioIndex(first: [1e-9, 1e-8], second: [0, 0], ratio: [1e3, 1e4]), 1)
+        XCTAssertEqual(Measures.maxRatioIndex(first: [2e-5, 1e-4, 1e-3], second: [1e-5, 1e-5, 1e-3], ratio: [2, 10, 1]), 1)
+    }
+
     func testNoiseRatioOfASymmetricModelIsAboutOne() throws {
         let (h, w) = (8, 4)
         let model = linear(randomWeights(classes: 4, h: h, w: w, seed: 3, mirror: true), shape: [1, h, w])

@@ -382,10 +382,17 @@ public struct ExperimentSpec: Sendable {
             base.map { r in
                 var r = r
                 r.seed = s; r.config.seed = s
-                r.name = Self.safeName(r.group + "-seed\(s)")
+                r.name = Self.safeName(Self.seeded(r.group, seed: s, among: list.count))
                 return r
             }
         }
+    }
+
+    /// NAME as it is for `seed` among `count` seeds: "NAME-seedS" with several, NAME with one. The
+    /// one rule behind run names, estimator fit task ids and `pag run --replicate`'s mapping
+    /// from a rerun's tasks (first seed only) back to the original's.
+    public static func seeded(_ name: String, seed: UInt64, among count: Int) -> String {
+        count > 1 ? name + "-seed\(seed)" : name
     }
 
     /// The seed the learned estimators of a run with this training seed train from: the same

@@ -16,11 +16,15 @@ public enum Replicate {
     /// and fit-score-seed0 where each seed had its own estimator).
     public static func originalChoices(in dir: String, spec original: ExperimentSpec)
         -> (ExperimentTask) -> (choices: [ConvolutionChoice], source: String)? {
-        let first = original.allSeeds[0], several = original.allSeeds.count > 1
+        let first = original.allSeeds[0]
         return { t in
-            var id = t.id
-            if several && (t.kind == .train || t.kind == .measure || (t.kind == .fit && original.estimatorsPerSeed)) { id += "-seed\(first)" }
-            let path = TaskGraph.recordPath(dir, id)
+            let seeds: Int
+            switch t.kind {
+            case .train, .measure: seeds = original.allSeeds.count
+            case .fit: seeds = original.estimatorSeeds.count
+            case .report: seeds = 1
+            }
+            let path = TaskGraph.recordPath(dir, ExperimentSpec.seeded(t.id, seed: first, among: seeds))
             guard t.kind != .report, let r = try? MeasureRunner.readJSON(TaskRecord.self, from: path), let c = r.convolutionChoices else { return nil }
             return (c, path)
         }

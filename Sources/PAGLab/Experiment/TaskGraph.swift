@@ -134,7 +134,7 @@ public struct TaskGraph: Sendable {
                 let ckpt = try LearnedEstimator.probeLearns(p, settings: settings, data: test.info, seed: seed)
                     ? try LearnedEstimator.checkpointPath(in: "estimators", name, kind: kind, registry: registry, settings: settings,
                                                           data: test.info, config: cfg) : nil
-                let taskID = "fit-" + subject + (seeds.count > 1 ? "-seed\(seed)" : "")
+                let taskID = ExperimentSpec.seeded("fit-" + subject, seed: seed, among: seeds.count)
                 tasks.append(ExperimentTask(id: taskID, kind: .fit, dependencies: [], subject: subject, seed: seed, identity: id,
                                             outputs: ckpt.map { [$0] } ?? [], level: 0))
                 fits[seed, default: []].append(taskID)

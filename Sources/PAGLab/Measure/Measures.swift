@@ -35,6 +35,20 @@ public enum Measures {
     /// has delta 0 there.
     public static let ratioFloor = 1e-12
 
+    /// The smallest mean softmax L1 change a ratio's maximum is taken over. Below it the two
+    /// deltas are Float32 rounding (a model at chance after excessive noise augmentation gave
+    /// 0 against 5e-8 at small scales: "ratio" 214,844); healthy LeNets change by 6e-5 or more
+    /// at the smallest scale of the grid. The curves keep every scale; the maximum skips
+    /// scales where either delta is below this, and uses the largest scale when none qualify.
+    public static let measurableDelta = 1e-5
+
+    /// The index of the largest ratio among the scales where both deltas are measurable (the
+    /// last scale when none are).
+    public static func maxRatioIndex(first: [Double], second: [Double], ratio: [Double]) -> Int {
+        let measurable = ratio.indices.filter { first[$0] >= measurableDelta && second[$0] >= measurableDelta }
+        return measurable.max { ratio[$0] < ratio[$1] } ?? max(ratio.count - 1, 0)
+    }
+
     /// Softmax probabilities [N, C] of `model` in evaluation mode, in chunks of `chunk`.
     public static func probabilities(_ model: HostModel, _ x: Tensor, chunk: Int = 256) throws -> [Float] {
         let n = x.shape[0]
@@ -98,7 +112,7 @@ public enum Measures {
         let mean = { (v: [Double]) in v.reduce(0, +) / Double(n * draws) }
         let firstMean = first.map(mean), secondMean = second.map(mean)
         let ratio = zip(firstMean, secondMean).map { $0 / max($1, ratioFloor) }
-        let best = ratio.indices.max { ratio[$0] < ratio[$1] } ?? 0
+        let best = maxRatioIndex(first: firstMean, second: secondMean, ratio: ratio)
         return NoiseCurves(scales: scales, first: firstMean, second: secondMean, ratio: ratio,
                            maxRatio: ratio.isEmpty ? 0 : ratio[best], maxRatioScale: scales.isEmpty ? 0 : scales[best],
                            firstAtMax: scales.isEmpty ? [] : perDraw(first[best]), secondAtMax: scales.isEmpty ? [] : perDraw(second[best]))
