@@ -68,7 +68,7 @@ final class ExperimentFileSafetyTests: XCTestCase {
         XCTAssertEqual(try MiniYAML.parse(""), .object([:]))
         XCTAssertEqual(try MiniYAML.parse("# only a comment\n"), .object([:]))
         // The built-in default still reads, and JSON and YAML give the same experiment.
-        XCTAssertEqual(ExperimentSpec.defaultExperiment.expandedRuns().count, 18, "6 runs, 3 seeds")
+        XCTAssertEqual(ExperimentSpec.defaultExperiment.expandedRuns().count, 24, "8 runs, 3 seeds")
         let y = try ExperimentSpec(text: "data: synthetic\nruns:\n  - objective: gradnorm\n    sweep: {lambda: [0.001, 0.01]}\n", source: "y")
         let j = try ExperimentSpec(text: #"{"data": "synthetic", "runs": [{"objective": "gradnorm", "sweep": {"lambda": [0.001, 0.01]}}]}"#, source: "j")
         XCTAssertEqual(y.expandedRuns().map(\.name), j.expandedRuns().map(\.name))
