@@ -126,4 +126,17 @@ final class DataSweepTests: XCTestCase {
         XCTAssertTrue(h.contains { $0.hasPrefix("ce distractor_correlation: noise ratio ") && $0.contains(": not shown (no spread to judge)") }, "\(h)")
         XCTAssertEqual(Stats.summarize(old)[0].metric("noise_ratio_max")!.method, "one seed")
     }
+
+    /// The finding for the (c): each model's on-manifold gradient fraction against the
+    /// baseline's, paired by image, sorted into higher, lower and not shown.
+    func testFindingOnTheOnManifoldFraction() throws {
+        let runs = [try run("ce", rho: 0, ratio: 1.5, fraction: 0.75), try run("pgd-l2", rho: 0, ratio: 5, fraction: 0.85),
+                    try run("gradnorm", rho: 0, ratio: 2, fraction: 0.65), try run("randomized-smoothing", rho: 0.5, ratio: 2, fraction: 0.75)]
+        let f = Report.findings(runs)
+        let values = try XCTUnwrap(f.first { $0.hasPrefix("On-manifold gradient fraction (||P_T g||² / ||g||², manifold oracle) of the baseline (ce-rho0.0): 0.750 [") }, "\(f)")
+        XCTAssertTrue(values.contains("pgd-l2-rho0.0 0.850 ["), values)
+        let verdict = try XCTUnwrap(f.first { $0.hasPrefix("More on the manifold than the baseline, shown (95%): pgd-l2-rho0.0 (+0.100 [0.100, 0.100])") }, "\(f)")
+        XCTAssertTrue(verdict.contains("Less on the manifold, shown (95%): gradnorm-rho0.0 (-0.100 [-0.100, -0.100])."), verdict)
+        XCTAssertTrue(verdict.contains("Not shown either way: randomized-smoothing-rho0.5 ("), verdict)
+    }
 }

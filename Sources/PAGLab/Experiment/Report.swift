@@ -97,6 +97,29 @@ public enum Report {
                 out.append(line)
             }
         }
+        // Off-manifold robustness in its gradient form (methods.md, Theorem 1): the share of the
+        // input gradient in the tangent space, paired by seed and image against the baseline.
+        if let ce, let manifold = ce.runs[0].robustness?.manifold, let baseF = Stats.tangentFractionCurve(ce.runs) {
+            let others = groups.filter { $0.name != ce.name }.compactMap { g in Stats.tangentFractionCurve(g.runs).map { (g.name, $0) } }
+            let baseMean = Stats.bootstrap([baseF]) { $0 }[0]
+            var parts: [String] = [], higher: [String] = [], lower: [String] = [], notShown: [String] = []
+            for (name, v) in others {
+                let d = Stats.bootstrap([v, baseF]) { m in [m[0], m[0] - m[1]] }
+                parts.append("\(name) \(d[0].text())")
+                let diff = "\(name) (\(d[1].text(signed: true)))"
+                if d[1].excludesZeroAbove { higher.append(diff) }
+                else if (d[1].high ?? .infinity) < 0 { lower.append(diff) }
+                else { notShown.append(diff) }
+            }
+            out.append("On-manifold gradient fraction (||P_T g||² / ||g||², manifold \(manifold)) of the baseline (\(ce.name)): \(baseMean.text()); the others: \(parts.joined(separator: ", ")).")
+            if !others.isEmpty {
+                var line = higher.isEmpty ? "No model's gradient is shown (95%) to lie more on the manifold than the baseline's."
+                    : "More on the manifold than the baseline, shown (95%): " + higher.joined(separator: ", ") + ": the paper's off-manifold robustness."
+                if !lower.isEmpty { line += " Less on the manifold, shown (95%): " + lower.joined(separator: ", ") + "." }
+                if !notShown.isEmpty { line += " Not shown either way: " + notShown.joined(separator: ", ") + "." }
+                out.append(line)
+            }
+        }
         let sweeps = Dictionary(grouping: groups.filter { $0.runs[0].sweepKey != nil && $0.runs[0].sweepValue != nil && $0.runs[0].alignment != nil }) {
             "\($0.runs[0].objective) \($0.runs[0].sweepKey!)"
         }
@@ -160,7 +183,7 @@ public enum Report {
                     last < 1 ? "; at the last value below 1: the model reacts more to the distractor than to the object, which now predicts the label too" : ""
                 })
             }
-            let fractions = g.compactMap { Stats.tangentFractionValues($0.runs) ?? Stats.perSeed($0.runs, { $0.robustness?.gradientTangentFraction }) }
+            let fractions = g.compactMap { Stats.tangentFractionCurve($0.runs) }
             if fractions.count == g.count {
                 out.append(line("on-manifold gradient fraction", "%.3f", fractions.map { [$0] }, { $0[0] }) { _ in "" })
             }

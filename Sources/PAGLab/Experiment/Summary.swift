@@ -87,6 +87,12 @@ extension Stats {
         return v
     }
 
+    /// The on-manifold gradient fractions for the findings: per image when the runs have them,
+    /// else each seed's mean (a seed-only bootstrap).
+    static func tangentFractionCurve(_ runs: [RunResult]) -> Values? {
+        tangentFractionValues(runs) ?? perSeed(runs, { $0.robustness?.gradientTangentFraction })
+    }
+
     /// Per-seed values of a run-level metric (one value per seed, for a seed-only bootstrap).
     static func perSeed(_ runs: [RunResult], _ value: (RunResult) -> Double?) -> Values? {
         let v = runs.map(value)
