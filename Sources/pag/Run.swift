@@ -131,6 +131,16 @@ struct Run: ParsableCommand {
         let original: ExperimentSummary
         do { original = try MeasureRunner.readJSON(ExperimentSummary.self, from: dir + "/summary.json") }
         catch { throw CLIError("--replicate: \(dir)/summary.json: \(error) (is \(dir) the output folder of a finished pag run?)") }
+        // OpenMP reads its thread count when it starts, and sums in an order that depends on it:
+        // without OMP_NUM_THREADS set, start again with the original's count (its tasks ran with
+        // one thread each under --jobs 2), so that the rerun can match bit for bit.
+        let env = ProcessInfo.processInfo.environment
+        if let want = original.threads, want >= 1, env["OMP_NUM_THREADS"] == nil, env["PAG_REPLICATE_THREADS_SET"] == nil {
+            setenv("OMP_NUM_THREADS", String(want), 1)
+            setenv("PAG_REPLICATE_THREADS_SET", "1", 1)
+            execv("/proc/self/exe", CommandLine.unsafeArgv)
+            throw CLIError("--replicate: could not restart with OMP_NUM_THREADS=\(want): \(String(cString: strerror(errno))); set it and run again")
+        }
         var spec: ExperimentSpec
         do { spec = try ExperimentSpec(file: dir + "/experiment.yaml") }
         catch let e as ExperimentSpec.SpecError { throw CLIError("--replicate: \(e.description)") }

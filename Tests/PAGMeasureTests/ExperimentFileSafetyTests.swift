@@ -15,6 +15,24 @@ final class ExperimentFileSafetyTests: XCTestCase {
         XCTAssertLessThan(Date().timeIntervalSince(start), 5, file: file, line: line)
     }
 
+    /// Every example file of docs/examples reads; the paper-scale distractor study (issue 28) has
+    /// the whole training set, five seeds and the full grids.
+    func testExampleFilesRead() throws {
+        let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let dir = repo.appendingPathComponent("docs/examples").path
+        let files = try FileManager.default.contentsOfDirectory(atPath: dir).filter { $0.hasSuffix(".yaml") }.sorted()
+        XCTAssertTrue(files.contains("distractor-paper.yaml"), "\(files)")
+        for f in files { XCTAssertNoThrow(try ExperimentSpec(file: dir + "/" + f), f) }
+        let paper = try ExperimentSpec(file: dir + "/distractor-paper.yaml")
+        XCTAssertEqual(paper.allSeeds, [0, 1, 2, 3, 4])
+        XCTAssertNil(paper.trainLimit, "the whole training set")
+        let runs = paper.expandedRuns()
+        XCTAssertEqual(runs.count, 5 * 18)
+        XCTAssertEqual(runs.filter { $0.objective == "randomized-smoothing" && $0.seed == 0 }.map(\.sweepValue), [0.01, 0.03, 0.1, 0.3, 0.5, 1, 2, 3])
+        XCTAssertEqual(Set(runs.filter { $0.objective == "pgd-l2" }.flatMap { $0.config.settings.map(\.description) }),
+                       ["pgd-l2.steps=15", "pgd-l2.eps=0.5", "pgd-l2.eps=2"])
+    }
+
     func testDeepNestingIsAnErrorNotAStackOverflow() {
         let n = 100_000
         expectError("runs: " + String(repeating: "[", count: n) + String(repeating: "]", count: n) + "\n", "nested more than")
