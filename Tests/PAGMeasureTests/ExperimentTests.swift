@@ -425,6 +425,10 @@ final class ExperimentTests: XCTestCase {
         let names = Set(weights[0].tensors.keys)
         XCTAssertEqual(names, Set(weights[1].tensors.keys))
         XCTAssertTrue(names.contains { weights[0].tensors[$0]!.floats() != weights[1].tensors[$0]!.floats() }, "the seed changes the weights")
+        // The fit records the kernels it used, so that --replicate trains the estimator with them
+        // (it recorded none: its algorithm was restored before the record was written).
+        let fitRecord = try MeasureRunner.readJSON(TaskRecord.self, from: TaskGraph.recordPath(out, "fit-score-seed0"))
+        XCTAssertFalse(fitRecord.convolutionChoices?.isEmpty ?? true, "the estimator's fit records its convolution choices")
         let sources = try XCTUnwrap(summary.intervalSources)
         XCTAssertTrue(sources.contains("score estimator denoiser: one per training seed (2, each trained from its seed)"), "\(sources)")
 

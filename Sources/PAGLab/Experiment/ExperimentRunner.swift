@@ -226,7 +226,8 @@ public final class ExperimentRunner {
         var record = TaskRecord(task: id, status: "complete", digest: identity.digest, identity: identity,
                                 seconds: Date().timeIntervalSince(t0), threads: threads)
         let used = ConvolutionChoices.used
-        record.convolutionChoices = ConvolutionAlgorithm.current == .auto && !used.isEmpty ? used : nil
+        // Under `auto` only (a fit restores the process's algorithm before this point, so ask the usage).
+        record.convolutionChoices = used.isEmpty ? nil : used
         try MeasureRunner.writeJSON(record, to: path)
     }
 
