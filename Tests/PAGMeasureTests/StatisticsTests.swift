@@ -116,6 +116,13 @@ final class StatisticsTests: XCTestCase {
         XCTAssertEqual(ssim.method, "bootstrap over seeds and images")
         let acc = try XCTUnwrap(g.metric("test_accuracy"))
         XCTAssertEqual(acc.method, "t over seeds"); XCTAssertNotNil(acc.ciLow)
+        // An accuracy interval stays inside [0, 1]: three seeds at 0.53, 0.11 and 0.50 (one
+        // collapsed) give a t interval from -0.20, clipped to 0.
+        var collapsed = runs.filter { $0.groupName == g.name }
+        for (i, a) in [0.53, 0.11, 0.50].enumerated() { collapsed[i].testAccuracy = a }
+        let clipped = try XCTUnwrap(Stats.summarize(collapsed)[0].metric("test_accuracy"))
+        XCTAssertEqual(Stats.tInterval([0.53, 0.11, 0.50]).low!, -0.202, accuracy: 0.001)
+        XCTAssertEqual(clipped.ciLow, 0); XCTAssertEqual(clipped.mean, 0.38, accuracy: 1e-12); XCTAssertLessThan(clipped.ciHigh!, 1)
         let out = FileManager.default.temporaryDirectory.appendingPathComponent("pag-stats-\(UUID().uuidString)").path
         try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: out) }
