@@ -205,6 +205,13 @@ public struct ConvolutionChoice: Codable, Equatable, Hashable, Sendable {
     /// The same choice without its timings: what decides the numbers.
     public var decision: ConvolutionChoice { ConvolutionChoice(shape: shape, op: op, kernel: kernel) }
 
+    /// `base` followed by the choices of `extra` for shapes and ops `base` has none for: a choice
+    /// is known by its shape and op (the kernel is what it decides), and the first one stays.
+    public static func merged(_ base: [ConvolutionChoice], adding extra: [ConvolutionChoice]) -> [ConvolutionChoice] {
+        var known = Set(base.map { ConvolutionChoice(shape: $0.shape, op: $0.op, kernel: .direct) })
+        return base + extra.filter { known.insert(ConvolutionChoice(shape: $0.shape, op: $0.op, kernel: .direct)).inserted }
+    }
+
     var cShape: pag_conv_shape? {
         guard shape.count == 18 else { return nil }
         let v = shape.map(Int64.init)

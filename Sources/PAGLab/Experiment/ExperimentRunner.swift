@@ -226,7 +226,8 @@ public final class ExperimentRunner {
         var record = TaskRecord(task: id, status: "complete", digest: identity.digest, identity: identity,
                                 seconds: Date().timeIntervalSince(t0), threads: threads)
         let used = ConvolutionChoices.used
-        // Under `auto` only (a fit restores the process's algorithm before this point, so ask the usage).
+        // Choices are marked used only under `auto`; ask the usage, not the current algorithm,
+        // which an estimator fit has restored by now.
         record.convolutionChoices = used.isEmpty ? nil : used
         try MeasureRunner.writeJSON(record, to: path)
     }
@@ -309,11 +310,10 @@ public final class ExperimentRunner {
     func report(_ graph: TaskGraph) throws {
         var results: [RunResult] = []
         var failed: [FailedTask] = []
-        var seconds = 0.0
         var byKind: [String: Double] = [:]
         for t in graph.tasks where t.kind != .report {
             let st = graph.state(t)
-            if let rec = graph.record(t.id), st == .done { seconds += rec.seconds; byKind[t.kind.rawValue, default: 0] += rec.seconds }
+            if let rec = graph.record(t.id), st == .done { byKind[t.kind.rawValue, default: 0] += rec.seconds }
             if t.kind == .measure, st == .done {
                 results.append(try MeasureRunner.readJSON(RunResult.self, from: outDir + "/runs/\(t.subject)/result.json"))
             } else if st != .done {
@@ -325,7 +325,7 @@ public final class ExperimentRunner {
             }
         }
         let summary = ExperimentSummary(experiment: spec.name, data: spec.data, model: spec.model,
-                                        taskSeconds: seconds, runs: results, groups: Stats.summarize(results),
+                                        taskSeconds: byKind.values.reduce(0, +), runs: results, groups: Stats.summarize(results),
                                         threads: Replicate.threads, failed: failed.isEmpty ? nil : failed,
                                         intervalSources: Stats.intervalSources(results, spec: spec), taskSecondsByKind: byKind)
         try Stats.writeSummary(summary, outDir: outDir)

@@ -22,10 +22,10 @@ public enum Replicate {
             switch t.kind {
             case .train, .measure: seeds = original.allSeeds.count
             case .fit: seeds = original.estimatorSeeds.count
-            case .report: seeds = 1
+            case .report: return nil
             }
             let path = TaskGraph.recordPath(dir, ExperimentSpec.seeded(t.id, seed: first, among: seeds))
-            guard t.kind != .report, let r = try? MeasureRunner.readJSON(TaskRecord.self, from: path), let c = r.convolutionChoices else { return nil }
+            guard let r = try? MeasureRunner.readJSON(TaskRecord.self, from: path), let c = r.convolutionChoices else { return nil }
             return (c, path)
         }
     }

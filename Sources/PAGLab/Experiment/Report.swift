@@ -31,6 +31,16 @@ public enum Report {
         shown ? "shown (95%)" : hasInterval ? "not shown (95%)" : "not shown (no spread to judge)"
     }
 
+    /// Each other group's mean and its difference from the baseline's, with 95% intervals from
+    /// the paired bootstrap (seed k with seed k, image i with image i).
+    static func againstBaseline(_ others: [(String, Stats.Values)], _ base: Stats.Values)
+        -> [(name: String, value: Stats.Interval, difference: Stats.Interval)] {
+        others.map { name, v in
+            let d = Stats.bootstrap([v, base]) { m in [m[0], m[0] - m[1]] }
+            return (name, d[0], d[1])
+        }
+    }
+
     /// Plain statements of what the numbers show, including where an expected effect is absent.
     /// `baseline` names the run the others are compared with (nil: the first run). Runs of
     /// several seeds are compared over all their seeds; every comparison uses the paired
@@ -80,12 +90,11 @@ public enum Report {
             let baseMean = Stats.bootstrap([baseV]) { $0 }[0]
             var parts: [String] = [], above: [String] = [], notShown: [String] = []
             var anyInterval = false
-            for (name, v) in others {
-                let d = Stats.bootstrap([v, baseV]) { m in [m[0], m[0] - m[1]] }
-                parts.append("\(name) \(d[0].text())")
-                anyInterval = anyInterval || d[1].low != nil
-                if d[1].excludesZeroAbove { above.append("\(name) (\(d[1].text(signed: true)))") }
-                else if d[1].mean > 0 { notShown.append("\(name) (\(d[1].text(signed: true)))") }
+            for (name, value, d) in againstBaseline(others, baseV) {
+                parts.append("\(name) \(value.text())")
+                anyInterval = anyInterval || d.low != nil
+                if d.excludesZeroAbove { above.append("\(name) (\(d.text(signed: true)))") }
+                else if d.mean > 0 { notShown.append("\(name) (\(d.text(signed: true)))") }
             }
             out.append("Gradient-score alignment (\(metric)) of the baseline (\(ce.name)): \(baseMean.text()); the others: \(parts.joined(separator: ", ")).")
             if !others.isEmpty {
@@ -103,12 +112,11 @@ public enum Report {
             let others = groups.filter { $0.name != ce.name }.compactMap { g in Stats.tangentFractionCurve(g.runs).map { (g.name, $0) } }
             let baseMean = Stats.bootstrap([baseF]) { $0 }[0]
             var parts: [String] = [], higher: [String] = [], lower: [String] = [], notShown: [String] = []
-            for (name, v) in others {
-                let d = Stats.bootstrap([v, baseF]) { m in [m[0], m[0] - m[1]] }
-                parts.append("\(name) \(d[0].text())")
-                let diff = "\(name) (\(d[1].text(signed: true)))"
-                if d[1].excludesZeroAbove { higher.append(diff) }
-                else if (d[1].high ?? .infinity) < 0 { lower.append(diff) }
+            for (name, value, d) in againstBaseline(others, baseF) {
+                parts.append("\(name) \(value.text())")
+                let diff = "\(name) (\(d.text(signed: true)))"
+                if d.excludesZeroAbove { higher.append(diff) }
+                else if (d.high ?? .infinity) < 0 { lower.append(diff) }
                 else { notShown.append(diff) }
             }
             out.append("On-manifold gradient fraction (||P_T g||² / ||g||², manifold \(manifold)) of the baseline (\(ce.name)): \(baseMean.text()); the others: \(parts.joined(separator: ", ")).")

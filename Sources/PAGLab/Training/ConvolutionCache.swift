@@ -68,12 +68,9 @@ public enum ConvolutionCache {
         let mine = ConvolutionChoices.current
         guard !mine.isEmpty else { return }
         let file = path
-        var merged = read(warn: { _ in }) ?? []
-        // A choice is known by its shape and op (the kernel is what it decides).
-        let known = Set(merged.map { ConvolutionChoice(shape: $0.shape, op: $0.op, kernel: .direct) })
-        let new = mine.filter { !known.contains(ConvolutionChoice(shape: $0.shape, op: $0.op, kernel: .direct)) }
-        guard !new.isEmpty else { return }
-        merged += new
+        let cached = read(warn: { _ in }) ?? []
+        let merged = ConvolutionChoice.merged(cached, adding: mine)
+        guard merged.count > cached.count else { return }
         do {
             try FileManager.default.createDirectory(atPath: (file as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
             let data = try JSONEncoder.pag.encode(File(machine: machineKey, choices: merged))

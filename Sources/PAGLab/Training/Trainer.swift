@@ -300,11 +300,7 @@ public final class Trainer {
         state.metrics.steps = state.steps
         if config.convolutionAlgorithm == .auto {
             // The choices this run used: a resumed part's, and those its first part recorded.
-            var used = ConvolutionChoices.used
-            for c in state.metrics.convolutionChoices ?? [] where !used.contains(where: { $0.shape == c.shape && $0.op == c.op }) {
-                used.append(c)
-            }
-            state.metrics.convolutionChoices = used
+            state.metrics.convolutionChoices = ConvolutionChoice.merged(ConvolutionChoices.used, adding: state.metrics.convolutionChoices ?? [])
             ConvolutionCache.save()
         }
         let resumeJSON = String(decoding: try JSONEncoder.pag.encode(state), as: UTF8.self)
