@@ -222,6 +222,36 @@ extension Tensor {
     }
 }
 
+extension Tensor {
+    /// y = x * scale[c] + shift[c] over the channels of an [N, C, ...] input, one recorded node
+    /// (evaluation-mode batch norm). `scale` and `shift` have shape [C]. Its backward is the same
+    /// node applied to the output gradient, plus per-channel sums, so it is differentiable to any order.
+    static func channelAffine(_ x: Tensor, scale: Tensor, shift: Tensor?) -> Tensor {
+        let n = x.shape[0], c = x.shape[1], hw = x.shape[2...].reduce(1, *)
+        precondition(scale.shape == [c] && (shift?.shape ?? [c]) == [c], "channel_affine: scale and shift must have shape [\(c)]")
+        let k = Array(UnsafeBufferPointer(start: scale.pointer, count: c))
+        let zero = [Float](repeating: 0, count: c)
+        let z = shift.map { Array(UnsafeBufferPointer(start: $0.pointer, count: c)) } ?? zero
+        let out = linearCombination(n: n, c: c, hw: hw, terms: [(x, k)], constant: z)
+        let inputs = shift.map { [x, scale, $0] } ?? [x, scale]
+        let axes = [0] + Array(2..<x.rank)
+        return record(out, "channel_affine", inputs) { g, needs in
+            var result = [Tensor?](repeating: nil, count: inputs.count)
+            let wantShift = inputs.count == 3 && needs[2]
+            if GradMode.isEnabled {
+                if needs[0] { result[0] = channelAffine(g, scale: scale, shift: nil) }
+                if needs[1] { result[1] = (g * x).sum(axes: axes) }
+                if wantShift { result[2] = g.sum(axes: axes) }
+                return result
+            }
+            if needs[0] { result[0] = linearCombination(n: n, c: c, hw: hw, terms: [(g, k)], constant: zero) }
+            if needs[1] { result[1] = Tensor(channelDots(g, x, shift: nil, n: n, c: c, hw: hw).map { Float($0) }, shape: [c]) }
+            if wantShift { result[2] = Tensor(channelSums(g, n: n, c: c, hw: hw).map { Float($0) }, shape: [c]) }
+            return result
+        }
+    }
+}
+
 // MARK: per-channel kernels over [N, C, HW] layouts
 
 /// Runs `body(channel)` for every channel, channels split over the cores.

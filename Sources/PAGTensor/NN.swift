@@ -92,8 +92,6 @@ extension Tensor {
                                                ("running_var", runningVar?.shape)],
                                      training: training, hasRunning: runningMean != nil && runningVar != nil)
         }
-        let c = x.shape[1]
-        let statShape = x.rank == 4 ? [1, c, 1, 1] : [1, c]
         if training {
             // One fused node (BatchNorm.swift); its backward is differentiable to any order.
             return batchNormTraining(x, weight: weight, bias: bias, runningMean: runningMean, runningVar: runningVar,
@@ -102,9 +100,12 @@ extension Tensor {
         guard let rm = runningMean, let rv = runningVar else {
             preconditionFailure("batch_norm: evaluation mode needs running_mean and running_var")
         }
-        var y = (x - rm.reshape(statShape)) / (rv.reshape(statShape) + eps).sqrt()
-        if let weight { y = y * weight.reshape(statShape) }
-        if let bias { y = y + bias.reshape(statShape) }
-        return y
+        // y = x * scale + shift, the per-channel factors from differentiable [C] operations and
+        // the full-size pass one fused node (four broadcast passes, each with its backward, before).
+        var scale = (rv + eps).pow(-0.5)
+        if let weight { scale = scale * weight }
+        var shift = -(rm * scale)
+        if let bias { shift = shift + bias }
+        return channelAffine(x, scale: scale, shift: shift)
     }
 }

@@ -199,6 +199,22 @@ final class OpGradientTests: XCTestCase {
         try gc.check("batch_norm 2d", [randomInput([5, 3], seed: 30), w, b]) {
             Tensor.batchNorm($0[0], weight: $0[1], bias: $0[2], runningMean: nil, runningVar: nil, training: true)
         }
+        // Evaluation mode is one fused per-channel affine node: check it in every input, on
+        // [N, C] too, and against the closed form (x - mean) / sqrt(var + eps) * w + b.
+        try gc.check("batch_norm eval, running statistics differentiable", [x, w, b, rm, rv]) {
+            Tensor.batchNorm($0[0], weight: $0[1], bias: $0[2], runningMean: $0[3], runningVar: $0[4], training: false)
+        }
+        try gc.check("batch_norm eval 2d", [randomInput([5, 3], seed: 31), w, b]) {
+            Tensor.batchNorm($0[0], weight: $0[1], bias: $0[2], runningMean: rm, runningVar: rv, training: false)
+        }
+        let y = Tensor.batchNorm(x, weight: w, bias: b, runningMean: rm, runningVar: rv, training: false, eps: 1e-3)
+        let expected = (0..<x.count).map { i -> Float in
+            let ch = (i / 4) % 3
+            return (x.values[i] - rm.values[ch]) / (rv.values[ch] + 1e-3).squareRoot() * w.values[ch] + b.values[ch]
+        }
+        XCTAssertEqual(y.values, expected, accuracy: 1e-5)
+        let noAffine = Tensor.batchNorm(x, weight: nil, bias: nil, runningMean: rm, runningVar: rv, training: false, eps: 0)
+        XCTAssertEqual(noAffine.values[5], (x.values[5] - rm.values[1]) / rv.values[1].squareRoot(), accuracy: 1e-5)
     }
 
     func testDropoutIsSeededAndScaled() throws {
