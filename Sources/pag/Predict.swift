@@ -16,7 +16,7 @@ struct Predict: ParsableCommand {
         OUT.inputs.npy, so another framework can be checked on exactly the same inputs. \
         --input-gradients G.npy also writes, for each input, the gradient of the logit of its label \
         (--labels Y.npy, int64 or int32; default: the predicted class) with respect to the input, in \
-        the input's scale. --model m.onnx (with --data and --set onnx.KEY=VALUE) predicts with an \
+        the input's scale. With --samples on a data set with a signal mask (the distractor sets),         the oracle masks (1 on the object's half) go to OUT.masks.npy as well;         scripts/noise_ratio_check.py recomputes the noise ratio from them in PyTorch. --model m.onnx (with --data and --set onnx.KEY=VALUE) predicts with an \
         imported model instead of a checkpoint folder.
         """
     )
@@ -61,8 +61,12 @@ struct Predict: ParsableCommand {
             }
         } else {
             let test = try DatasetCatalog.load(config.data, split: .test, dataDir: config.dataDir, seed: config.seed, settings: config.settings)
-            x = test.batch(Array(0..<min(samples!, test.count))).images
-            try NPY.write(NDArray(x), to: out.replacingOccurrences(of: ".npy", with: "") + ".inputs.npy")
+            let indices = Array(0..<min(samples!, test.count))
+            x = test.batch(indices).images
+            let stem = out.replacingOccurrences(of: ".npy", with: "")
+            try NPY.write(NDArray(x), to: stem + ".inputs.npy")
+            // The oracle masks too, so another framework can recompute the noise ratio on the same images.
+            if let masks = test.signalMask(indices) { try NPY.write(NDArray(masks), to: stem + ".masks.npy") }
         }
         if let given, given.count != x.shape[0] {
             throw ValidationError("\(labels!) has \(given.count) labels for \(x.shape[0]) inputs")
