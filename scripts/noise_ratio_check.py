@@ -25,21 +25,9 @@ import sys
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from torch_check import LeNet  # the same strict rebuild of pag's LeNet
-
-
-def load_model(run):
-    metrics = json.load(open(f"{run}/metrics.json"))
-    cfg, hp = metrics["config"], metrics["model_hyperparameters"]
-    if cfg["model"] != "lenet":
-        sys.exit(f"noise_ratio_check: model {cfg['model']} is not rebuilt here (lenet only)")
-    c, h, w = (int(v) for v in metrics["data"]["sample_shape"].split("x"))
-    model = LeNet(c, h, w, int(hp.get("classes", 10)), float(hp["dropout1"]), float(hp["dropout2"]))
-    model.load_state_dict(load_file(f"{run}/checkpoint.safetensors"), strict=True)
-    return model.eval()
+from torch_check import load_lenet  # the same strict rebuild of pag's LeNet
 
 
 def curves(model, x, m, scales, seed):
@@ -56,10 +44,11 @@ def curves(model, x, m, scales, seed):
 
 
 def noise_ratio(sig, dis, measurable=1e-5):
+    """The maximum of ratio(s) over the measurable scales, and its index."""
     ratio = sig / np.maximum(dis, 1e-12)
     ok = [i for i in range(len(ratio)) if sig[i] >= measurable and dis[i] >= measurable]
     i = max(ok, key=lambda k: ratio[k]) if ok else len(ratio) - 1
-    return ratio[i], i, ratio
+    return ratio[i], i
 
 
 def main():
@@ -72,7 +61,7 @@ def main():
     args = ap.parse_args()
 
     torch.set_num_threads(2)
-    model = load_model(args.run)
+    model, _ = load_lenet(args.run, "noise_ratio_check")
     stem = args.predicted.replace(".npy", "")
     x = torch.from_numpy(np.load(stem + ".inputs.npy"))
     m = torch.from_numpy(np.load(stem + ".masks.npy"))
@@ -87,7 +76,7 @@ def main():
     runs = [curves(model, x, m, scales, seed) for seed in range(args.seeds)]
     sig = np.mean([r[0] for r in runs], axis=0)
     dis = np.mean([r[1] for r in runs], axis=0)
-    theirs, at, _ = noise_ratio(sig, dis)
+    theirs, at = noise_ratio(sig, dis)
     per_draw = [noise_ratio(s, d)[0] for s, d in runs]
     pag_sig, pag_dis = np.array(ours["signal"]), np.array(ours["distractor"])
     rel = lambda a, b: np.abs(a - b) / np.maximum(np.abs(b), 1e-12)

@@ -33,24 +33,29 @@ class LeNet(nn.Module):
         return self.fc2(x)
 
 
-def main():
-    run, logits_path = sys.argv[1], sys.argv[2]
+def load_lenet(run, who):
+    """The run's LeNet in eval mode, its checkpoint loaded strictly; and the state's tensor count."""
     metrics = json.load(open(f"{run}/metrics.json"))
     cfg, hp = metrics["config"], metrics["model_hyperparameters"]
     c, h, w = (int(v) for v in metrics["data"]["sample_shape"].split("x"))
     if cfg["model"] != "lenet":
-        sys.exit(f"torch_check: model {cfg['model']} is not rebuilt here (lenet only)")
+        sys.exit(f"{who}: model {cfg['model']} is not rebuilt here (lenet only)")
     model = LeNet(c, h, w, int(hp.get("classes", 10)), float(hp["dropout1"]), float(hp["dropout2"]))
     state = load_file(f"{run}/checkpoint.safetensors")
     model.load_state_dict(state, strict=True)
-    model.eval()
+    return model.eval(), len(state)
+
+
+def main():
+    run, logits_path = sys.argv[1], sys.argv[2]
+    model, tensors = load_lenet(run, "torch_check")
     x = torch.from_numpy(np.load(logits_path.replace(".npy", "") + ".inputs.npy"))
     with torch.no_grad():
         ours = model(x).numpy()
     theirs = np.load(logits_path)
     diff = np.abs(ours - theirs).max()
     agree = (ours.argmax(1) == theirs.argmax(1)).mean()
-    print(f"strict load OK ({len(state)} tensors); {x.shape[0]} inputs; max |logit difference| = {diff:.3g}; "
+    print(f"strict load OK ({tensors} tensors); {x.shape[0]} inputs; max |logit difference| = {diff:.3g}; "
           f"max |logit| = {np.abs(theirs).max():.3g}; argmax agreement {agree:.3f}")
     sys.exit(0 if diff < 1e-3 else 1)
 

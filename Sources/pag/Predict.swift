@@ -16,7 +16,10 @@ struct Predict: ParsableCommand {
         OUT.inputs.npy, so another framework can be checked on exactly the same inputs. \
         --input-gradients G.npy also writes, for each input, the gradient of the logit of its label \
         (--labels Y.npy, int64 or int32; default: the predicted class) with respect to the input, in \
-        the input's scale. With --samples on a data set with a signal mask (the distractor sets),         the oracle masks (1 on the object's half) go to OUT.masks.npy as well;         scripts/noise_ratio_check.py recomputes the noise ratio from them in PyTorch. --model m.onnx (with --data and --set onnx.KEY=VALUE) predicts with an \
+        the input's scale. With --samples on a data set with a signal mask (the distractor sets), \
+        the oracle masks (1 on the object's half) go to OUT.masks.npy as well; \
+        scripts/noise_ratio_check.py recomputes the noise ratio from them in PyTorch. \
+        --model m.onnx (with --data and --set onnx.KEY=VALUE) predicts with an \
         imported model instead of a checkpoint folder.
         """
     )

@@ -9,12 +9,10 @@ import XCTest
 /// /work/venv-torch/bin/python exists (with `pip install safetensors numpy` done).
 final class TorchCrossCheckTests: XCTestCase {
     func python() throws -> String {
-        guard let python = torchPython() else {
-            throw XCTSkip("no PyTorch Python: set PAG_TORCH_PYTHON or create /work/venv-torch")
+        switch crossCheckPython() {
+        case .success(let python): return python
+        case .failure(let why): throw XCTSkip(why.description)
         }
-        let probe = try run(python, ["-c", "import torch, safetensors, numpy"])
-        if probe.status != 0 { throw XCTSkip("\(python) lacks torch, safetensors or numpy: \(probe.output)") }
-        return python
     }
 
     func run(_ executable: String, _ arguments: [String]) throws -> (status: Int32, output: String) {

@@ -5,12 +5,14 @@ import XCTest
 /// pag's noise ratio against scripts/noise_ratio_check.py, an independent PyTorch implementation
 /// of docs/experiments.md's definitions on the same LeNet, images and oracle masks (its own noise
 /// draws, so the two agree within the draws' sampling error). Skipped without a PyTorch Python
-/// (torchPython(): $PAG_TORCH_PYTHON or /work/venv-torch with safetensors and numpy).
+/// (crossCheckPython(): $PAG_TORCH_PYTHON or /work/venv-torch with safetensors and numpy).
 final class NoiseRatioCrossCheckTests: XCTestCase {
     func testNoiseRatioMatchesAnIndependentImplementation() throws {
-        guard let python = torchPython() else { throw XCTSkip("no PyTorch Python: set PAG_TORCH_PYTHON or create /work/venv-torch") }
-        let probe = try runProgram(python, ["-c", "import torch, safetensors, numpy"])
-        if probe.status != 0 { throw XCTSkip("\(python) lacks torch, safetensors or numpy: \(probe.output)") }
+        let python: String
+        switch crossCheckPython() {
+        case .success(let p): python = p
+        case .failure(let why): throw XCTSkip(why.description)
+        }
         let dir = try Support.tempDir("noise-ratio-check")
         let run = dir.appendingPathComponent("run").path
         let train = try Support.runPag(["train", "--data", "fashion-mnist-distractor", "--model", "lenet", "--train-limit", "2048",

@@ -32,6 +32,17 @@ public func torchPython() -> String? {
     return candidates.compactMap { $0 }.first(where: { FileManager.default.isExecutableFile(atPath: $0) })
 }
 
+/// The PyTorch Python of the cross-checks with what they import (torch, safetensors, numpy), or
+/// why there is none (callers skip with that message).
+public func crossCheckPython() -> Result<String, SetupError> {
+    guard let python = torchPython() else { return .failure(SetupError("no PyTorch Python: set PAG_TORCH_PYTHON or create /work/venv-torch")) }
+    let probe = try? runProgram(python, ["-c", "import torch, safetensors, numpy"])
+    guard let probe, probe.status == 0 else {
+        return .failure(SetupError("\(python) lacks torch, safetensors or numpy: \(probe?.output ?? "it does not run")"))
+    }
+    return .success(python)
+}
+
 /// The folder SwiftPM builds the products into: the one holding the running test bundle (and pag).
 public var builtProductsDirectory: String { PluginRegistry.executableDirectory() ?? "." }
 
