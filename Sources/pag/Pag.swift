@@ -15,7 +15,7 @@ struct Pag: ParsableCommand {
         lie on the data manifold. Methods are plugins loaded at run time.
         """,
         version: "pag \(PAGVersion.string) (plugin ABI \(ABI.versionText))",
-        subcommands: [Train.self, Eval.self, Predict.self, Measure.self, Run.self, Status.self, TaskCommand.self, Plugins.self, Bench.self]
+        subcommands: [Train.self, Eval.self, Predict.self, Measure.self, Run.self, Status.self, Pack.self, TaskCommand.self, Plugins.self, Bench.self]
     )
 
     static func main() {

@@ -179,6 +179,30 @@ struct Status: ParsableCommand {
     }
 }
 
+/// `pag pack OUT DEST`: the results of OUT without its checkpoints.
+struct Pack: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy an experiment folder's results without its checkpoints.",
+        discussion: """
+        DEST gets the task records, metrics, measurements, figures, logs and report of OUT, and no \
+        *.safetensors (model and estimator checkpoints). pag run into a copy of DEST reuses every \
+        finished measurement and trains nothing for it, so a study too long for one machine or \
+        session goes on elsewhere: pack, carry DEST, pag run the same file with --out DEST. DEST \
+        must not exist; it appears complete or not at all.
+        """)
+    @Argument(help: "The experiment's output folder.") var out: String
+    @Argument(help: "The new folder to write.") var dest: String
+    @Flag(help: "Print the counts as JSON.") var json = false
+
+    func run() throws {
+        let c: ResultsPack.Counts
+        do { c = try ResultsPack.write(from: out, to: dest) } catch let e as ResultsPack.PackError { throw CLIError(e.description) }
+        if json { print(String(decoding: try JSONEncoder.pag.encode(c), as: UTF8.self)); return }
+        print(String(format: "packed %d files (%.1f MB) of %@ into %@; left out %d checkpoints (%.1f MB)",
+                     c.files, Double(c.bytes) / 1e6, out, dest, c.checkpoints, Double(c.checkpointBytes) / 1e6))
+    }
+}
+
 /// `pag task OUT ID`: runs one task of the experiment in OUT (what the executors start).
 struct TaskCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "task", abstract: "Run one task of an experiment folder.",

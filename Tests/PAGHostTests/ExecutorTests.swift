@@ -94,6 +94,72 @@ final class ExecutorTests: XCTestCase {
         XCTAssertTrue(plan2.stdout.contains("11 tasks: 11 to reuse, 0 to run"), plan2.stdout)
     }
 
+    /// A pack (the results without checkpoints) finishes with only the report: a done
+    /// measurement needs neither its training run nor its estimator fit, which are "not
+    /// needed". A result removed from the pack is made again, with the fit and the training it
+    /// needs, bit for bit as before.
+    func testPackedResultsNeedNoTrainingAndGoOnWhereTheyStopped() throws {
+        let tmp = try Support.tempDir("exec-pack")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let file = tmp.appendingPathComponent("p.yaml").path
+        try """
+        name: pack
+        data: synthetic
+        model: mlp
+        model_set: [widths=8]
+        seeds: [0, 1]
+        train_limit: 64
+        test_limit: 20
+        runs:
+          - objective: ce
+        measure:
+          samples: 5
+          alignment: {score: denoiser, sigma: 0.5, train_steps: 3}
+          robustness: {manifold: oracle}
+        """.write(toFile: file, atomically: true, encoding: .utf8)
+        let out = tmp.appendingPathComponent("out").path, packed = tmp.appendingPathComponent("packed").path
+        let args = ["--jobs", "2", "--threads", "1"]
+        let first = try Support.runPag(["run", file, "--out", out] + args)
+        XCTAssertEqual(first.status, 0, first.stderr)
+
+        let pack = try Support.runPag(["pack", out, packed, "--json"])
+        XCTAssertEqual(pack.status, 0, pack.stderr)
+        let counts = try JSONSerialization.jsonObject(with: Data(pack.stdout.utf8)) as! [String: Int]
+        XCTAssertEqual(counts["checkpoints"], 2 + 2 + 2, "two models, their resume states, two denoisers: \(counts)")
+        let files = FileManager.default.enumerator(atPath: packed)!.allObjects as! [String]
+        XCTAssertFalse(files.contains { $0.hasSuffix(".safetensors") || $0.hasSuffix(".pag-lock") }, "\(files)")
+        XCTAssertTrue(files.contains("runs/ce-seed1/result.json"), "\(files)")
+        let again = try Support.runPag(["pack", out, packed])
+        XCTAssertNotEqual(again.status, 0)
+        XCTAssertTrue(again.stderr.contains("already exists"), again.stderr)
+
+        let plan = try Support.runPag(["run", file, "--out", packed, "--plan"])
+        // fit-manifold (the oracle: no checkpoint) stays done; the denoiser fits and the training don't.
+        XCTAssertTrue(plan.stdout.contains("9 tasks: 5 to reuse, 0 to run, 4 not needed"), plan.stdout)
+        let resumed = try Support.runPag(["run", file, "--out", packed] + args)
+        XCTAssertEqual(resumed.status, 0, resumed.stderr)
+        XCTAssertEqual(started(resumed), ["report"], resumed.stderr)
+        XCTAssertTrue(resumed.stderr.contains("train-ce-seed0: not needed"), resumed.stderr)
+        let status = try Support.runPag(["status", packed])
+        XCTAssertTrue(status.stdout.range(of: #"fit-score-seed1\s+not needed"#, options: .regularExpression) != nil, status.stdout)
+
+        // One result gone: its seed's fit and training run again, and give the same numbers.
+        try FileManager.default.removeItem(atPath: packed + "/runs/ce-seed1/result.json")
+        let redo = try Support.runPag(["run", file, "--out", packed] + args)
+        XCTAssertEqual(redo.status, 0, redo.stderr)
+        XCTAssertEqual(started(redo), ["fit-score-seed1", "measure-ce-seed1", "report", "train-ce-seed1"], redo.stderr)
+        func rows(_ dir: String) throws -> [String] {
+            let lines = try String(contentsOfFile: dir + "/summary.csv", encoding: .utf8).split(whereSeparator: \.isNewline)
+            let cols = lines[0].split(separator: ",", omittingEmptySubsequences: false)
+            let timing = Set(cols.indices.filter { cols[$0].hasSuffix("_seconds") })
+            return lines.map { l in
+                l.split(separator: ",", omittingEmptySubsequences: false).enumerated().filter { !timing.contains($0.offset) }
+                    .map { String($0.element) }.joined(separator: ",")
+            }
+        }
+        XCTAssertEqual(try rows(packed), try rows(out))
+    }
+
     /// `--seeds` reaches the task processes: they read OUT/experiment.yaml, which must say the
     /// seeds the parent plans (it once kept the file's own seeds, and every task was "not found").
     func testSeedsFlagReachesTheTaskProcesses() throws {

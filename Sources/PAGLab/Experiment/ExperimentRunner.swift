@@ -174,8 +174,9 @@ public final class ExperimentRunner {
         let graph = try prepare()
         defer { lock?.release(); lock = nil }
         var firstError: Error?
+        let needed = Set(graph.needed().map(\.id))
         for t in graph.tasks where t.kind != .report {
-            if graph.state(t) == .done { log("\(t.id): reusing"); continue }
+            if !needed.contains(t.id) { log("\(t.id): \(graph.notRunReason(t))"); continue }
             if let d = t.dependencies.first(where: { graph.state(graph.task($0)!) != .done }) {
                 log("\(t.id): skipped (\(d) not done)"); continue
             }
@@ -311,12 +312,13 @@ public final class ExperimentRunner {
         var results: [RunResult] = []
         var failed: [FailedTask] = []
         var byKind: [String: Double] = [:]
+        let needed = Set(graph.needed().map(\.id))
         for t in graph.tasks where t.kind != .report {
             let st = graph.state(t)
             if let rec = graph.record(t.id), st == .done { byKind[t.kind.rawValue, default: 0] += rec.seconds }
             if t.kind == .measure, st == .done {
                 results.append(try MeasureRunner.readJSON(RunResult.self, from: outDir + "/runs/\(t.subject)/result.json"))
-            } else if st != .done {
+            } else if st != .done, needed.contains(t.id) {
                 // Failed, or ended without a record (killed, crashed), or skipped after a failure.
                 let rec = graph.record(t.id)
                 failed.append(FailedTask(task: t.id, run: t.kind == .fit ? nil : t.subject,

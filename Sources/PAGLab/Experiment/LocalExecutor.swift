@@ -45,8 +45,8 @@ public final class LocalExecutor {
             Self.lock.lock(); Self.dataCache = nil; Self.lock.unlock()
             if made { try? FileManager.default.removeItem(atPath: cache) }
         }
-        var pending = Self.startOrder(graph.tasks.filter { $0.kind == .report ? true : graph.state($0) != .done })
-        for t in graph.tasks where !pending.contains(where: { $0.id == t.id }) { log("\(t.id): reusing") }
+        var pending = Self.startOrder(graph.needed())
+        for t in graph.tasks where !pending.contains(where: { $0.id == t.id }) { log("\(t.id): \(graph.notRunReason(t))") }
         var finished: [String: Bool] = [:]   // id -> succeeded
         for t in graph.tasks where graph.state(t) == .done { finished[t.id] = true }
         var running: [Child] = []

@@ -71,9 +71,10 @@ public final class SlurmExecutor {
         try FileManager.default.createDirectory(atPath: out + "/tasks/logs", withIntermediateDirectories: true)
         var submitted: [SubmittedLevel] = []
         var previous: String?
+        let needed = Set(graph.needed().map(\.id))
         for (l, level) in graph.levels.enumerated() {
-            let todo = level.filter { $0.kind == .report || graph.state($0) != .done }
-            for t in level where !todo.contains(where: { $0.id == t.id }) { log("\(t.id): reusing") }
+            let todo = level.filter { needed.contains($0.id) }
+            for t in level where !todo.contains(where: { $0.id == t.id }) { log("\(t.id): \(graph.notRunReason(t))") }
             guard !todo.isEmpty else { continue }
             let list = dir + "/level\(l).txt"
             try AtomicFile.write(todo.map(\.id).joined(separator: "\n") + "\n", to: list)

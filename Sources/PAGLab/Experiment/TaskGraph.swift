@@ -104,6 +104,26 @@ public struct TaskGraph: Sendable {
         return t.outputs.allSatisfy { fm.fileExists(atPath: outDir + "/" + $0) } ? .done : .missing
     }
 
+    /// The tasks a run of the experiment starts here, in graph order: the report, and each task
+    /// not done that the report needs through tasks not done. A done measurement needs nothing
+    /// upstream, so a folder that keeps only results (records, metrics, result.json; no
+    /// checkpoints) needs no training or fits again: those tasks are "not needed".
+    public func needed() -> [ExperimentTask] {
+        var want: Set<String> = []
+        func visit(_ t: ExperimentTask) {
+            guard !want.contains(t.id), t.kind == .report || state(t) != .done else { return }
+            want.insert(t.id)
+            for d in t.dependencies { if let dt = task(d) { visit(dt) } }
+        }
+        for t in tasks where t.kind == .report { visit(t) }
+        return tasks.filter { want.contains($0.id) }
+    }
+
+    /// Why a task outside `needed()` does not run, for the log and the plan.
+    public func notRunReason(_ t: ExperimentTask) -> String {
+        state(t) == .done ? "reusing" : "not needed (what reads it is done)"
+    }
+
     /// The identity of the report: the experiment's text and, for each measurement, its digest
     /// when done, or that it failed.
     public func reportIdentity(spec: ExperimentSpec) -> ResultIdentity {
@@ -162,18 +182,21 @@ public struct TaskGraph: Sendable {
     /// The graph as text: one line per task with its level, state and dependencies.
     public func planText(spec: ExperimentSpec) -> String {
         var lines: [String] = []
+        var counts: [String: Int] = [:]
+        let toRun = Set(needed().map(\.id))
         for (l, level) in levels.enumerated() {
             lines.append("level \(l):")
             for t in level {
                 let st = t.kind == .report ? state(t, identity: reportIdentity(spec: spec)) : state(t)
-                let what = st == .done ? "reuse" : st == .failed ? "run (failed before)" : "run"
+                let what = st == .done ? "reuse" : !toRun.contains(t.id) ? "not needed" : st == .failed ? "run (failed before)" : "run"
+                counts[what == "reuse" || what == "not needed" ? what : "run", default: 0] += 1
                 let digest = t.identity.map { " " + String($0.digest.prefix(12)) } ?? ""
                 let deps = t.dependencies.isEmpty ? "" : " after " + (t.dependencies.count > 4 ? "\(t.dependencies.count) tasks" : t.dependencies.joined(separator: ", "))
                 lines.append("  \(t.id.padding(toLength: 28, withPad: " ", startingAt: 0)) \(what.padding(toLength: 20, withPad: " ", startingAt: 0))\(digest)\(deps)")
             }
         }
-        let n = tasks.filter { t in (t.kind == .report ? state(t, identity: reportIdentity(spec: spec)) : state(t)) == .done }.count
-        lines.append("\(tasks.count) tasks: \(n) to reuse, \(tasks.count - n) to run")
+        let idle = counts["not needed"] ?? 0
+        lines.append("\(tasks.count) tasks: \(counts["reuse"] ?? 0) to reuse, \(counts["run"] ?? 0) to run" + (idle > 0 ? ", \(idle) not needed" : ""))
         return lines.joined(separator: "\n")
     }
 
@@ -181,6 +204,7 @@ public struct TaskGraph: Sendable {
     /// still queued on Slurm (`live`, from SlurmExecutor.liveStates) shows its Slurm state.
     public func statusText(spec: ExperimentSpec, live: [String: String] = [:]) -> String {
         var rows: [String] = []
+        let toRun = Set(needed().map(\.id))
         for t in tasks {
             let st = t.kind == .report ? state(t, identity: reportIdentity(spec: spec)) : state(t)
             let name = t.id.padding(toLength: 28, withPad: " ", startingAt: 0)
@@ -188,7 +212,7 @@ public struct TaskGraph: Sendable {
                 rows.append("\(name) \(slurm)")
                 continue
             }
-            var line = "\(name) \(st.rawValue)"
+            var line = "\(name) \(st == .missing && !toRun.contains(t.id) ? "not needed" : st.rawValue)"
             if let r = record(t.id) {
                 if st == .failed { line += ": " + (r.error ?? "failed") + " (log: \(TaskGraph.logPath(outDir, t.id)))" }
                 else if st == .done { line += String(format: " (%.1f s, %d threads)", r.seconds, r.threads) }
