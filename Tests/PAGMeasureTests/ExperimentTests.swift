@@ -114,6 +114,13 @@ final class ExperimentTests: XCTestCase {
         func ids(_ tasks: [ExperimentTask], _ kind: ExperimentTask.Kind) -> [String] { tasks.filter { $0.kind == kind }.map { $0.id } }
         XCTAssertEqual(ids(order, .train), ids(graph.tasks, .train))
         XCTAssertEqual(ids(order, .measure), ids(graph.tasks, .measure))
+        // results-first: the measurements lead (each starts once its inputs are done), the report last.
+        let first = LocalExecutor.startOrder(graph.tasks, resultsFirst: true).map { $0.kind }
+        XCTAssertEqual(Array(first.prefix(ids(graph.tasks, .measure).count)), Array(repeating: .measure, count: ids(graph.tasks, .measure).count))
+        XCTAssertEqual(first.last, .report)
+        XCTAssertThrowsError(try ExperimentSpec(text: "{\"data\": \"synthetic\", \"start_order\": \"soon\", \"runs\": [{\"objective\": \"ce\"}]}", source: "o.json")) {
+            XCTAssertEqual("\($0)", "o.json.start_order must be training-first or results-first, got 'soon'")
+        }
     }
 
     func testSVGChart() {

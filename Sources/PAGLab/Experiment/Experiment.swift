@@ -85,6 +85,11 @@ public struct ExperimentSpec: Sendable {
     public var sourceText: String?
     /// Where the tasks run: "local" (child processes, the default) or "slurm"; and the Slurm job settings.
     public var executor = "local"
+    /// The local executor's order among ready tasks (`start_order`): "training-first" (every
+    /// fit and training run before any measurement: the cores stay full at the end) or
+    /// "results-first" (each measurement as soon as its inputs are done: a long study keeps its
+    /// results as it goes, for `pag pack` and partial reports).
+    public var startOrder = "training-first"
     public var slurm = SlurmOptions()
     /// Folders or libraries of plugins the experiment uses (added to the search path).
     public var pluginPath: [String] = []
@@ -307,6 +312,10 @@ public struct ExperimentSpec: Sendable {
         executor = try r.string("executor") ?? executor
         guard ["local", "slurm"].contains(executor) else {
             throw SpecError(description: "\(source).executor must be local or slurm, got '\(executor)'")
+        }
+        startOrder = try r.string("start_order") ?? startOrder
+        guard ["training-first", "results-first"].contains(startOrder) else {
+            throw SpecError(description: "\(source).start_order must be training-first or results-first, got '\(startOrder)'")
         }
         slurm = try r.sub("slurm") { sr in
             var o = SlurmOptions()

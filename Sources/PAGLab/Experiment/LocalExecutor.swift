@@ -45,7 +45,7 @@ public final class LocalExecutor {
             Self.lock.lock(); Self.dataCache = nil; Self.lock.unlock()
             if made { try? FileManager.default.removeItem(atPath: cache) }
         }
-        var pending = Self.startOrder(graph.needed())
+        var pending = Self.startOrder(graph.needed(), resultsFirst: spec.startOrder == "results-first")
         for t in graph.tasks where !pending.contains(where: { $0.id == t.id }) { log("\(t.id): \(graph.notRunReason(t))") }
         var finished: [String: Bool] = [:]   // id -> succeeded
         for t in graph.tasks where graph.state(t) == .done { finished[t.id] = true }
@@ -112,8 +112,10 @@ public final class LocalExecutor {
     /// The order in which ready tasks start: those with the longest chain of tasks waiting on
     /// them first (fits and training before measurements, the report last), the graph's order
     /// among equals. The measurements then fill the cores at the end, where a training run
-    /// started last would leave a core idle while it and its measurement finish.
-    public static func startOrder(_ tasks: [ExperimentTask]) -> [ExperimentTask] {
+    /// started last would leave a core idle while it and its measurement finish. With
+    /// `resultsFirst` a measurement goes before every fit and training run (it starts as soon
+    /// as its inputs are done), the report still last.
+    public static func startOrder(_ tasks: [ExperimentTask], resultsFirst: Bool = false) -> [ExperimentTask] {
         var height: [String: Int] = [:]
         func visit(_ id: String) -> Int {
             if let h = height[id] { return h }
@@ -121,7 +123,8 @@ public final class LocalExecutor {
             height[id] = h
             return h
         }
-        return tasks.enumerated().sorted { (visit($0.element.id), -$0.offset) > (visit($1.element.id), -$1.offset) }.map(\.element)
+        func rank(_ t: ExperimentTask) -> Int { resultsFirst && t.kind == .measure ? Int.max : visit(t.id) }
+        return tasks.enumerated().sorted { (rank($0.element), -$0.offset) > (rank($1.element), -$1.offset) }.map(\.element)
     }
 
     func start(_ t: ExperimentTask, graph: TaskGraph) throws -> Child {
