@@ -13,6 +13,7 @@
 #include "pag_kernels.h"
 #include "pag_narrow.h"
 #include "pag_simd.h"
+#include "pag_storage.h"
 #include "pag_winograd.h"
 
 #include <dnnl.h>
@@ -48,8 +49,7 @@ enum { WS_X, WS_W, WS_Y, WS_SCRATCH, WS_COUNT };
 
 typedef struct thread_state {
     dnnl_stream_t stream;
-    void *buf[WS_COUNT];
-    size_t cap[WS_COUNT];
+    pag_buffer ws[WS_COUNT];
     int generation;  // compared with g_generation: clear_cache asks every thread to free buffers
 } thread_state;
 
@@ -61,11 +61,7 @@ static atomic_int g_generation;
 static atomic_int g_policy;  // 0 = PAG_CONV_AUTO
 
 static void free_buffers(thread_state *ts) {
-    for (int i = 0; i < WS_COUNT; i++) {
-        free(ts->buf[i]);
-        ts->buf[i] = NULL;
-        ts->cap[i] = 0;
-    }
+    for (int i = 0; i < WS_COUNT; i++) pag_buffer_release(&ts->ws[i]);
 }
 
 static void thread_state_destroy(void *p) {
@@ -111,24 +107,14 @@ static dnnl_status_t get_thread_state(thread_state **out) {
 // A buffer of at least `bytes` bytes, kept between calls so large activations are not
 // page-faulted in again on every call.
 static void *workspace(thread_state *ts, int slot, size_t bytes) {
-    if (bytes < 64) bytes = 64;
-    if (ts->cap[slot] < bytes) {
-        free(ts->buf[slot]);
-        ts->buf[slot] = NULL;
-        ts->cap[slot] = 0;
-        void *p = NULL;
-        if (posix_memalign(&p, 64, bytes) != 0) return NULL;
-        ts->buf[slot] = p;
-        ts->cap[slot] = bytes;
-    }
-    return ts->buf[slot];
+    return pag_buffer_reserve(&ts->ws[slot], bytes < 64 ? 64 : bytes);
 }
 
 int64_t pag_kernels_workspace_bytes(void) {
     thread_state *ts;
     if (get_thread_state(&ts) != dnnl_success) return 0;
     int64_t total = 0;
-    for (int i = 0; i < WS_COUNT; i++) total += (int64_t)ts->cap[i];
+    for (int i = 0; i < WS_COUNT; i++) total += (int64_t)ts->ws[i].cap;
     return total;
 }
 

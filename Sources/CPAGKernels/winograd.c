@@ -8,6 +8,7 @@
 
 #include "pag_kernels.h"
 #include "pag_simd.h"
+#include "pag_storage.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -125,11 +126,11 @@ static void copy_inputs(const struct wino_loops *L, const pass *p, const chunk_w
 enum { BUF_U, BUF_S, BUF_COUNT };
 static pthread_key_t g_buffers_key;
 static pthread_once_t g_buffers_once = PTHREAD_ONCE_INIT;
-typedef struct buffers { float *p[BUF_COUNT]; size_t cap[BUF_COUNT]; } buffers;
+typedef struct buffers { pag_buffer b[BUF_COUNT]; } buffers;
 
 static void buffers_free(void *ptr) {
     buffers *b = ptr;
-    for (int i = 0; i < BUF_COUNT; i++) free(b->p[i]);
+    for (int i = 0; i < BUF_COUNT; i++) pag_buffer_release(&b->b[i]);
     free(b);
 }
 static void buffers_init(void) { pthread_key_create(&g_buffers_key, buffers_free); }
@@ -144,13 +145,7 @@ static float *thread_buffer(int slot, size_t floats) {
             return NULL;
         }
     }
-    if (b->cap[slot] < floats) {
-        free(b->p[slot]);
-        b->cap[slot] = 0;
-        if (!(b->p[slot] = malloc(floats * sizeof(float)))) return NULL;
-        b->cap[slot] = floats;
-    }
-    return b->p[slot];
+    return pag_buffer_reserve(&b->b[slot], floats * sizeof(float));
 }
 
 typedef struct filters_job {

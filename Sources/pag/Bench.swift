@@ -110,7 +110,7 @@ struct Bench: ParsableCommand {
                 if let g = r.gflops { o["gflops"] = g }
                 return o
             }
-            var last: [String: Any] = ["name": "peak-rss", "peak_rss_mb": peak, "threads": threads,
+            var last: [String: Any] = ["name": "peak-rss", "peak_rss_mb": peak, "peak_buffers_mb": Storage.peakMB, "threads": threads,
                                         "isa": InstructionSet.current.description, "onednn_isa": InstructionSet.oneDNN,
                                         "convolutions": ConvolutionAlgorithm.kernels]
             if let v = env["GOMP_SPINCOUNT"] { last["gomp_spincount"] = v }
@@ -119,7 +119,8 @@ struct Bench: ParsableCommand {
             let data = try JSONSerialization.data(withJSONObject: list, options: [.prettyPrinted, .sortedKeys])
             print(String(data: data, encoding: .utf8)!)
         } else {
-            print(String(format: "peak resident memory: %.1f MiB", peak))
+            // Above the engine's buffers: the runtime, the libraries and the heap.
+            print(String(format: "peak resident memory: %.1f MiB (tensors and workspaces at most %.1f MiB at once)", peak, Storage.peakMB))
             let policy = [env["OMP_WAIT_POLICY"].map { "OMP_WAIT_POLICY=\($0)" }, env["GOMP_SPINCOUNT"].map { "GOMP_SPINCOUNT=\($0)" }]
                 .compactMap { $0 }.joined(separator: ", ")
             print("threads: \(threads) (OpenMP\(policy.isEmpty ? "" : "; " + policy))")
