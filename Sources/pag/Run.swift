@@ -192,11 +192,13 @@ struct Pack: ParsableCommand {
         """)
     @Argument(help: "The experiment's output folder.") var out: String
     @Argument(help: "The new folder to write.") var dest: String
+    @Flag(help: "Keep the learned estimators' checkpoints (OUT/estimators: a denoiser is 0.4 MB), so that what is left to run needs no fits again.")
+    var withEstimators = false
     @Flag(help: "Print the counts as JSON.") var json = false
 
     func run() throws {
         let c: ResultsPack.Counts
-        do { c = try ResultsPack.write(from: out, to: dest) } catch let e as ResultsPack.PackError { throw CLIError(e.description) }
+        do { c = try ResultsPack.write(from: out, to: dest, estimators: withEstimators) } catch let e as ResultsPack.PackError { throw CLIError(e.description) }
         if json { print(String(decoding: try JSONEncoder.pag.encode(c), as: UTF8.self)); return }
         print(String(format: "packed %d files (%.1f MB) of %@ into %@; left out %d checkpoints (%.1f MB)",
                      c.files, Double(c.bytes) / 1e6, out, dest, c.checkpoints, Double(c.checkpointBytes) / 1e6))

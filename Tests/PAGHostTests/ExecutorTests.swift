@@ -158,6 +158,15 @@ final class ExecutorTests: XCTestCase {
             }
         }
         XCTAssertEqual(try rows(packed), try rows(out))
+        // --with-estimators keeps the denoisers: the same result made again needs no fit.
+        let withEstimators = tmp.appendingPathComponent("packed-estimators").path
+        XCTAssertEqual(try Support.runPag(["pack", out, withEstimators, "--with-estimators"]).status, 0)
+        XCTAssertEqual((try FileManager.default.contentsOfDirectory(atPath: withEstimators + "/estimators")).count, 2)
+        try FileManager.default.removeItem(atPath: withEstimators + "/runs/ce-seed1/result.json")
+        let refit = try Support.runPag(["run", file, "--out", withEstimators] + args)
+        XCTAssertEqual(refit.status, 0, refit.stderr)
+        XCTAssertEqual(started(refit), ["measure-ce-seed1", "report", "train-ce-seed1"], refit.stderr)
+        XCTAssertEqual(try rows(withEstimators), try rows(out))
     }
 
     /// `--seeds` reaches the task processes: they read OUT/experiment.yaml, which must say the

@@ -65,7 +65,9 @@ final class StorageTests: XCTestCase {
     func testTensorsAreCounted() {
         let live0 = Storage.liveMB
         let t = Tensor.zeros([4 * mib / 4 * 4])  // 16 MiB
-        XCTAssertEqual(Storage.liveMB - live0, 16, accuracy: 0.01)
+        // 16 MiB, in a mapping of its class or of up to two classes above (at most 24 MiB).
+        XCTAssertGreaterThanOrEqual(Storage.liveMB - live0, 16)
+        XCTAssertLessThanOrEqual(Storage.liveMB - live0, 24)
         XCTAssertGreaterThanOrEqual(Storage.peakMB, Storage.liveMB)
         _ = t.shape
     }

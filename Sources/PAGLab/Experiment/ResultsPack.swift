@@ -24,10 +24,13 @@ public enum ResultsPack {
         }
     }
 
-    /// Whether a file of an experiment folder goes into a pack.
-    static func keeps(_ relative: String) -> Bool {
+    /// Whether a file of an experiment folder goes into a pack; `estimators`: the learned
+    /// estimators' checkpoints too (`estimators/`, a denoiser is 0.4 MB), so that what is left
+    /// to run needs no fits again.
+    static func keeps(_ relative: String, estimators: Bool) -> Bool {
         let name = relative.split(separator: "/").last.map(String.init) ?? relative
-        return !name.hasSuffix(".safetensors") && name != ".pag-lock" && !name.contains(".tmp-")
+        if name == ".pag-lock" || name.contains(".tmp-") { return false }
+        return !name.hasSuffix(".safetensors") || (estimators && relative.hasPrefix("estimators/"))
     }
 
     /// Copies the results of the experiment folder `out` into the new folder `dest`. The copy is
@@ -35,7 +38,7 @@ public enum ResultsPack {
     /// absent or complete. A task still running in `out` is simply not done in the pack (its
     /// record is written last).
     @discardableResult
-    public static func write(from out: String, to dest: String) throws -> Counts {
+    public static func write(from out: String, to dest: String, estimators: Bool = false) throws -> Counts {
         let fm = FileManager.default
         guard fm.fileExists(atPath: out + "/experiment.yaml") else { throw PackError.notAnExperiment(out) }
         guard !fm.fileExists(atPath: dest) else { throw PackError.destinationExists(dest) }
@@ -51,7 +54,7 @@ public enum ResultsPack {
                 var isDir: ObjCBool = false
                 guard fm.fileExists(atPath: source, isDirectory: &isDir), !isDir.boolValue else { continue }
                 let size = ((try? fm.attributesOfItem(atPath: source))?[.size] as? NSNumber)?.intValue ?? 0
-                guard keeps(relative) else {
+                guard keeps(relative, estimators: estimators) else {
                     if relative.hasSuffix(".safetensors") { counts.checkpoints += 1; counts.checkpointBytes += size }
                     continue
                 }
