@@ -148,16 +148,7 @@ final class ExecutorTests: XCTestCase {
         let redo = try Support.runPag(["run", file, "--out", packed] + args)
         XCTAssertEqual(redo.status, 0, redo.stderr)
         XCTAssertEqual(started(redo), ["fit-score-seed1", "measure-ce-seed1", "report", "train-ce-seed1"], redo.stderr)
-        func rows(_ dir: String) throws -> [String] {
-            let lines = try String(contentsOfFile: dir + "/summary.csv", encoding: .utf8).split(whereSeparator: \.isNewline)
-            let cols = lines[0].split(separator: ",", omittingEmptySubsequences: false)
-            let timing = Set(cols.indices.filter { cols[$0].hasSuffix("_seconds") })
-            return lines.map { l in
-                l.split(separator: ",", omittingEmptySubsequences: false).enumerated().filter { !timing.contains($0.offset) }
-                    .map { String($0.element) }.joined(separator: ",")
-            }
-        }
-        XCTAssertEqual(try rows(packed), try rows(out))
+        XCTAssertEqual(try Self.summaryWithoutTimes(packed), try Self.summaryWithoutTimes(out))
         // --with-estimators keeps the denoisers: the same result made again needs no fit.
         let withEstimators = tmp.appendingPathComponent("packed-estimators").path
         XCTAssertEqual(try Support.runPag(["pack", out, withEstimators, "--with-estimators"]).status, 0)
@@ -166,7 +157,18 @@ final class ExecutorTests: XCTestCase {
         let refit = try Support.runPag(["run", file, "--out", withEstimators] + args)
         XCTAssertEqual(refit.status, 0, refit.stderr)
         XCTAssertEqual(started(refit), ["measure-ce-seed1", "report", "train-ce-seed1"], refit.stderr)
-        XCTAssertEqual(try rows(withEstimators), try rows(out))
+        XCTAssertEqual(try Self.summaryWithoutTimes(withEstimators), try Self.summaryWithoutTimes(out))
+    }
+
+    /// The lines of DIR/summary.csv without its timing columns (`*_seconds`), which differ run to run.
+    static func summaryWithoutTimes(_ dir: String) throws -> [String] {
+        let lines = try String(contentsOfFile: dir + "/summary.csv", encoding: .utf8).split(whereSeparator: \.isNewline)
+        let cols = lines.first?.split(separator: ",", omittingEmptySubsequences: false) ?? []
+        let timing = Set(cols.indices.filter { cols[$0].hasSuffix("_seconds") })
+        return lines.map { l in
+            l.split(separator: ",", omittingEmptySubsequences: false).enumerated().filter { !timing.contains($0.offset) }
+                .map { String($0.element) }.joined(separator: ",")
+        }
     }
 
     /// `--seeds` reaches the task processes: they read OUT/experiment.yaml, which must say the
@@ -226,14 +228,7 @@ final class ExecutorTests: XCTestCase {
             for (k, v) in env ?? [:] { e[k] = v }
             let r = try Support.run(Support.pag, ["run", file, "--out", out] + extra, environment: e)
             XCTAssertEqual(r.status, 0, r.stderr)
-            // Everything but the timing column.
-            let lines = try String(contentsOfFile: out + "/summary.csv", encoding: .utf8).split(whereSeparator: \.isNewline)
-            let timing = lines.first?.split(separator: ",", omittingEmptySubsequences: false).firstIndex(of: "train_seconds")
-            return lines.map { l in
-                var f = l.split(separator: ",", omittingEmptySubsequences: false)
-                if let timing, timing < f.count { f.remove(at: timing) }
-                return f.joined(separator: ",")
-            }
+            return try Self.summaryWithoutTimes(out)
         }
         let one = try csv("in-process", ["--in-process"], env: ["OMP_NUM_THREADS": "1"])
         XCTAssertEqual(one.count, 1 + 3 * 2 + 3 * 3, "header, a row per run and seed, then mean and interval rows per run")
