@@ -212,7 +212,11 @@ public struct TaskGraph: Sendable {
                 rows.append("\(name) \(slurm)")
                 continue
             }
-            var line = "\(name) \(st == .missing && !toRun.contains(t.id) ? "not needed" : st.rawValue)"
+            if st == .missing && !toRun.contains(t.id) {
+                rows.append("\(name) not needed (what reads it is done)")
+                continue
+            }
+            var line = "\(name) \(st.rawValue)"
             if let r = record(t.id) {
                 if st == .failed { line += ": " + (r.error ?? "failed") + " (log: \(TaskGraph.logPath(outDir, t.id)))" }
                 else if st == .done { line += String(format: " (%.1f s, %d threads)", r.seconds, r.threads) }
